@@ -1,0 +1,55 @@
+# fyp-features. `make demo` and `make test` work on a fresh machine (they run `make setup` first).
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+FYP := $(BIN)/fyp
+STAMP := $(VENV)/.installed
+CONFIG ?= configs/local.yaml
+
+.PHONY: setup system-deps up down status demo test test-unit bench clean
+
+setup: system-deps $(STAMP)
+	$(FYP) --config $(CONFIG) setup
+
+# Debian packages the project needs: Redis (tests start their own instances of it) and a JDK
+# (Flink's JVM, and javac for the parser UDF). Installed only when missing.
+system-deps:
+	@need=""; \
+	command -v redis-server >/dev/null || need="$$need redis-server"; \
+	command -v javac >/dev/null || need="$$need openjdk-17-jdk-headless"; \
+	if [ -n "$$need" ]; then \
+	  echo "installing:$$need"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need) >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml
+	@command -v $(PY) >/dev/null || { echo "$(PY) not found (Python 3.11 is required)"; exit 1; }
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[test]"
+	touch $(STAMP)
+
+up: setup
+	$(FYP) --config $(CONFIG) up
+
+down:
+	@test -x $(FYP) && $(FYP) --config $(CONFIG) down || true
+
+status:
+	$(FYP) --config $(CONFIG) status
+
+demo: up
+	$(FYP) --config $(CONFIG) demo
+
+test: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+test-unit: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
+
+bench: up
+	$(BIN)/python -m bench.engagement --config $(CONFIG)
+
+clean: down
+	rm -rf .fyp/run .fyp/logs .fyp/checkpoints

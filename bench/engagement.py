@@ -1,0 +1,283 @@
+"""Benchmark of the engagement job on this machine: Kafka -> Flink -> feature writer -> Redis.
+
+1. Throughput: a backlog of N events (Zipf over V videos, event time compressed to a live rate)
+   sits in the topic; the streaming job starts fresh; we time from the first feature in Redis to
+   the last write (and from job start, which includes JVM and Python worker start-up).
+2. Freshness: with the job caught up, live traffic at a stated rate with event time = send time,
+   plus a probe video with one view every 100 ms; a poller reads the probe's views_1h from Redis
+   every 2 ms and records, for each probe view, when Redis first shows it: freshness = that moment
+   minus the view's event time.
+3. Memory: peak resident memory of the job's process tree (driver, JVM, Python workers), sampled
+   every 0.5 s, plus broker and Redis.
+Writes bench/results/engagement.json.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import redis
+import yaml
+from confluent_kafka import Producer
+
+from fyp import procs
+from featurestore import layout
+from fyp.config import REPO_ROOT, load_config
+from fyp.generator import output
+from fyp.generator.traffic import TrafficSpec, generate
+from fyp.stack.local import ensure_topics
+from schemas.features import VIDEO_ENGAGEMENT
+
+RESULTS = REPO_ROOT / "bench" / "results"
+PROBE = "zz-probe"
+
+
+def event(video: str, t: int, i: int) -> bytes:
+    return orjson.dumps({"event_id": f"b{i}-{t}", "user_id": "u-bench", "video_id": video, "event_time": t,
+                         "region": "US", "watch_time_ms": 5000, "video_duration_ms": 10000, "liked": False,
+                         "shared": False, "commented": False, "skipped": False})
+
+
+def bench_config(base: str | None, tag: str, parallelism: int, flink_overrides: dict) -> tuple:
+    cfg = load_config(base)
+    raw = yaml.safe_load(Path(base or REPO_ROOT / "configs/local.yaml").read_text())
+    raw.setdefault("kafka", {})["topics"] = {k: f"bench-{tag}-{v}" for k, v in vars(cfg.kafka.topics).items()}
+    raw["kafka"]["consumer_group"] = f"bench-{tag}"
+    raw.setdefault("flink", {})["parallelism"] = parallelism
+    raw["flink"].update(flink_overrides)
+    raw["flink"]["checkpoint_dir"] = str(cfg.state_dir / "bench" / tag / "checkpoints")
+    path = cfg.state_dir / "bench" / tag / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(raw))
+    cfg = load_config(path)
+    ensure_topics(cfg)
+    return cfg, path
+
+
+class MemorySampler(threading.Thread):
+    def __init__(self, pids: dict):
+        super().__init__(daemon=True)
+        self.pids = pids
+        self.peak: dict = {}
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.wait(0.5):
+            for name, pid in self.pids.items():
+                for k, v in procs.tree_rss(pid).items():
+                    key = f"{name}.{k}"
+                    self.peak[key] = max(self.peak.get(key, 0), v)
+
+
+def writes(client) -> int:
+    stats = client.info("commandstats")
+    return sum(v["calls"] for k, v in stats.items() if k in ("cmdstat_evalsha", "cmdstat_eval"))
+
+
+def make_backlog(cfg, args, start_ms: int, seed: int):
+    span_ms = int(args.events / args.event_rate * 1000)
+    traffic = generate(TrafficSpec(seed=seed, start_ms=start_ms, duration_ms=span_ms, mean_rate=args.event_rate,
+                                   videos=args.videos, users=1_000_000, diurnal_amplitude=0.0, new_video_share=0.0,
+                                   max_ooo_ms=cfg.engagement.max_out_of_orderness, ooo_share=0.02))
+    keys = [ev["video_id"].encode() for ev in traffic.events]
+    return traffic.payloads, keys, start_ms + span_ms
+
+
+def send_backlog(cfg, payloads, keys, newest: int, marker: str) -> None:
+    """The backlog, a marker view at its newest event time, and one event per partition past the
+    marker's step so that the watermark closes the whole backlog."""
+    e = cfg.engagement
+    output.send(cfg.kafka.bootstrap, cfg.kafka.topics.engagement, payloads + [event(marker, newest, 0)],
+                keys=keys + [marker.encode()])
+    closer = Producer({"bootstrap.servers": cfg.kafka.bootstrap})
+    for part in range(cfg.kafka.partitions):
+        closer.produce(cfg.kafka.topics.engagement,
+                       event("zz-closer", newest + e.max_out_of_orderness + 2 * e.emit_interval, part), partition=part)
+    closer.flush(30)
+
+
+def wait_for_marker(client, job, marker: str, timeout: float, log) -> tuple:
+    """Waits until the marker is in Redis and writes have stopped. Returns (first, last) write
+    times (monotonic)."""
+    key = layout.entity_key(VIDEO_ENGAGEMENT, marker)
+    first = last_change = None
+    last = writes(client)
+    t0 = time.monotonic()
+    while True:
+        now = time.monotonic()
+        w = writes(client)
+        if w != last:
+            first = first or now
+            last_change, last = now, w
+        if last_change and client.exists(key) and now - last_change > 2.0:
+            return first, last_change
+        if job.poll() is not None:
+            raise SystemExit(f"job exited: see {log}")
+        if now - t0 > timeout:
+            raise SystemExit("timed out waiting for the backlog")
+        time.sleep(0.05)
+
+
+def run(args) -> dict:
+    tag = str(int(time.time()))
+    overrides = {k: v for k, v in (("bundle_time", args.bundle_time), ("bundle_size", args.bundle_size),
+                                   ("buffer_timeout", args.buffer_timeout),
+                                   ("watermark_interval", args.watermark_interval)) if v}
+    cfg, cfg_path = bench_config(args.config, tag, args.parallelism, overrides)
+    client = redis.Redis.from_url(cfg.redis.url)
+    client.delete(*(layout.entity_key(VIDEO_ENGAGEMENT, v) for v in (PROBE, "zz-marker-1", "zz-marker-2")))
+    # Two backlogs over the same catalog: the first starts the job from cold state (every video
+    # is a new key), the second runs against warm state, as a long-running job does.
+    base = int(time.time() * 1000) - 600_000
+    cold, cold_keys, cold_end = make_backlog(cfg, args, base, seed=1)
+    # the second backlog starts past the watermark the first one's closing events set, so none of
+    # it arrives late (late events cross into Python one by one, as corrections)
+    e = cfg.engagement
+    warm, warm_keys, warm_end = make_backlog(cfg, args, cold_end + e.max_out_of_orderness + 4 * e.emit_interval, seed=1)
+    send_backlog(cfg, cold, cold_keys, cold_end, "zz-marker-1")
+    print(f"backlog: 2 x {len(cold)} events over {args.videos} videos", flush=True)
+
+    log = cfg.state_dir / "bench" / tag / "job.log"
+    job = subprocess.Popen([sys.executable, "-m", "fyp.cli", "--config", str(cfg_path), "run", "engagement", "--fresh"],
+                           stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO_ROOT)
+    pids = {"job": job.pid}
+    for name in ("tansu", "redis"):
+        pf = cfg.state_dir / "run" / f"{name}.pid"
+        if pf.exists():
+            pids[name] = int(pf.read_text())
+    sampler = MemorySampler(pids)
+    sampler.start()
+    t_start = time.monotonic()
+    result: dict = {}
+    try:
+        first, last = wait_for_marker(client, job, "zz-marker-1", args.timeout, log)
+        result["cold_state"] = {
+            "events": len(cold) + 1, "videos_seen": len(set(cold_keys)),
+            "seconds_job_start_to_last_write": round(last - t_start, 2),
+            "seconds_first_to_last_write": round(last - first, 2),
+            "events_per_second": round(len(cold) / (last - first)),
+        }
+        print(result["cold_state"], flush=True)
+        w0 = writes(client)
+        t_send = time.monotonic()
+        send_backlog(cfg, warm, warm_keys, warm_end, "zz-marker-2")
+        _, last = wait_for_marker(client, job, "zz-marker-2", args.timeout, log)
+        result["warm_state"] = {
+            "events": len(warm) + 1, "videos_seen": len(set(warm_keys)),
+            "seconds_send_start_to_last_write": round(last - t_send, 2),
+            "events_per_second": round(len(warm) / (last - t_send)),
+            "redis_feature_writes": writes(client) - w0,
+        }
+        print(result["warm_state"], flush=True)
+        result["backlog"] = {"event_time_rate": args.event_rate, "parallelism": args.parallelism,
+                             "catalog_videos": args.videos}
+        live = LiveTraffic(cfg, args.live_rate, args.live_seconds, videos=[k.decode() for k in warm_keys[:50000]])
+        live.start()
+        live.join()
+        result["freshness"] = live.report()
+    finally:
+        sampler.stop.set()
+        procs.stop_group_leader(job)
+    result["memory_peak_mb"] = {k: round(v / 2**20) for k, v in sorted(sampler.peak.items())}
+    result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
+                         "platform": platform.platform()}
+    e = cfg.engagement
+    result["config"] = {"tile_ms": e.tile, "emit_interval_ms": e.emit_interval,
+                        "max_out_of_orderness_ms": e.max_out_of_orderness, "bundle_time_ms": cfg.flink.bundle_time,
+                        "bundle_size": cfg.flink.bundle_size,
+                        "buffer_timeout_ms": cfg.flink.buffer_timeout, "watermark_interval_ms": cfg.flink.watermark_interval, "python_worker_mode": cfg.flink.python_worker_mode}
+    return result
+
+
+class LiveTraffic(threading.Thread):
+    """Events at `rate` per second with event time = send time, and a probe video polled in Redis."""
+
+    def __init__(self, cfg, rate: int, seconds: int, videos: list):
+        super().__init__(daemon=True)
+        self.cfg, self.rate, self.seconds, self.videos = cfg, rate, seconds, videos
+        self.sent_probe: list = []  # event time of probe view k (1-based count k)
+        self.seen: dict = {}  # k -> wall ms when Redis first showed views >= k
+
+    def run(self):
+        poller = threading.Thread(target=self._poll, daemon=True)
+        poller.start()
+        p = Producer({"bootstrap.servers": self.cfg.kafka.bootstrap, "linger.ms": 1})
+        topic = self.cfg.kafka.topics.engagement
+        end = time.time() + self.seconds
+        i = 0
+        next_probe = time.time()
+        tick = 0.005
+        while time.time() < end:
+            t = time.time()
+            now_ms = int(t * 1000)
+            for _ in range(max(1, int(self.rate * tick))):
+                v = self.videos[i % len(self.videos)]
+                p.produce(topic, event(v, now_ms, i), key=v.encode())
+                i += 1
+            if t >= next_probe:
+                self.sent_probe.append(now_ms)
+                p.produce(topic, event(PROBE, now_ms, -len(self.sent_probe)), key=PROBE.encode())
+                next_probe += 0.1
+            p.poll(0)
+            time.sleep(max(0.0, tick - (time.time() - t)))
+        p.flush(30)
+        self.sent = i
+        time.sleep(5)
+        self.done = True
+
+    def _poll(self):
+        client = redis.Redis.from_url(self.cfg.redis.url)
+        key = layout.entity_key(VIDEO_ENGAGEMENT, PROBE)
+        self.done = False
+        while not self.done:
+            raw = client.hget(key, "views_1h")
+            now = time.time() * 1000
+            if raw is not None:
+                n = int(raw)
+                for k in range(1, n + 1):
+                    self.seen.setdefault(k, now)
+            time.sleep(0.002)
+
+    def report(self) -> dict:
+        lags = [self.seen[k] - self.sent_probe[k - 1] for k in range(1, len(self.sent_probe) + 1) if k in self.seen]
+        lags.sort()
+        q = lambda p: round(lags[min(len(lags) - 1, int(p * len(lags)))]) if lags else None
+        return {"input_rate_events_per_second": self.rate, "seconds": self.seconds, "events_sent": self.sent,
+                "probe_views": len(self.sent_probe), "probe_views_seen": len(lags),
+                "freshness_ms_p50": q(0.5), "freshness_ms_p99": q(0.99), "freshness_ms_max": round(lags[-1]) if lags else None,
+                "freshness_ms_mean": round(statistics.mean(lags)) if lags else None}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config")
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--videos", type=int, default=100_000)
+    ap.add_argument("--event-rate", type=int, default=150_000, help="events per second of event time in the backlog")
+    ap.add_argument("--live-rate", type=int, default=20_000)
+    ap.add_argument("--live-seconds", type=int, default=30)
+    ap.add_argument("--parallelism", type=int, default=2)
+    ap.add_argument("--timeout", type=int, default=900)
+    ap.add_argument("--bundle-time", help="override flink.bundle_time, e.g. 1000ms")
+    ap.add_argument("--bundle-size", type=int, help="override flink.bundle_size")
+    ap.add_argument("--buffer-timeout", help="override flink.buffer_timeout, e.g. 10ms")
+    ap.add_argument("--watermark-interval", help="override flink.watermark_interval, e.g. 50ms")
+    ap.add_argument("--out", default=str(RESULTS / "engagement.json"))
+    args = ap.parse_args()
+    result = run(args)
+    result["command"] = " ".join(["python -m bench.engagement"] + sys.argv[1:])
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+
+
+if __name__ == "__main__":
+    main()

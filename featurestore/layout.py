@@ -1,0 +1,62 @@
+"""The one owner of the Redis key layout and value encoding. See featurestore/SPEC.md (v1).
+
+Key:    fyp:v1:<group>:{<entity_id>}      a hash; the braces are a Redis Cluster hash tag, so all
+                                          groups of one entity live in one slot.
+Fields: <feature name> -> value           ints as decimal, floats as shortest round-trip repr
+        _ts  -> as-of event time (ms)     the version: an update with an older or equal (_ts, _n)
+        _n   -> events absorbed           is ignored, so replays and restarts never move a
+        _wt  -> wall time of the write    feature backwards or double count.
+Expiry: a TTL per feature group, renewed on every accepted write.
+"""
+from __future__ import annotations
+
+import math
+
+SPEC_VERSION = 1
+PREFIX = f"fyp:v{SPEC_VERSION}"
+META_TS = "_ts"
+META_ABSORBED = "_n"
+META_WRITE_TIME = "_wt"
+
+
+def entity_key(group: str, entity_id: str) -> str:
+    return f"{PREFIX}:{group}:{{{entity_id}}}"
+
+
+def encode_value(value) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"non-finite feature value {value!r}")
+        return repr(value)
+    raise TypeError(f"cannot encode {type(value).__name__} as a feature value")
+
+
+def decode_value(dtype: str, raw):
+    if raw is None:
+        return None
+    if isinstance(raw, bytes):
+        raw = raw.decode()
+    return int(raw) if dtype == "int" else float(raw)
+
+
+# Versioned write: KEYS[1] = key; ARGV = ts, absorbed, ttl_ms, write_time, field1, value1, ...
+# Returns 1 when written, 0 when the stored version is newer or equal (a replay).
+WRITE_SCRIPT = """
+local cur = redis.call('HMGET', KEYS[1], '_ts', '_n')
+if cur[1] then
+  local cts = tonumber(cur[1])
+  local cn = tonumber(cur[2]) or 0
+  local ts = tonumber(ARGV[1])
+  local n = tonumber(ARGV[2])
+  if ts < cts or (ts == cts and n <= cn) then
+    return 0
+  end
+end
+redis.call('HSET', KEYS[1], '_ts', ARGV[1], '_n', ARGV[2], '_wt', ARGV[4], unpack(ARGV, 5))
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""

@@ -1,0 +1,46 @@
+"""The feature-update message: one group's values for one entity at one version.
+
+On the feature-updates topic (key = entity id) as compact JSON:
+  {"g": group, "id": entity_id, "t": as_of_ms, "n": absorbed, "v": [values in group order]}
+The jobs emit these; the writer stores them. Each is absolute (not a delta), so applying one
+twice, or an older one after a newer one, changes nothing. The version is (as_of, absorbed):
+`absorbed` counts the events the producer's state has taken in, so of two updates with the same
+as-of time the one that saw more events wins, however a restart regrouped them.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import orjson
+
+
+class FeatureUpdate(NamedTuple):
+    group: str
+    entity_id: str
+    as_of: int
+    absorbed: int
+    values: list
+
+    @property
+    def version(self) -> tuple[int, int]:
+        return (self.as_of, self.absorbed)
+
+
+def encode_update(u: FeatureUpdate) -> bytes:
+    return orjson.dumps({"g": u.group, "id": u.entity_id, "t": u.as_of, "n": u.absorbed, "v": u.values})
+
+
+def decode_update(raw: bytes) -> FeatureUpdate:
+    d = orjson.loads(raw)
+    return FeatureUpdate(d["g"], d["id"], d["t"], d["n"], d["v"])
+
+
+def latest_per_entity(updates) -> list[FeatureUpdate]:
+    """Keeps only the newest version per (group, entity): a batch needs one write per key."""
+    best: dict = {}
+    for u in updates:
+        k = (u.group, u.entity_id)
+        cur = best.get(k)
+        if cur is None or u.version > cur.version:
+            best[k] = u
+    return list(best.values())

@@ -1,0 +1,1 @@
+"""fyp-features: platform plumbing (config, local stack, generator, CLI)."""

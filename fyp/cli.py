@@ -1,0 +1,200 @@
+"""The `fyp` command line."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+import orjson
+
+from fyp.config import ConfigError, load_config
+
+
+def _cfg(args):
+    try:
+        return load_config(args.config)
+    except ConfigError as e:
+        raise SystemExit(f"config error: {e}") from None
+
+
+def cmd_setup(args):
+    from fyp.stack import artifacts
+
+    paths = artifacts.ensure_all(_cfg(args).artifacts_dir)
+    print(f"tansu: {paths['tansu']}")
+    for j in paths["jars"]:
+        print(f"jar: {j}")
+
+
+def cmd_up(args):
+    from fyp.stack import local
+
+    cfg = _cfg(args)
+    local.up(cfg)
+    print("\n".join(local.status(cfg)))
+
+
+def cmd_down(args):
+    from fyp.stack import local
+
+    stopped = local.down(_cfg(args))
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+def cmd_status(args):
+    from fyp.stack import local
+
+    print("\n".join(local.status(_cfg(args))))
+
+
+def cmd_generate(args):
+    from fyp.generator import output
+    from fyp.generator.traffic import TrafficSpec, generate
+
+    cfg = _cfg(args)
+    duration = int(args.minutes * 60_000)
+    start = args.start if args.start is not None else int(time.time() * 1000) - duration
+    spec = TrafficSpec(seed=args.seed, start_ms=start, duration_ms=duration, mean_rate=args.rate,
+                       videos=args.videos, users=args.users, ooo_share=args.ooo_share,
+                       max_ooo_ms=cfg.engagement.max_out_of_orderness, late_share=args.late_share,
+                       straggler_share=args.straggler_share,
+                       straggler_ms=(cfg.engagement.max_out_of_orderness + 2 * cfg.engagement.emit_interval,
+                                     max(cfg.engagement.allowed_lateness // 2, cfg.engagement.max_out_of_orderness + 3 * cfg.engagement.emit_interval)),
+                       late_ms=(cfg.engagement.allowed_lateness + 300_000, cfg.engagement.allowed_lateness + 900_000),
+                       malformed_share=args.malformed_share, spikes=args.spikes)
+    traffic = generate(spec)
+    if args.labels:
+        with open(args.labels, "wb") as f:
+            for s in traffic.spikes:
+                f.write(orjson.dumps(s) + b"\n")
+    if args.to == "file":
+        if not args.output:
+            raise SystemExit("--output is required with --to file")
+        n = output.write_jsonl(args.output, traffic.payloads)
+        if args.uploads_output:
+            output.write_jsonl(args.uploads_output, [orjson.dumps(u) for u in traffic.uploads])
+    else:
+        output.send(cfg.kafka.bootstrap, cfg.kafka.topics.uploads, [orjson.dumps(u) for u in traffic.uploads])
+        n = output.send(cfg.kafka.bootstrap, cfg.kafka.topics.engagement, traffic.payloads,
+                        target_rate=args.target_rate)
+    kinds = {k: traffic.kinds.count(k) for k in sorted(set(traffic.kinds))}
+    print(orjson.dumps({"events": n, "uploads": len(traffic.uploads), "spikes": len(traffic.spikes),
+                        "start_ms": start, "end_ms": start + duration, "kinds": kinds}).decode())
+
+
+def cmd_run(args):
+    from fyp.runner import run_streaming
+
+    run_streaming(_cfg(args), args.job, fresh=args.fresh, with_writer=not args.no_writer)
+
+
+def cmd_backfill(args):
+    from fyp.runner import run_backfill
+
+    run_backfill(_cfg(args), args.job, args.input)
+
+
+def cmd_demo(args):
+    from fyp.demo import run_demo
+
+    run_demo(_cfg(args), args.config, live_seconds=args.live_seconds)
+
+
+def cmd_writer(args):
+    import threading
+
+    from fyp.runner import make_writer
+
+    w = make_writer(_cfg(args))
+    stop = threading.Event()
+    try:
+        w.run(stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        w.close()
+
+
+def cmd_features_get(args):
+    from featurestore.reader import FeatureReader
+    from fyp.runner import redis_client
+    from schemas.features import groups_for
+
+    cfg = _cfg(args)
+    reader = FeatureReader(redis_client(cfg), groups_for(cfg))
+    features = args.features.split(",") if args.features else None
+    try:
+        rows = reader.get(args.entity, args.ids, features)
+    except KeyError as e:
+        raise SystemExit(str(e.args[0])) from None
+    for row in rows:
+        sys.stdout.write(orjson.dumps(row.to_json()).decode() + "\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fyp", description="fyp-features: real-time features for a For You feed")
+    p.add_argument("--config", help="YAML config (default configs/local.yaml)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("setup", help="fetch the broker and connector jars, build the UDF jar").set_defaults(fn=cmd_setup)
+    sub.add_parser("up", help="start the local broker and Redis, create topics").set_defaults(fn=cmd_up)
+    sub.add_parser("down", help="stop what `up` started").set_defaults(fn=cmd_down)
+    sub.add_parser("status", help="show the local stack").set_defaults(fn=cmd_status)
+
+    g = sub.add_parser("generate", help="synthetic engagement traffic")
+    g.add_argument("--to", choices=("kafka", "file"), default="kafka")
+    g.add_argument("--output", help="JSON-lines file (with --to file)")
+    g.add_argument("--uploads-output", help="upload events file (with --to file)")
+    g.add_argument("--labels", help="write injected spike labels here (JSON lines)")
+    g.add_argument("--seed", type=int, default=7)
+    g.add_argument("--minutes", type=float, default=10, help="event-time span")
+    g.add_argument("--start", type=int, help="first event time, ms (default: now - span)")
+    g.add_argument("--rate", type=float, default=100, help="mean events per second of event time")
+    g.add_argument("--target-rate", type=float, default=0, help="events per second of wall time (0: max)")
+    g.add_argument("--videos", type=int, default=2000)
+    g.add_argument("--users", type=int, default=20000)
+    g.add_argument("--ooo-share", type=float, default=0.05)
+    g.add_argument("--straggler-share", type=float, default=0.0)
+    g.add_argument("--late-share", type=float, default=0.0)
+    g.add_argument("--malformed-share", type=float, default=0.0)
+    g.add_argument("--spikes", type=int, default=0)
+    g.set_defaults(fn=cmd_generate)
+
+    r = sub.add_parser("run", help="run a streaming job (embedded Flink) with its feature writer")
+    r.add_argument("job", choices=("engagement",))
+    r.add_argument("--fresh", action="store_true", help="ignore retained checkpoints")
+    r.add_argument("--no-writer", action="store_true", help="do not run the feature writer in-process")
+    r.set_defaults(fn=cmd_run)
+
+    b = sub.add_parser("backfill", help="run a job over a JSON-lines file to its end")
+    b.add_argument("job", choices=("engagement",))
+    b.add_argument("--input", required=True)
+    b.set_defaults(fn=cmd_backfill)
+
+    sub.add_parser("writer", help="run the feature writer service alone").set_defaults(fn=cmd_writer)
+
+    d = sub.add_parser("demo", help="traffic -> streaming job -> Redis, then print features")
+    d.add_argument("--live-seconds", type=int, default=30)
+    d.set_defaults(fn=cmd_demo)
+
+    f = sub.add_parser("features", help="read the online store")
+    fsub = f.add_subparsers(dest="action", required=True)
+    fg = fsub.add_parser("get", help="print one JSON object per id")
+    fg.add_argument("entity", choices=("video",))
+    fg.add_argument("ids", nargs="+")
+    fg.add_argument("--features", help="comma-separated feature names (default: all)")
+    fg.set_defaults(fn=cmd_features_get)
+    return p
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()

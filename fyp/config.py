@@ -1,0 +1,277 @@
+"""YAML configuration validated into typed objects.
+
+Every key is checked: an unknown or mistyped key fails at load with the key's path and the file.
+Connection settings can be overridden from the environment (FYP_KAFKA_BOOTSTRAP, FYP_REDIS_URL,
+...); secrets are only ever read from the environment.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "local.yaml"
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|min|h|d)\s*$")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def parse_duration_ms(value: object, where: str) -> int:
+    """'500ms', '2s', '1h', '24h', '7d' or a bare integer of milliseconds."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected a duration like '2s' or '1h', got {value!r}")
+    if isinstance(value, int):
+        return value
+    m = _DURATION.match(str(value))
+    if not m:
+        raise ConfigError(f"{where}: expected a duration like '2s' or '1h', got {value!r}")
+    return int(m.group(1)) * _UNIT_MS[m.group(2)]
+
+
+def format_duration(ms: int) -> str:
+    for unit in ("d", "h", "m", "s"):
+        if ms % _UNIT_MS[unit] == 0 and ms >= _UNIT_MS[unit]:
+            return f"{ms // _UNIT_MS[unit]}{unit}"
+    return f"{ms}ms"
+
+
+Duration = typing.NewType("Duration", int)  # milliseconds; YAML accepts '2s', '1h', ...
+
+
+@dataclass
+class TopicsConfig:
+    engagement: str = "engagement-events"
+    uploads: str = "upload-events"
+    notifications: str = "notification-events"
+    dead_letter: str = "dead-letter-events"
+    late: str = "late-events"
+    feature_updates: str = "feature-updates"
+
+
+@dataclass
+class KafkaConfig:
+    bootstrap: str = "127.0.0.1:19092"
+    partitions: int = 2
+    topics: TopicsConfig = field(default_factory=TopicsConfig)
+    consumer_group: str = "fyp-engagement"
+    starting_offsets: str = "earliest"  # for a job with no checkpoint: earliest | group
+
+
+@dataclass
+class RedisConfig:
+    url: str = "redis://127.0.0.1:16379/0"
+    socket_timeout: Duration = Duration(2000)
+
+
+@dataclass
+class StackConfig:
+    state_dir: str = ".fyp"
+    artifacts_dir: str = ""  # broker binary and jars; default: <state_dir>
+    broker_port: int = 19092
+    redis_port: int = 16379
+
+
+@dataclass
+class FlinkConfig:
+    parallelism: int = 2
+    checkpoint_interval: Duration = Duration(10_000)
+    checkpoint_dir: str = ""  # default: <state_dir>/checkpoints
+    bundle_time: Duration = Duration(100)
+    bundle_size: int = 5000
+    state_cache_size: int = 100_000
+    watermark_interval: Duration = Duration(200)  # how often sources emit watermarks
+    buffer_timeout: Duration = Duration(100)  # longest a record waits in a network buffer
+    python_worker_mode: str = "process"  # process (a worker per subtask) | loopback (in the driver)
+    watermark_emit: str = "on-periodic"  # on-periodic (production) | on-event (exact, for tests)
+    # 0 = off. With idleness on, a partition that goes quiet stops holding the watermark back; when
+    # it resumes with older events, windows downstream can drop them as late behind the routing
+    # step's back (measured: a bench marker event vanished). Off by default: never drop silently.
+    source_idle_timeout: Duration = Duration(0)
+    extra: dict = field(default_factory=dict)  # passed through verbatim to the Flink configuration
+
+
+@dataclass
+class ScoreWeights:
+    watch_time: float = 1.0
+    liked: float = 2.0
+    shared: float = 3.0
+    commented: float = 2.5
+    skipped: float = 1.5
+
+
+@dataclass
+class EngagementConfig:
+    windows: list = field(default_factory=lambda: ["1h", "6h", "24h"])
+    tile: Duration = Duration(60_000)
+    emit_interval: Duration = Duration(1000)
+    max_out_of_orderness: Duration = Duration(500)
+    allowed_lateness: Duration = Duration(60_000)
+    score_weights: ScoreWeights = field(default_factory=ScoreWeights)
+
+    @property
+    def window_ms(self) -> list[int]:
+        return [parse_duration_ms(w, "engagement.windows") for w in self.windows]
+
+
+@dataclass
+class WriterConfig:
+    batch_max: int = 2000
+    poll_timeout: Duration = Duration(50)
+    retry_backoff_max: Duration = Duration(5000)
+
+
+@dataclass
+class FeatureStoreConfig:
+    ttl: dict = field(default_factory=lambda: {"video_engagement": "25h"})
+    writer: WriterConfig = field(default_factory=WriterConfig)
+
+
+@dataclass
+class Config:
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    stack: StackConfig = field(default_factory=StackConfig)
+    flink: FlinkConfig = field(default_factory=FlinkConfig)
+    engagement: EngagementConfig = field(default_factory=EngagementConfig)
+    featurestore: FeatureStoreConfig = field(default_factory=FeatureStoreConfig)
+    source: str = field(default="<defaults>", compare=False)
+
+    @property
+    def state_dir(self) -> Path:
+        p = Path(self.stack.state_dir)
+        return p if p.is_absolute() else (REPO_ROOT / p)
+
+    @property
+    def artifacts_dir(self) -> Path:
+        if not self.stack.artifacts_dir:
+            return self.state_dir
+        p = Path(self.stack.artifacts_dir)
+        return p if p.is_absolute() else (REPO_ROOT / p)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return Path(self.flink.checkpoint_dir) if self.flink.checkpoint_dir else self.state_dir / "checkpoints"
+
+    def ttl_ms(self, group: str) -> int:
+        return parse_duration_ms(self.featurestore.ttl[group], f"featurestore.ttl.{group}")
+
+
+# Environment overrides: variable -> (dotted path). Documented in the README.
+ENV_OVERRIDES = {
+    "FYP_KAFKA_BOOTSTRAP": "kafka.bootstrap",
+    "FYP_REDIS_URL": "redis.url",
+    "FYP_STATE_DIR": "stack.state_dir",
+    "FYP_ARTIFACTS_DIR": "stack.artifacts_dir",
+    "FYP_BROKER_PORT": "stack.broker_port",
+    "FYP_REDIS_PORT": "stack.redis_port",
+    "FYP_PARALLELISM": "flink.parallelism",
+    "FYP_CHECKPOINT_DIR": "flink.checkpoint_dir",
+}
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None, env: dict | None = None) -> Config:
+    """Loads a YAML file (default configs/local.yaml), applies env overrides and `overrides`
+    (a dict of dotted paths), and validates every key and type."""
+    path = Path(path) if path else DEFAULT_CONFIG
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    env = os.environ if env is None else env
+    for var, dotted in ENV_OVERRIDES.items():
+        if env.get(var):
+            _set_dotted(raw, dotted, env[var])
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(raw, dotted, value)
+    cfg = _build(Config, raw, str(path), "")
+    cfg.source = str(path)
+    _check(cfg, str(path))
+    return cfg
+
+
+def _set_dotted(raw: dict, dotted: str, value: object) -> None:
+    node = raw
+    parts = dotted.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+
+
+def _build(cls, data: object, source: str, prefix: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {prefix or 'top level'} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.name != "source"}
+    for key in data:
+        if key not in names:
+            raise ConfigError(f"{source}: unknown key '{prefix}{key}' (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data or f.name == "source":
+            continue
+        kwargs[f.name] = _coerce(hints[f.name], data[f.name], source, f"{prefix}{f.name}")
+    return cls(**kwargs)
+
+
+def _coerce(tp, value, source: str, where: str):
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, source, where + ".")
+    if tp is Duration:
+        try:
+            return Duration(parse_duration_ms(value, where))
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {e}") from None
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            return str(value)
+    elif tp in (dict, list):
+        if isinstance(value, tp):
+            return value
+    else:
+        return value
+    raise ConfigError(f"{source}: '{where}' must be {tp.__name__}, got {value!r}")
+
+
+def _check(cfg: Config, source: str) -> None:
+    e = cfg.engagement
+    if e.emit_interval <= 0 or e.tile % e.emit_interval:
+        raise ConfigError(f"{source}: engagement.emit_interval must divide engagement.tile")
+    if e.tile > 60_000:
+        raise ConfigError(f"{source}: engagement.tile must be at most 1m (it bounds the window edge error)")
+    for w in e.window_ms:
+        if w % e.tile:
+            raise ConfigError(f"{source}: window {format_duration(w)} is not a multiple of the tile")
+    if e.allowed_lateness + e.tile >= max(e.window_ms):
+        # a correction older than every window could not be counted anywhere
+        raise ConfigError(f"{source}: engagement.allowed_lateness must be shorter than the longest window minus a tile")
+    if cfg.flink.watermark_emit not in ("on-periodic", "on-event"):
+        raise ConfigError(f"{source}: flink.watermark_emit must be on-periodic or on-event")
+    if cfg.flink.python_worker_mode not in ("process", "loopback"):
+        raise ConfigError(f"{source}: flink.python_worker_mode must be process or loopback")
+    if cfg.kafka.starting_offsets not in ("earliest", "group"):
+        raise ConfigError(f"{source}: kafka.starting_offsets must be earliest or group")
+    if "video_engagement" not in cfg.featurestore.ttl:
+        raise ConfigError(f"{source}: featurestore.ttl.video_engagement is required")

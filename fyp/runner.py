@@ -1,0 +1,137 @@
+"""Running a job with its feature writer: streaming (until stopped) or a bounded backfill."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import redis
+
+from featurestore.consumer import FeatureUpdateConsumer
+from featurestore.writer import FeatureWriter
+from fyp import procs
+from fyp.config import Config
+from jobs import engagement
+from jobs.flink_env import latest_checkpoint
+from operators.sliding_tiles import TileGeometry
+from schemas.engagement import ENGAGEMENT_V1
+from schemas.features import groups_for
+
+log = logging.getLogger("fyp.run")
+JOBS = ("engagement",)
+
+
+def redis_client(cfg: Config) -> redis.Redis:
+    return redis.Redis.from_url(cfg.redis.url, socket_timeout=cfg.redis.socket_timeout / 1000,
+                                socket_connect_timeout=cfg.redis.socket_timeout / 1000)
+
+
+def writer_group(cfg: Config) -> str:
+    return f"{cfg.kafka.consumer_group}-writer"
+
+
+def make_writer(cfg: Config) -> FeatureUpdateConsumer:
+    groups = groups_for(cfg)
+    writer = FeatureWriter(redis_client(cfg), groups, {g: cfg.ttl_ms(g) for g in groups})
+    w = cfg.featurestore.writer
+    return FeatureUpdateConsumer(cfg.kafka.bootstrap, cfg.kafka.topics.feature_updates, writer_group(cfg), writer,
+                                 batch_max=w.batch_max, poll_timeout_ms=w.poll_timeout,
+                                 backoff_max_ms=w.retry_backoff_max)
+
+
+def _check_job(job: str) -> None:
+    if job not in JOBS:
+        raise SystemExit(f"unknown job {job!r}; jobs: {', '.join(JOBS)}")
+
+
+class _Stopper:
+    def __init__(self):
+        self.event = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self.event.set())
+
+
+def _job_state(client) -> str:
+    return str(client.get_job_status().result()).split(".")[-1]
+
+
+def _stop_gateway() -> None:
+    """PyFlink's gateway JVM (and its Python workers) outlive this process otherwise. Once it is
+    gone, py4j objects still alive at interpreter exit log connection errors: silence them."""
+    procs.terminate_descendants(os.getpid())
+    logging.disable(logging.CRITICAL)
+
+
+def run_streaming(cfg: Config, job: str, fresh: bool = False, with_writer: bool = True) -> None:
+    _check_job(job)
+    restore = None if fresh else latest_checkpoint(cfg.checkpoint_dir / engagement.JOB_NAME)
+    print(f"starting {job} " + ( f"from checkpoint {restore}" if restore else "with fresh state"), flush=True)
+    handle = engagement.start(engagement.build(cfg, restore_from=restore))
+    stopper = _Stopper()
+    writer = make_writer(cfg) if with_writer else None
+    thread = threading.Thread(target=writer.run, args=(stopper.event,), daemon=True) if writer else None
+    if thread:
+        thread.start()
+    print(f"{job}: running as Flink job {handle.client.get_job_id()}; Ctrl-C stops it "
+          f"(checkpoints under {cfg.checkpoint_dir})", flush=True)
+    try:
+        while not stopper.event.wait(1.0):
+            state = _job_state(handle.client)
+            if state in ("FAILED", "CANCELED", "FINISHED"):
+                raise SystemExit(f"{job}: Flink job ended: {state}")
+    finally:
+        stopper.event.set()
+        try:
+            handle.client.cancel().result()
+        except Exception:
+            pass
+        if thread:
+            thread.join(timeout=10)
+            writer.close()
+        _stop_gateway()
+
+
+def end_of_input_as_of(cfg: Config, path: str | Path) -> int | None:
+    """As-of time of a bounded input's final features: the end of the step holding its newest
+    valid event."""
+    newest = None
+    with open(path, "rb") as f:
+        for line in f:
+            try:
+                t = ENGAGEMENT_V1.validate(line.rstrip(b"\n"))["event_time"]
+            except Exception:
+                continue
+            newest = t if newest is None or t > newest else newest
+    if newest is None:
+        return None
+    e = cfg.engagement
+    return TileGeometry(e.tile, e.emit_interval, tuple(e.window_ms)).step_end(newest)
+
+
+def run_backfill(cfg: Config, job: str, input_path: str, idle_ms: int = 3000) -> dict:
+    """Runs the job over a file to its end, then drains the feature writer. Returns writer stats."""
+    _check_job(job)
+    if not Path(input_path).exists():
+        raise SystemExit(f"input not found: {input_path}")
+    as_of = end_of_input_as_of(cfg, input_path)
+    handle = engagement.start(engagement.build(cfg, input_file=input_path, end_of_input_as_of=as_of))
+    writer = make_writer(cfg)
+    stop = threading.Event()
+    thread = threading.Thread(target=writer.run, args=(stop,), daemon=True)
+    thread.start()
+    started = time.monotonic()
+    try:
+        handle.client.get_job_execution_result().result()
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    writer.drain(idle_ms=idle_ms)
+    writer.close()
+    _stop_gateway()
+    stats = dict(writer.stats, seconds=round(time.monotonic() - started, 1), as_of=as_of)
+    print(orjson.dumps(stats).decode(), flush=True)
+    return stats

@@ -1,0 +1,1 @@
+"""Flink job entry points: thin wiring of sources, operators and sinks."""

@@ -1,0 +1,85 @@
+package dev.fyp.udf;
+
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
+import org.apache.flink.table.api.DataTypes;
+import org.apache.flink.table.types.DataType;
+
+import java.util.HashSet;
+import java.util.Set;
+import java.util.regex.Pattern;
+
+/** One field's type and constraints, read from the schema descriptor (see schemas/record.py). */
+final class FieldRule {
+    final String name;
+    final String kind; // "string" | "long" | "boolean"
+    final boolean required;
+    final JsonNode defaultValue;
+    final Long min;
+    final Long max;
+    final Long maxFutureSkewMs;
+    final Pattern pattern;
+    final Set<String> allowed;
+
+    FieldRule(JsonNode spec) {
+        name = spec.get("name").asText();
+        kind = spec.get("kind").asText();
+        required = spec.path("required").asBoolean(true);
+        defaultValue = spec.has("default") ? spec.get("default") : null;
+        min = spec.hasNonNull("min") ? spec.get("min").asLong() : null;
+        max = spec.hasNonNull("max") ? spec.get("max").asLong() : null;
+        maxFutureSkewMs = spec.hasNonNull("max_future_skew_ms") ? spec.get("max_future_skew_ms").asLong() : null;
+        pattern = spec.hasNonNull("pattern") ? Pattern.compile(spec.get("pattern").asText()) : null;
+        if (spec.hasNonNull("allowed")) {
+            allowed = new HashSet<>();
+            spec.get("allowed").forEach(v -> allowed.add(v.asText()));
+        } else {
+            allowed = null;
+        }
+    }
+
+    DataType dataType() {
+        switch (kind) {
+            case "string": return DataTypes.STRING();
+            case "long": return DataTypes.BIGINT();
+            case "boolean": return DataTypes.BOOLEAN();
+            default: throw new IllegalArgumentException("unknown field kind " + kind);
+        }
+    }
+
+    /** Returns the typed value, or throws Invalid with the reason. */
+    Object convert(JsonNode node, long nowMs) throws Invalid {
+        if (node == null) {
+            if (required) throw new Invalid("missing_field:" + name);
+            return convert(defaultValue, nowMs);
+        }
+        switch (kind) {
+            case "string": {
+                if (!node.isTextual()) throw new Invalid("wrong_type:" + name);
+                String s = node.textValue();
+                if (pattern != null && !pattern.matcher(s).matches()) throw new Invalid("bad_format:" + name);
+                if (allowed != null && !allowed.contains(s)) throw new Invalid("not_allowed:" + name);
+                return s;
+            }
+            case "long": {
+                if (!node.isIntegralNumber()) throw new Invalid("wrong_type:" + name);
+                if (!node.canConvertToLong()) throw new Invalid("out_of_range:" + name);
+                long v = node.longValue();
+                if ((min != null && v < min) || (max != null && v > max)) throw new Invalid("out_of_range:" + name);
+                if (maxFutureSkewMs != null && v > nowMs + maxFutureSkewMs) throw new Invalid("in_future:" + name);
+                return v;
+            }
+            case "boolean": {
+                if (!node.isBoolean()) throw new Invalid("wrong_type:" + name);
+                return node.booleanValue();
+            }
+            default:
+                throw new IllegalStateException(kind);
+        }
+    }
+
+    static final class Invalid extends Exception {
+        Invalid(String reason) {
+            super(reason, null, false, false);
+        }
+    }
+}

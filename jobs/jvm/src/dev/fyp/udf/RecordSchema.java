@@ -1,0 +1,58 @@
+package dev.fyp.udf;
+
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+
+/** A record schema descriptor and the validation order shared with schemas/record.py. */
+final class RecordSchema {
+    final List<FieldRule> fields = new ArrayList<>();
+    final Map<String, Integer> index = new HashMap<>();
+    final int maxBytes;
+
+    private RecordSchema(JsonNode spec) {
+        maxBytes = spec.get("max_bytes").asInt();
+        for (JsonNode f : spec.get("fields")) {
+            FieldRule rule = new FieldRule(f);
+            index.put(rule.name, fields.size());
+            fields.add(rule);
+        }
+    }
+
+    static RecordSchema parse(String descriptor) {
+        return new RecordSchema(ParseJsonRecord.readTree(descriptor));
+    }
+
+    /** Fills values[0..n) with typed fields; returns the reason the record is invalid, or null. */
+    String validateInto(byte[] payload, Object[] values) {
+        if (payload == null) return "empty_payload";
+        if (payload.length > maxBytes) return "too_large";
+        JsonNode root;
+        try {
+            root = ParseJsonRecord.readTree(payload);
+        } catch (Exception e) {
+            return "invalid_json";
+        }
+        if (root == null || root.isMissingNode()) return "invalid_json";
+        if (!root.isObject()) return "not_an_object";
+        Iterator<String> names = root.fieldNames();
+        while (names.hasNext()) {
+            String name = names.next();
+            if (!index.containsKey(name)) return "unknown_field:" + name;
+        }
+        long now = System.currentTimeMillis();
+        try {
+            for (int i = 0; i < fields.size(); i++) {
+                FieldRule rule = fields.get(i);
+                values[i] = rule.convert(root.get(rule.name), now);
+            }
+        } catch (FieldRule.Invalid e) {
+            return e.getMessage();
+        }
+        return null;
+    }
+}

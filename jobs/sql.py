@@ -1,0 +1,152 @@
+"""Flink SQL text for the shared front of every job: raw source with watermark, one-parse
+validation in the JVM, routing of each event to tile / correction / late / dead-letter, and the
+Kafka sinks for the side outputs. Rendered from the schemas and the config; no logic lives here
+that is not also in schemas/ or operators/."""
+from __future__ import annotations
+
+from fyp.config import Config
+from schemas.engagement import ENGAGEMENT_V1, EVENT_TIME_FIELD, MAX_FUTURE_SKEW_MS, MIN_EVENT_TIME_MS
+
+PARSE_FN = "FYP_PARSE_RECORD"
+EVENT_TIME_FN = "FYP_EVENT_TIME_OF"
+
+
+def interval(ms: int) -> str:
+    """A day-time interval literal of `ms` milliseconds."""
+    days, rest = divmod(ms, 86_400_000)
+    h, rest = divmod(rest, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, milli = divmod(rest, 1000)
+    return f"INTERVAL '{days} {h:02d}:{m:02d}:{s:02d}.{milli:03d}' DAY TO SECOND(3)"
+
+
+def quote(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def register_functions(t_env) -> None:
+    t_env.execute_sql(f"CREATE TEMPORARY FUNCTION IF NOT EXISTS {PARSE_FN} AS 'dev.fyp.udf.ParseJsonRecord' LANGUAGE JAVA")
+    t_env.execute_sql(f"CREATE TEMPORARY FUNCTION IF NOT EXISTS {EVENT_TIME_FN} AS 'dev.fyp.udf.EventTimeOf' LANGUAGE JAVA")
+
+
+def _watermark_columns(cfg: Config) -> str:
+    return (f"  rowtime AS TO_TIMESTAMP_LTZ({EVENT_TIME_FN}(payload, {quote(EVENT_TIME_FIELD)}, "
+            f"{MIN_EVENT_TIME_MS}, {MAX_FUTURE_SKEW_MS}), 3),\n"
+            f"  WATERMARK FOR rowtime AS rowtime - {interval(cfg.engagement.max_out_of_orderness)}")
+
+
+def kafka_source_ddl(cfg: Config, table: str, topic: str, group_id: str) -> str:
+    k = cfg.kafka
+    startup = "'scan.startup.mode' = 'earliest-offset'" if k.starting_offsets == "earliest" else \
+        "'scan.startup.mode' = 'group-offsets', 'properties.auto.offset.reset' = 'earliest'"
+    return f"""CREATE TEMPORARY TABLE {table} (
+  payload BYTES,
+  src_partition INT METADATA FROM 'partition' VIRTUAL,
+  src_offset BIGINT METADATA FROM 'offset' VIRTUAL,
+{_watermark_columns(cfg)}
+) WITH (
+  'connector' = 'kafka',
+  'topic' = {quote(topic)},
+  'properties.bootstrap.servers' = {quote(k.bootstrap)},
+  'properties.group.id' = {quote(group_id)},
+  'properties.session.timeout.ms' = '6000',
+  {startup},
+  'scan.watermark.emit.strategy' = {quote(cfg.flink.watermark_emit)},
+  'format' = 'raw'
+)"""
+
+
+def file_source_ddl(cfg: Config, table: str, path: str) -> str:
+    return f"""CREATE TEMPORARY TABLE {table} (
+  payload BYTES,
+{_watermark_columns(cfg)}
+) WITH (
+  'connector' = 'filesystem',
+  'path' = {quote(path)},
+  'format' = 'raw'
+)"""
+
+
+def routed_view_sql(cfg: Config, view: str, source: str, has_offsets: bool) -> str:
+    """Every raw event with its parsed fields and a route:
+    invalid     failed validation (reason in `error`)            -> dead-letter topic
+    late        more than allowed_lateness behind the watermark  -> late topic
+    correction  behind the watermark, its emit step already closed -> applied one by one
+    tile        everything else                                  -> per-step tile sums (JVM)"""
+    e = cfg.engagement
+    step = e.emit_interval
+    descriptor = quote(ENGAGEMENT_V1.descriptor_json())
+    offsets = "s.src_partition, s.src_offset" if has_offsets else \
+        "CAST(NULL AS INT) AS src_partition, CAST(NULL AS BIGINT) AS src_offset"
+    wm = "CURRENT_WATERMARK(s.rowtime)"
+    return f"""CREATE TEMPORARY VIEW {view} AS
+SELECT s.payload, {offsets}, s.rowtime, p.*,
+  CASE
+    WHEN p.error IS NOT NULL THEN 'invalid'
+    WHEN s.rowtime <> TO_TIMESTAMP_LTZ(p.event_time, 3) THEN 'invalid'
+    WHEN {wm} IS NULL THEN 'tile'
+    WHEN TO_TIMESTAMP_LTZ(p.event_time + {e.allowed_lateness}, 3) < {wm} THEN 'late'
+    WHEN TO_TIMESTAMP_LTZ(p.event_time - MOD(p.event_time, {step}) + {step - 1}, 3) <= {wm} THEN 'correction'
+    ELSE 'tile'
+  END AS route,
+  {wm} AS watermark_at_arrival
+FROM {source} AS s, LATERAL TABLE({PARSE_FN}(s.payload, {descriptor})) AS p"""
+
+
+def side_output_sink_ddl(cfg: Config, table: str, topic: str) -> str:
+    """A topic of original payloads with the reason and origin in Kafka headers (the Kafka
+    Connect dead-letter convention)."""
+    return f"""CREATE TEMPORARY TABLE {table} (
+  payload BYTES,
+  headers MAP<STRING, BYTES> METADATA
+) WITH (
+  'connector' = 'kafka',
+  'topic' = {quote(topic)},
+  'properties.bootstrap.servers' = {quote(cfg.kafka.bootstrap)},
+  'sink.delivery-guarantee' = 'at-least-once',
+  'format' = 'raw'
+)"""
+
+
+def header(name: str, expr: str) -> str:
+    return f"{quote(name)}, CAST(CAST({expr} AS STRING) AS BYTES)"
+
+
+def dead_letter_insert(sink: str, routed: str, origin: str) -> str:
+    headers = ", ".join([
+        header("reason", "COALESCE(error, 'in_future:event_time')"),
+        header("schema", quote(f"{ENGAGEMENT_V1.name}.v{ENGAGEMENT_V1.version}")),
+        header("origin", quote(origin)),
+        header("origin.partition", "COALESCE(CAST(src_partition AS STRING), '')"),
+        header("origin.offset", "COALESCE(CAST(src_offset AS STRING), '')"),
+    ])
+    return f"INSERT INTO {sink} SELECT payload, MAP[{headers}] FROM {routed} WHERE route = 'invalid'"
+
+
+def late_insert(sink: str, routed: str, origin: str) -> str:
+    headers = ", ".join([
+        header("reason", "'late'"),
+        header("event_time", "event_time"),
+        header("watermark", "CAST(watermark_at_arrival AS STRING)"),
+        header("origin", quote(origin)),
+        header("origin.partition", "COALESCE(CAST(src_partition AS STRING), '')"),
+        header("origin.offset", "COALESCE(CAST(src_offset AS STRING), '')"),
+    ])
+    return f"INSERT INTO {sink} SELECT payload, MAP[{headers}] FROM {routed} WHERE route = 'late'"
+
+
+def keyed_update_sink_ddl(cfg: Config, table: str, topic: str) -> str:
+    return f"""CREATE TEMPORARY TABLE {table} (
+  entity_id STRING,
+  payload STRING
+) WITH (
+  'connector' = 'kafka',
+  'topic' = {quote(topic)},
+  'properties.bootstrap.servers' = {quote(cfg.kafka.bootstrap)},
+  'properties.linger.ms' = '5',
+  'sink.delivery-guarantee' = 'at-least-once',
+  'key.format' = 'raw',
+  'key.fields' = 'entity_id',
+  'value.format' = 'raw',
+  'value.fields-include' = 'EXCEPT_KEY'
+)"""

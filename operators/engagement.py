@@ -1,0 +1,78 @@
+"""Per-video engagement: what each view contributes, and the features derived from window sums.
+
+A view contributes the metric vector METRICS; sums over a window give the features of
+FEATURE_NAMES for that window:
+  views_W, likes_W, shares_W, comments_W, skips_W, watch_time_ms_W    sums
+  completion_rate_W   mean over views of min(1, watch_time_ms / video_duration_ms)
+  engagement_rate_W   (likes + shares + comments) / views
+  engagement_score_W  sum over views of w1*ln(1 + watch_time_s) + w2*liked + w3*shared
+                      + w4*commented - w5*skipped
+Rates of a window with no views are 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+METRICS = ("views", "likes", "shares", "comments", "skips", "watch_time_ms", "completion_sum", "score_sum")
+V_VIEWS, V_LIKES, V_SHARES, V_COMMENTS, V_SKIPS, V_WATCH, V_COMPLETION, V_SCORE = range(len(METRICS))
+
+FEATURE_BASES = ("views", "likes", "shares", "comments", "skips", "watch_time_ms",
+                 "completion_rate", "engagement_rate", "engagement_score")
+INT_BASES = frozenset(FEATURE_BASES[:6])
+
+
+@dataclass(frozen=True)
+class Weights:
+    watch_time: float
+    liked: float
+    shared: float
+    commented: float
+    skipped: float
+
+
+def window_labels(windows_ms) -> list[str]:
+    """Feature-name suffixes: 1h, 6h, 24h (hours, never days, so names stay stable)."""
+    return [f"{w // 3_600_000}h" if w % 3_600_000 == 0 else f"{w // 60_000}m" for w in windows_ms]
+
+
+def feature_names(windows_ms) -> list[str]:
+    """Feature names in their canonical order: every base for the first window, then the next."""
+    return [f"{base}_{label}" for label in window_labels(windows_ms) for base in FEATURE_BASES]
+
+
+def features_from_sums(sums_per_window) -> list:
+    """Window sum vectors (in METRICS order) -> feature values (in feature_names order)."""
+    out: list = []
+    for s in sums_per_window:
+        views = int(round(s[V_VIEWS]))
+        counts = [views] + [int(round(s[i])) for i in (V_LIKES, V_SHARES, V_COMMENTS, V_SKIPS, V_WATCH)]
+        if views > 0:
+            completion = s[V_COMPLETION] / views
+            engagement = (counts[1] + counts[2] + counts[3]) / views
+            score = s[V_SCORE]
+        else:
+            completion = engagement = score = 0.0
+        out.extend(counts)
+        out.extend((completion, engagement, score))
+    return out
+
+
+def contribution_sql(w: Weights) -> dict[str, str]:
+    """Flink SQL expressions, over a validated engagement row, for each metric of one view.
+    The job sums these per tile in the JVM, so Python only ever sees tile sums."""
+    return {
+        "views": "CAST(1 AS BIGINT)",
+        "likes": "CAST(CASE WHEN liked THEN 1 ELSE 0 END AS BIGINT)",
+        "shares": "CAST(CASE WHEN shared THEN 1 ELSE 0 END AS BIGINT)",
+        "comments": "CAST(CASE WHEN commented THEN 1 ELSE 0 END AS BIGINT)",
+        "skips": "CAST(CASE WHEN skipped THEN 1 ELSE 0 END AS BIGINT)",
+        "watch_time_ms": "watch_time_ms",
+        "completion_sum": "LEAST(CAST(1.0 AS DOUBLE), CAST(watch_time_ms AS DOUBLE) / CAST(video_duration_ms AS DOUBLE))",
+        "score_sum": (
+            f"CAST({w.watch_time!r} AS DOUBLE) * LN(1.0 + CAST(watch_time_ms AS DOUBLE) / 1000.0)"
+            f" + CASE WHEN liked THEN CAST({w.liked!r} AS DOUBLE) ELSE 0.0 END"
+            f" + CASE WHEN shared THEN CAST({w.shared!r} AS DOUBLE) ELSE 0.0 END"
+            f" + CASE WHEN commented THEN CAST({w.commented!r} AS DOUBLE) ELSE 0.0 END"
+            f" - CASE WHEN skipped THEN CAST({w.skipped!r} AS DOUBLE) ELSE 0.0 END"
+        ),
+    }

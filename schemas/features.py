@@ -1,0 +1,51 @@
+"""Feature group schemas: which entity a group describes, its features in order, and their types.
+
+A feature update (the message on the feature-updates topic, and what the writer stores) carries the
+values of one group for one entity, in the order given here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from operators.engagement import FEATURE_BASES, INT_BASES, window_labels
+
+VIDEO_ENGAGEMENT = "video_engagement"
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    dtype: str  # "int" | "float"
+
+
+@dataclass(frozen=True)
+class FeatureGroup:
+    name: str
+    entity: str
+    version: int
+    features: tuple[Feature, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+    def dtype(self, feature: str) -> str:
+        for f in self.features:
+            if f.name == feature:
+                return f.dtype
+        raise KeyError(f"{feature!r} is not a feature of group {self.name}")
+
+
+def video_engagement_group(windows_ms) -> FeatureGroup:
+    feats = tuple(
+        Feature(f"{base}_{label}", "int" if base in INT_BASES else "float")
+        for label in window_labels(windows_ms)
+        for base in FEATURE_BASES
+    )
+    return FeatureGroup(VIDEO_ENGAGEMENT, "video", 1, feats)
+
+
+def groups_for(config) -> dict[str, FeatureGroup]:
+    """All feature groups a configuration produces, by name."""
+    g = video_engagement_group(config.engagement.window_ms)
+    return {g.name: g}

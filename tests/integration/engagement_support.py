@@ -1,0 +1,108 @@
+"""Traffic, sentinels, oracle and Redis read-back for the engagement integration tests."""
+from __future__ import annotations
+
+import orjson
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from featurestore import layout
+from featurestore.reader import FeatureReader
+from fyp.generator.traffic import TrafficSpec, generate
+from operators.sliding_tiles import TileGeometry
+from schemas.features import VIDEO_ENGAGEMENT, groups_for
+from tests import oracle
+
+SENTINEL_PREFIX = "zz-sentinel-"
+
+
+def traffic_for(cfg, *, seed: int, start_ms: int, hours: float, rate: float, videos: int = 200,
+                late_share: float = 0.004, straggler_share: float = 0.01, ooo_share: float = 0.05,
+                malformed_share: float = 0.005):
+    e = cfg.engagement
+    spec = TrafficSpec(
+        seed=seed, start_ms=start_ms, duration_ms=int(hours * 3_600_000), mean_rate=rate, videos=videos,
+        users=5000, ooo_share=ooo_share, max_ooo_ms=e.max_out_of_orderness,
+        straggler_share=straggler_share,
+        straggler_ms=(e.max_out_of_orderness + 2 * e.emit_interval, e.allowed_lateness // 2),
+        late_share=late_share,
+        # far beyond the allowed lateness, so that which events are late does not depend on when
+        # the watermark happened to be emitted
+        late_ms=(e.allowed_lateness + 300_000, e.allowed_lateness + 900_000),
+        malformed_share=malformed_share)
+    return generate(spec)
+
+
+def sentinel_time(cfg, newest_ms: int) -> int:
+    """An event time that moves the watermark past the step of every event up to `newest_ms`."""
+    e = cfg.engagement
+    geo = TileGeometry(e.tile, e.emit_interval, tuple(e.window_ms))
+    return geo.step_end(newest_ms) + e.max_out_of_orderness + e.emit_interval
+
+
+def final_as_of(cfg, sentinel_ms: int) -> int:
+    e = cfg.engagement
+    geo = TileGeometry(e.tile, e.emit_interval, tuple(e.window_ms))
+    return geo.as_of_at_watermark(sentinel_ms - e.max_out_of_orderness)
+
+
+def sentinel_payload(partition: int, t: int) -> bytes:
+    return orjson.dumps({"event_id": f"sentinel-{partition}-{t}", "user_id": "u-sentinel",
+                         "video_id": f"{SENTINEL_PREFIX}{partition}", "event_time": t, "region": "US",
+                         "watch_time_ms": 1, "video_duration_ms": 1000, "liked": False, "shared": False,
+                         "commented": False, "skipped": True})
+
+
+def produce(bootstrap: str, topic: str, payloads, partitions: int = 2, sentinel_at: int | None = None) -> None:
+    """Payloads keyed by video (malformed ones round-robin), then a sentinel on every partition."""
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"})
+    for i, payload in enumerate(payloads):
+        try:
+            vid = orjson.loads(payload).get("video_id")
+            key = vid.encode() if isinstance(vid, str) else None
+        except Exception:
+            key = None
+        if key is None:
+            p.produce(topic, payload, partition=i % partitions)
+        else:
+            p.produce(topic, payload, key=key)
+        if i % 5000 == 0:
+            p.poll(0)
+    if sentinel_at is not None:
+        p.flush(60)
+        for part in range(partitions):
+            p.produce(topic, sentinel_payload(part, sentinel_at), partition=part)
+    assert p.flush(60) == 0
+
+
+def expected_features(cfg, payloads, as_of: int):
+    e = cfg.engagement
+    df = oracle.valid_events(payloads)
+    df = df[~df["video_id"].str.startswith(SENTINEL_PREFIX)]
+    too_late = oracle.mark_too_late(df, e.max_out_of_orderness, e.allowed_lateness)
+    counted = df[~too_late]
+    return oracle.features(counted, as_of, e.tile, e.window_ms, vars(e.score_weights)), int(too_late.sum())
+
+
+def redis_features(client, cfg) -> dict:
+    """Every video's engagement features as stored, {video_id: {feature: value}}."""
+    prefix = layout.entity_key(VIDEO_ENGAGEMENT, "")[:-2]
+    ids = [k.decode()[len(prefix) + 1:-1] for k in client.scan_iter(match=f"{prefix}{{*", count=1000)]
+    ids = [i for i in ids if not i.startswith(SENTINEL_PREFIX)]
+    rows = FeatureReader(client, groups_for(cfg)).get("video", ids)
+    return {r.entity_id: r.values for r in rows}
+
+
+def topic_records(bootstrap: str, topic: str, partitions: int = 2, idle_s: float = 3.0) -> list:
+    """All records of a topic as (value, headers dict), reading until idle."""
+    import time
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader", "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    out, last = [], time.monotonic()
+    while time.monotonic() - last < idle_s:
+        for m in c.consume(1000, 0.5):
+            if m.error():
+                continue
+            out.append((m.value(), {k: v.decode() for k, v in (m.headers() or [])}))
+            last = time.monotonic()
+    c.close()
+    return out

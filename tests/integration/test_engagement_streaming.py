@@ -1,0 +1,59 @@
+"""The engagement job through real tansu, real Redis and the Flink mini-cluster, checked against
+the independent pandas oracle (tests/oracle.py)."""
+from __future__ import annotations
+
+import signal
+from collections import Counter
+
+import pytest
+
+from schemas.engagement import ENGAGEMENT_V1
+from tests import oracle
+from tests.hostile import hostile_payloads
+from tests.conftest import kill_group, start_fyp, wait_for_no_problems
+from tests.integration.engagement_support import (expected_features, final_as_of, produce, redis_features,
+                                                  sentinel_time, topic_records, traffic_for)
+
+pytestmark = pytest.mark.integration
+
+START_MS = 1_790_000_000_000  # a fixed past instant: the traffic is the same on every run
+
+
+def test_streaming_features_equal_oracle_with_ooo_late_and_malformed(stack, tmp_path):
+    cfg, path = stack.config("stream")
+    # 26 h of event time so that tiles leave the 1 h, 6 h and 24 h windows during the run
+    traffic = traffic_for(cfg, seed=11, start_ms=START_MS, hours=26, rate=0.8)
+    # hand-made hostile payloads early in the stream, each between valid events
+    hostile = hostile_payloads(traffic.events[100])
+    for i, h in enumerate(hostile):
+        traffic.payloads.insert(200 + 2 * i, h)
+        traffic.events.insert(200 + 2 * i, None)
+        traffic.kinds.insert(200 + 2 * i, "malformed")
+    newest = max(e["event_time"] for e in traffic.events if e)
+    sentinel = sentinel_time(cfg, newest)
+    produce(stack.bootstrap, cfg.kafka.topics.engagement, traffic.payloads, sentinel_at=sentinel)
+    expected, n_late = expected_features(cfg, traffic.payloads, final_as_of(cfg, sentinel))
+    kinds = Counter(traffic.kinds)
+    assert kinds["ooo"] > 100 and kinds["straggler"] > 100 and kinds["late"] > 50 and kinds["malformed"] > 50
+    assert n_late == kinds["late"]  # the oracle's own lateness rule agrees with the generator
+
+    proc = start_fyp(path, "run", "engagement", "--fresh", log=tmp_path / "run.log")
+    try:
+        client = stack.redis(cfg)
+        wait_for_no_problems(lambda: oracle.compare(expected, redis_features(client, cfg)),
+                             timeout=300, what="features equal to the oracle")
+    finally:
+        kill_group(proc, signal.SIGTERM)
+
+    # every malformed payload is in the dead-letter topic, with the reason the schema gives
+    dlq = topic_records(stack.bootstrap, cfg.kafka.topics.dead_letter)
+    want = Counter((p, ENGAGEMENT_V1.reason(p)) for p, k in zip(traffic.payloads, traffic.kinds) if k == "malformed")
+    assert None not in {r for _, r in want}
+    got = Counter((v or b"", h["reason"]) for v, h in dlq)
+    assert got == want
+    assert all(h["origin"] == cfg.kafka.topics.engagement and h["origin.offset"].isdigit() for _, h in dlq)
+
+    # every event beyond the allowed lateness is in the late topic, none counted
+    late = topic_records(stack.bootstrap, cfg.kafka.topics.late)
+    want_late = Counter(p for p, k in zip(traffic.payloads, traffic.kinds) if k == "late")
+    assert Counter(v for v, _ in late) == want_late
