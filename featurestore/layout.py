@@ -10,6 +10,7 @@ Expiry: a TTL per feature group, renewed on every accepted write.
 """
 from __future__ import annotations
 
+import json
 import math
 
 SPEC_VERSION = 1
@@ -32,6 +33,9 @@ def encode_value(value) -> str:
         if not math.isfinite(value):
             raise ValueError(f"non-finite feature value {value!r}")
         return repr(value)
+    if isinstance(value, (list, dict)):
+        # ranked lists (interests, trends): compact JSON, floats as shortest round-trip repr
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
     raise TypeError(f"cannot encode {type(value).__name__} as a feature value")
 
 
@@ -40,6 +44,8 @@ def decode_value(dtype: str, raw):
         return None
     if isinstance(raw, bytes):
         raw = raw.decode()
+    if dtype == "json":
+        return json.loads(raw)
     return int(raw) if dtype == "int" else float(raw)
 
 

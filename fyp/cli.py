@@ -92,7 +92,7 @@ def cmd_run(args):
 def cmd_backfill(args):
     from fyp.runner import run_backfill
 
-    run_backfill(_cfg(args), args.job, args.input)
+    run_backfill(_cfg(args), args.job, args.input, uploads_path=args.uploads)
 
 
 def cmd_demo(args):
@@ -132,6 +132,9 @@ def cmd_features_get(args):
         sys.stdout.write(orjson.dumps(row.to_json()).decode() + "\n")
 
 
+JOB_NAMES = ("engagement", "interests")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fyp", description="fyp-features: real-time features for a For You feed")
     p.add_argument("--config", help="YAML config (default configs/local.yaml)")
@@ -163,14 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(fn=cmd_generate)
 
     r = sub.add_parser("run", help="run a streaming job (embedded Flink) with its feature writer")
-    r.add_argument("job", choices=("engagement",))
+    r.add_argument("job", choices=JOB_NAMES)
     r.add_argument("--fresh", action="store_true", help="ignore retained checkpoints")
     r.add_argument("--no-writer", action="store_true", help="do not run the feature writer in-process")
     r.set_defaults(fn=cmd_run)
 
     b = sub.add_parser("backfill", help="run a job over a JSON-lines file to its end")
-    b.add_argument("job", choices=("engagement",))
-    b.add_argument("--input", required=True)
+    b.add_argument("job", choices=JOB_NAMES)
+    b.add_argument("--input", required=True, help="engagement events, JSON lines")
+    b.add_argument("--uploads", help="upload events, JSON lines (jobs that use video metadata)")
     b.set_defaults(fn=cmd_backfill)
 
     sub.add_parser("writer", help="run the feature writer service alone").set_defaults(fn=cmd_writer)
@@ -182,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("features", help="read the online store")
     fsub = f.add_subparsers(dest="action", required=True)
     fg = fsub.add_parser("get", help="print one JSON object per id")
-    fg.add_argument("entity", choices=("video",))
+    fg.add_argument("entity", choices=("video", "user"))
     fg.add_argument("ids", nargs="+")
     fg.add_argument("--features", help="comma-separated feature names (default: all)")
     fg.set_defaults(fn=cmd_features_get)

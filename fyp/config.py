@@ -124,6 +124,39 @@ class EngagementConfig:
 
 
 @dataclass
+class EnrichmentConfig:
+    """Video metadata (creator, category) from upload-events, joined as of each view's event time."""
+    # A view waits until the uploads' watermark passes its event time; with no upload for this
+    # long the uploads stream counts as idle and views go on without waiting (as `unknown`).
+    metadata_wait: Duration = Duration(10_000)
+    metadata_ttl: Duration = Duration(7 * 86_400_000)  # metadata state lives this long
+
+
+@dataclass
+class InterestWeights:
+    """Engagement strength of one view (the interest it adds to its category and creator)."""
+    completion: float = 1.0  # times min(1, watch_time / duration)
+    liked: float = 2.0
+    shared: float = 3.0
+    commented: float = 2.0
+    rewatch: float = 0.5  # per rewatch, at most 5 counted
+    fast_skip: float = 1.5  # subtracted for a skip within fast_skip_ms
+    fast_skip_ms: Duration = Duration(3000)
+
+
+@dataclass
+class InterestsConfig:
+    decay: Duration = Duration(1_800_000)  # time constant of the exponential decay (30 min)
+    top_n: int = 10
+    prune_below: float = 0.05  # an entry whose |weight| decays below this is dropped
+    emit_interval: Duration = Duration(1000)  # views of a user are batched this long (processing time)
+    min_events: int = 3  # a user with fewer events keeps state only newcomer_ttl
+    newcomer_ttl: Duration = Duration(120_000)
+    idle_ttl: Duration = Duration(7_200_000)
+    weights: InterestWeights = field(default_factory=InterestWeights)
+
+
+@dataclass
 class WriterConfig:
     batch_max: int = 2000
     poll_timeout: Duration = Duration(50)
@@ -132,7 +165,8 @@ class WriterConfig:
 
 @dataclass
 class FeatureStoreConfig:
-    ttl: dict = field(default_factory=lambda: {"video_engagement": "25h"})
+    ttl: dict = field(default_factory=lambda: {"video_engagement": "25h", "user_interests": "2h",
+                                               "region_trends": "2h", "video_milestones": "30d"})
     writer: WriterConfig = field(default_factory=WriterConfig)
 
 
@@ -143,6 +177,8 @@ class Config:
     stack: StackConfig = field(default_factory=StackConfig)
     flink: FlinkConfig = field(default_factory=FlinkConfig)
     engagement: EngagementConfig = field(default_factory=EngagementConfig)
+    enrichment: EnrichmentConfig = field(default_factory=EnrichmentConfig)
+    interests: InterestsConfig = field(default_factory=InterestsConfig)
     featurestore: FeatureStoreConfig = field(default_factory=FeatureStoreConfig)
     source: str = field(default="<defaults>", compare=False)
 
@@ -273,5 +309,11 @@ def _check(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: flink.python_worker_mode must be process or loopback")
     if cfg.kafka.starting_offsets not in ("earliest", "group"):
         raise ConfigError(f"{source}: kafka.starting_offsets must be earliest or group")
-    if "video_engagement" not in cfg.featurestore.ttl:
-        raise ConfigError(f"{source}: featurestore.ttl.video_engagement is required")
+    for group in ("video_engagement", "user_interests", "region_trends", "video_milestones"):
+        if group not in cfg.featurestore.ttl:
+            raise ConfigError(f"{source}: featurestore.ttl.{group} is required")
+    i = cfg.interests
+    if i.top_n < 1 or i.min_events < 1 or i.decay <= 0 or i.emit_interval <= 0:
+        raise ConfigError(f"{source}: interests.top_n, min_events, decay and emit_interval must be positive")
+    if i.newcomer_ttl > i.idle_ttl:
+        raise ConfigError(f"{source}: interests.newcomer_ttl must not exceed interests.idle_ttl")

@@ -15,14 +15,14 @@ from featurestore.consumer import FeatureUpdateConsumer
 from featurestore.writer import FeatureWriter
 from fyp import procs
 from fyp.config import Config
-from jobs import engagement
+from jobs import engagement, interests
 from jobs.flink_env import latest_checkpoint
 from operators.sliding_tiles import TileGeometry
 from schemas.engagement import ENGAGEMENT_V1
 from schemas.features import groups_for
 
 log = logging.getLogger("fyp.run")
-JOBS = ("engagement",)
+JOBS = {"engagement": engagement, "interests": interests}
 
 
 def redis_client(cfg: Config) -> redis.Redis:
@@ -43,9 +43,10 @@ def make_writer(cfg: Config) -> FeatureUpdateConsumer:
                                  backoff_max_ms=w.retry_backoff_max)
 
 
-def _check_job(job: str) -> None:
+def _job_module(job: str):
     if job not in JOBS:
         raise SystemExit(f"unknown job {job!r}; jobs: {', '.join(JOBS)}")
+    return JOBS[job]
 
 
 class _Stopper:
@@ -67,10 +68,10 @@ def _stop_gateway() -> None:
 
 
 def run_streaming(cfg: Config, job: str, fresh: bool = False, with_writer: bool = True) -> None:
-    _check_job(job)
-    restore = None if fresh else latest_checkpoint(cfg.checkpoint_dir / engagement.JOB_NAME)
+    module = _job_module(job)
+    restore = None if fresh else latest_checkpoint(cfg.checkpoint_dir / module.JOB_NAME)
     print(f"starting {job} " + ( f"from checkpoint {restore}" if restore else "with fresh state"), flush=True)
-    handle = engagement.start(engagement.build(cfg, restore_from=restore))
+    handle = engagement.start(module.build(cfg, restore_from=restore))
     stopper = _Stopper()
     writer = make_writer(cfg) if with_writer else None
     thread = threading.Thread(target=writer.run, args=(stopper.event,), daemon=True) if writer else None
@@ -112,13 +113,21 @@ def end_of_input_as_of(cfg: Config, path: str | Path) -> int | None:
     return TileGeometry(e.tile, e.emit_interval, tuple(e.window_ms)).step_end(newest)
 
 
-def run_backfill(cfg: Config, job: str, input_path: str, idle_ms: int = 3000) -> dict:
-    """Runs the job over a file to its end, then drains the feature writer. Returns writer stats."""
-    _check_job(job)
-    if not Path(input_path).exists():
-        raise SystemExit(f"input not found: {input_path}")
-    as_of = end_of_input_as_of(cfg, input_path)
-    handle = engagement.start(engagement.build(cfg, input_file=input_path, end_of_input_as_of=as_of))
+def run_backfill(cfg: Config, job: str, input_path: str, idle_ms: int = 3000, uploads_path: str | None = None) -> dict:
+    """Runs the job over a file to its end, then drains the feature writer. Returns writer stats.
+    Jobs that enrich views with video metadata read it from `uploads_path` (JSON lines)."""
+    module = _job_module(job)
+    for path in (input_path, uploads_path):
+        if path is not None and not Path(path).exists():
+            raise SystemExit(f"input not found: {path}")
+    as_of = None
+    if job == "engagement":
+        as_of = end_of_input_as_of(cfg, input_path)
+        handle = engagement.start(engagement.build(cfg, input_file=input_path, end_of_input_as_of=as_of))
+    else:
+        if uploads_path is None:
+            raise SystemExit(f"backfill {job} needs --uploads FILE (upload events, JSON lines)")
+        handle = engagement.start(module.build(cfg, input_file=input_path, uploads_file=uploads_path))
     writer = make_writer(cfg)
     stop = threading.Event()
     thread = threading.Thread(target=writer.run, args=(stop,), daemon=True)

@@ -37,9 +37,11 @@ class SlidingEngagementFunction(KeyedProcessFunction):
         if row[2] == KIND_TILE:
             as_of = start + self.geo.emit_ms
         else:
-            wm = ctx.timer_service().current_watermark()
-            as_of = st.as_of if wm <= 0 or wm == MAX_WATERMARK else max(st.as_of, self.geo.as_of_at_watermark(wm))
-            as_of = max(as_of, self.geo.step_end(start))
+            # Not the watermark: an as-of time derived from the watermark differs between a run
+            # and its replay after a restart, and a replay must never produce a version older
+            # than one the killed run already wrote with fewer events (it would lose the write).
+            # Tiles the correction's window has meanwhile lost are taken out by their timers.
+            as_of = max(st.as_of, self.geo.step_end(start))
         tile = start // self.geo.tile_ms
         if st.add(self.geo, tile, row[3:], as_of):
             for t in self.geo.expiry_times(tile):
@@ -56,6 +58,10 @@ class SlidingEngagementFunction(KeyedProcessFunction):
             return
         if st.advance(self.geo, self.geo.as_of_at_watermark(timestamp)):
             yield self._emit(ctx.get_current_key(), st)
+        elif not st.is_empty():
+            # advance() moved as_of and window edges in place: persist them, or the cached and
+            # the checkpointed state disagree after a cache eviction or a restore.
+            self.state.update(st)
         if st.is_empty():
             self.state.clear()
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from fyp.config import Config
 from schemas.engagement import ENGAGEMENT_V1, EVENT_TIME_FIELD, MAX_FUTURE_SKEW_MS, MIN_EVENT_TIME_MS
+from schemas.upload import UPLOAD_TIME_FIELD, UPLOAD_V1
 
 PARSE_FN = "FYP_PARSE_RECORD"
+ENGAGEMENT_SCHEMA_LABEL = f"{ENGAGEMENT_V1.name}.v{ENGAGEMENT_V1.version}"
+UPLOAD_SCHEMA_LABEL = f"{UPLOAD_V1.name}.v{UPLOAD_V1.version}"
 EVENT_TIME_FN = "FYP_EVENT_TIME_OF"
 
 
@@ -29,24 +32,26 @@ def register_functions(t_env) -> None:
     t_env.execute_sql(f"CREATE TEMPORARY FUNCTION IF NOT EXISTS {EVENT_TIME_FN} AS 'dev.fyp.udf.EventTimeOf' LANGUAGE JAVA")
 
 
-def _watermark_columns(cfg: Config) -> str:
-    return (f"  rowtime AS TO_TIMESTAMP_LTZ({EVENT_TIME_FN}(payload, {quote(EVENT_TIME_FIELD)}, "
+def _watermark_columns(cfg: Config, time_field: str = EVENT_TIME_FIELD) -> str:
+    return (f"  rowtime AS TO_TIMESTAMP_LTZ({EVENT_TIME_FN}(payload, {quote(time_field)}, "
             f"{MIN_EVENT_TIME_MS}, {MAX_FUTURE_SKEW_MS}), 3),\n"
             f"  WATERMARK FOR rowtime AS rowtime - {interval(cfg.engagement.max_out_of_orderness)}")
 
 
-def kafka_source_ddl(cfg: Config, table: str, topic: str, group_id: str) -> str:
+def kafka_source_ddl(cfg: Config, table: str, topic: str, group_id: str, time_field: str = EVENT_TIME_FIELD,
+                     idle_timeout_ms: int = 0) -> str:
     k = cfg.kafka
+    idle = f"\n  'scan.watermark.idle-timeout' = '{idle_timeout_ms} ms'," if idle_timeout_ms else ""
     startup = "'scan.startup.mode' = 'earliest-offset'" if k.starting_offsets == "earliest" else \
         "'scan.startup.mode' = 'group-offsets', 'properties.auto.offset.reset' = 'earliest'"
     return f"""CREATE TEMPORARY TABLE {table} (
   payload BYTES,
   src_partition INT METADATA FROM 'partition' VIRTUAL,
   src_offset BIGINT METADATA FROM 'offset' VIRTUAL,
-{_watermark_columns(cfg)}
+{_watermark_columns(cfg, time_field)}
 ) WITH (
   'connector' = 'kafka',
-  'topic' = {quote(topic)},
+  'topic' = {quote(topic)},{idle}
   'properties.bootstrap.servers' = {quote(k.bootstrap)},
   'properties.group.id' = {quote(group_id)},
   'properties.session.timeout.ms' = '6000',
@@ -56,10 +61,10 @@ def kafka_source_ddl(cfg: Config, table: str, topic: str, group_id: str) -> str:
 )"""
 
 
-def file_source_ddl(cfg: Config, table: str, path: str) -> str:
+def file_source_ddl(cfg: Config, table: str, path: str, time_field: str = EVENT_TIME_FIELD) -> str:
     return f"""CREATE TEMPORARY TABLE {table} (
   payload BYTES,
-{_watermark_columns(cfg)}
+{_watermark_columns(cfg, time_field)}
 ) WITH (
   'connector' = 'filesystem',
   'path' = {quote(path)},
@@ -112,10 +117,13 @@ def header(name: str, expr: str) -> str:
     return f"{quote(name)}, CAST(CAST({expr} AS STRING) AS BYTES)"
 
 
-def dead_letter_insert(sink: str, routed: str, origin: str) -> str:
+def dead_letter_insert(sink: str, routed: str, origin: str, job: str = "engagement",
+                       schema: str = ENGAGEMENT_SCHEMA_LABEL) -> str:
+    time_field = UPLOAD_TIME_FIELD if schema == UPLOAD_SCHEMA_LABEL else EVENT_TIME_FIELD
     headers = ", ".join([
-        header("reason", "COALESCE(error, 'in_future:event_time')"),
-        header("schema", quote(f"{ENGAGEMENT_V1.name}.v{ENGAGEMENT_V1.version}")),
+        header("reason", f"COALESCE(error, 'in_future:{time_field}')"),
+        header("schema", quote(schema)),
+        header("job", quote(job)),
         header("origin", quote(origin)),
         header("origin.partition", "COALESCE(CAST(src_partition AS STRING), '')"),
         header("origin.offset", "COALESCE(CAST(src_offset AS STRING), '')"),
@@ -150,3 +158,46 @@ def keyed_update_sink_ddl(cfg: Config, table: str, topic: str) -> str:
   'value.format' = 'raw',
   'value.fields-include' = 'EXCEPT_KEY'
 )"""
+
+
+def upload_kafka_source_ddl(cfg: Config, table: str, topic: str, group_id: str) -> str:
+    return kafka_source_ddl(cfg, table, topic, group_id, UPLOAD_TIME_FIELD, cfg.enrichment.metadata_wait)
+
+
+def upload_file_source_ddl(cfg: Config, table: str, path: str) -> str:
+    return file_source_ddl(cfg, table, path, UPLOAD_TIME_FIELD)
+
+
+def uploads_routed_view_sql(view: str, source: str, has_offsets: bool) -> str:
+    """Every raw upload with its parsed fields and route ok | invalid."""
+    descriptor = quote(UPLOAD_V1.descriptor_json())
+    offsets = "s.src_partition, s.src_offset" if has_offsets else \
+        "CAST(NULL AS INT) AS src_partition, CAST(NULL AS BIGINT) AS src_offset"
+    return f"""CREATE TEMPORARY VIEW {view} AS
+SELECT s.payload, {offsets}, s.rowtime AS upload_rowtime, p.*,
+  CASE WHEN p.error IS NOT NULL OR s.rowtime <> TO_TIMESTAMP_LTZ(p.{UPLOAD_TIME_FIELD}, 3)
+       THEN 'invalid' ELSE 'ok' END AS route
+FROM {source} AS s, LATERAL TABLE({PARSE_FN}(s.payload, {descriptor})) AS p"""
+
+
+def metadata_view_sql(view: str, uploads: str) -> str:
+    """A versioned view (Flink recognises keep-last deduplication on the time attribute): the
+    video's metadata as of any event time. A repeated upload event replaces the earlier version."""
+    return f"""CREATE TEMPORARY VIEW {view} AS
+SELECT video_id, creator_id, category, upload_rowtime FROM (
+  SELECT video_id, creator_id, category, upload_rowtime,
+         ROW_NUMBER() OVER (PARTITION BY video_id ORDER BY upload_rowtime DESC) AS rn
+  FROM {uploads} WHERE route = 'ok')
+WHERE rn = 1"""
+
+
+def enriched_view_sql(view: str, events: str, metadata: str) -> str:
+    """Valid views (on time, corrections and late alike) with their video's category and creator
+    as of the view's event time ('' when unknown), by an event-time temporal join."""
+    return f"""CREATE TEMPORARY VIEW {view} AS
+SELECT e.event_id, e.user_id, e.video_id, e.event_time, e.event_rowtime, e.region, e.watch_time_ms,
+       e.video_duration_ms, e.liked, e.shared, e.commented, e.skipped, e.rewatches, e.route,
+       COALESCE(m.category, '') AS category, COALESCE(m.creator_id, '') AS creator_id
+FROM {events} AS e
+LEFT JOIN {metadata} FOR SYSTEM_TIME AS OF e.event_rowtime AS m ON e.video_id = m.video_id
+WHERE e.route <> 'invalid'"""

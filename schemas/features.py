@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from operators.engagement import FEATURE_BASES, INT_BASES, window_labels
 
 VIDEO_ENGAGEMENT = "video_engagement"
+USER_INTERESTS = "user_interests"
 
 
 @dataclass(frozen=True)
 class Feature:
     name: str
-    dtype: str  # "int" | "float"
+    dtype: str  # "int" | "float" | "json" (a ranked list)
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,14 @@ def video_engagement_group(windows_ms) -> FeatureGroup:
     return FeatureGroup(VIDEO_ENGAGEMENT, "video", 1, feats)
 
 
+# Per user: [[category, weight], ...] and [[creator, weight], ...], top N by weight (see
+# operators/interests.py), the views in the user's state, and those with unknown video metadata.
+USER_INTERESTS_GROUP = FeatureGroup(USER_INTERESTS, "user", 1, (
+    Feature("top_categories", "json"), Feature("top_creators", "json"),
+    Feature("events", "int"), Feature("unenriched", "int")))
+
+
 def groups_for(config) -> dict[str, FeatureGroup]:
     """All feature groups a configuration produces, by name."""
-    g = video_engagement_group(config.engagement.window_ms)
-    return {g.name: g}
+    groups = [video_engagement_group(config.engagement.window_ms), USER_INTERESTS_GROUP]
+    return {g.name: g for g in groups}

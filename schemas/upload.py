@@ -19,3 +19,5 @@ UPLOAD_V1 = RecordSchema(
         Field("upload_time", "long", min=MIN_EVENT_TIME_MS, doc="ms since epoch, UTC"),
     ),
 )
+
+UPLOAD_TIME_FIELD = "upload_time"

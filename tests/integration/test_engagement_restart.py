@@ -42,6 +42,29 @@ def _paced_produce(bootstrap, topic, payloads, per_second, done: threading.Event
     done.set()
 
 
+def _diagnosis(stack, cfg, client, expected, traffic) -> str:
+    """What a failure needs to be understood: stored versions of the wrong videos, their events
+    in arrival order with kinds, and what went to the side topics."""
+    import orjson
+
+    from featurestore import layout
+    from schemas.features import VIDEO_ENGAGEMENT
+    from tests.integration.engagement_support import topic_records
+
+    actual = redis_features(client, cfg)
+    wrong = sorted({line.split(".")[0] for line in oracle.compare(expected, actual) if "." in line})[:3]
+    lines = [f"late topic: {len(topic_records(stack.bootstrap, cfg.kafka.topics.late))} records, "
+             f"dead letters: {len(topic_records(stack.bootstrap, cfg.kafka.topics.dead_letter))}"]
+    for vid in wrong:
+        meta = client.hmget(layout.entity_key(VIDEO_ENGAGEMENT, vid), layout.META_TS, layout.META_ABSORBED)
+        lines.append(f"{vid}: stored _ts={meta[0]} _n={meta[1]}")
+        for i, (payload, kind) in enumerate(zip(traffic.payloads, traffic.kinds)):
+            if kind != "ok" and kind != "malformed" and vid.encode() in payload:
+                e = orjson.loads(payload)
+                lines.append(f"  arrival {i} partition {i % 2} kind {kind} event_time {e['event_time']}")
+    return "\n".join(lines)
+
+
 def test_hard_kill_and_restart_from_checkpoint(stack, tmp_path):
     # The paced replay compresses event time ~1000x: after the restart one partition's first fetch
     # can run minutes of event time ahead of the other's, and with a 1 min allowed lateness
@@ -82,8 +105,11 @@ def test_hard_kill_and_restart_from_checkpoint(stack, tmp_path):
             p.produce(cfg.kafka.topics.engagement, payloads[-2 + part], partition=part)
         p.flush(30)
         client = stack.redis(cfg)
-        wait_for_no_problems(lambda: oracle.compare(expected, redis_features(client, cfg)),
-                             timeout=300, what="features equal to the oracle after the restart")
+        try:
+            wait_for_no_problems(lambda: oracle.compare(expected, redis_features(client, cfg)),
+                                 timeout=300, what="features equal to the oracle after the restart")
+        except AssertionError as failure:
+            raise AssertionError(f"{failure}\n{_diagnosis(stack, cfg, client, expected, traffic)}") from None
         print(f"recovered to the oracle {time.monotonic() - killed_at:.1f}s after the kill")
     finally:
         kill_group(second, signal.SIGTERM)

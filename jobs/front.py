@@ -1,0 +1,65 @@
+"""The shared front of every job: the engagement stream read, parsed, validated and routed once
+(invalid events to the dead-letter topic, tagged with the job), and the video metadata from
+upload-events as a versioned table for joins as of each view's event time."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyflink.table import DataTypes, Schema
+
+from fyp.config import Config
+from jobs import sql
+
+ENGAGEMENT_VIEW = "engagement_events"
+METADATA_VIEW = "video_metadata"
+ENRICHED_VIEW = "engagement_enriched"
+
+
+def consumer_group(cfg: Config, job: str) -> str:
+    return cfg.kafka.consumer_group if job == "engagement" else f"{cfg.kafka.consumer_group}-{job}"
+
+
+def engagement_stream(cfg: Config, t_env, stmts, job: str, input_file: str | None = None) -> str:
+    """Registers view `engagement_events` (every raw event with its parsed fields, `route` and the
+    time attribute `event_rowtime`) and adds the dead-letter insert to `stmts`. Returns the
+    origin label used in side-output headers."""
+    sql.register_functions(t_env)
+    topics = cfg.kafka.topics
+    if input_file is not None:
+        t_env.execute_sql(sql.file_source_ddl(cfg, "engagement_raw", str(Path(input_file).resolve())))
+        origin = f"file:{Path(input_file).name}"
+    else:
+        t_env.execute_sql(sql.kafka_source_ddl(cfg, "engagement_raw", topics.engagement, consumer_group(cfg, job)))
+        origin = topics.engagement
+    t_env.execute_sql(sql.routed_view_sql(cfg, "engagement_routed", "engagement_raw", has_offsets=input_file is None))
+    # Read, parse and route once. Without this step the statement set (side outputs) and the
+    # DataStream part are planned apart: the topic is read by two sources and each decides
+    # "late" against its own watermark, so an event could be neither counted nor sent to late.
+    routed = t_env.from_data_stream(
+        t_env.to_data_stream(t_env.from_path("engagement_routed")),
+        Schema.new_builder().column_by_metadata("event_rowtime", DataTypes.TIMESTAMP_LTZ(3), "rowtime")
+        .watermark("event_rowtime", "SOURCE_WATERMARK()").build())
+    t_env.create_temporary_view(ENGAGEMENT_VIEW, routed)
+    t_env.execute_sql(sql.side_output_sink_ddl(cfg, "dead_letter_sink", topics.dead_letter))
+    stmts.add_insert_sql(sql.dead_letter_insert("dead_letter_sink", ENGAGEMENT_VIEW, origin, job))
+    return origin
+
+
+def video_metadata(cfg: Config, t_env, stmts, job: str, uploads_file: str | None = None) -> None:
+    """Registers the versioned view `video_metadata` (latest upload per video, by upload time) and
+    the enriched view `engagement_enriched`: every valid view with the category and creator of its
+    video as of the view's event time, '' when unknown (no upload at or before that time arrived
+    in time; the join waits for the uploads' watermark, which stops holding views back after
+    `enrichment.metadata_wait` without uploads). Invalid uploads go to the dead-letter topic."""
+    topics = cfg.kafka.topics
+    if uploads_file is not None:
+        t_env.execute_sql(sql.upload_file_source_ddl(cfg, "uploads_raw", str(Path(uploads_file).resolve())))
+        origin = f"file:{Path(uploads_file).name}"
+    else:
+        t_env.execute_sql(sql.upload_kafka_source_ddl(cfg, "uploads_raw", topics.uploads, consumer_group(cfg, job)))
+        origin = topics.uploads
+    t_env.execute_sql(sql.uploads_routed_view_sql("uploads_routed", "uploads_raw", has_offsets=uploads_file is None))
+    t_env.execute_sql(sql.metadata_view_sql(METADATA_VIEW, "uploads_routed"))
+    t_env.execute_sql(sql.enriched_view_sql(ENRICHED_VIEW, ENGAGEMENT_VIEW, METADATA_VIEW))
+    stmts.add_insert_sql(sql.dead_letter_insert("dead_letter_sink", "uploads_routed", origin, job,
+                                                schema=sql.UPLOAD_SCHEMA_LABEL))
