@@ -20,6 +20,7 @@ from operators.interests import FIELD_SEP, RECORD_SEP, StrengthWeights, strength
 
 JOB_NAME = "interests"
 UID = "user-interests"
+OPERATOR = "decayed interests per user"  # its metrics: users_created, users_evicted
 
 
 def build(cfg: Config, *, input_file: str | None = None, uploads_file: str | None = None,
@@ -49,7 +50,7 @@ GROUP BY user_id, window_start, window_end""")
     updates = (keyed_by_first_field(t_env, packed)
                .process(UserInterestFunction(i.decay, i.top_n, i.prune_below, i.min_events, i.newcomer_ttl,
                                              i.idle_ttl), output_type=OUTPUT_TYPE)
-               .uid(UID).name("decayed interests per user"))
+               .uid(UID).name(OPERATOR))
     t_env.create_temporary_view("feature_updates", t_env.from_data_stream(updates))
     stmts.add_insert_sql("INSERT INTO feature_update_sink SELECT entity_id, payload FROM feature_updates")
     stmts.attach_as_datastream()
