@@ -1,9 +1,12 @@
 """The feature writer service: feature-updates topic -> Redis, losing nothing.
 
-Reads a batch, keeps the newest version per key, writes it in one pipeline, and only then commits
-the offsets. If Redis is down the same batch is retried with backoff (the pipeline slows down, the
-updates wait in Kafka); if the process dies, the uncommitted batch is read again and the versioned
-write makes the repeat harmless.
+Reads a batch, keeps the newest version per key, and writes it in one pipeline together with the
+positions it consumed up to (stored in Redis, layout.writer_offsets_key; not in the broker's
+consumer groups: on tansu a group whose member was killed can stay without assignment for good,
+measured). If Redis is down the same batch is retried with backoff (the pipeline slows down, the
+updates wait in Kafka); if the process dies, it resumes from the stored positions and the
+versioned write makes any repeat harmless. One writer process per writer name: it reads every
+partition of the topic (partitions added later need a restart).
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import threading
 import time
 
 import redis
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from featurestore.updates import decode_update, latest_per_entity
 from featurestore.writer import FeatureWriter
@@ -31,15 +34,24 @@ class FeatureUpdateConsumer:
         self.backoff_max = backoff_max_ms / 1000
         self.on_write = on_write  # optional callback(list[FeatureUpdate]) after each stored batch
         self.stats = {"consumed": 0, "written": 0, "stale": 0, "undecodable": 0, "redis_retries": 0}
+        self.name = group_id
         self.consumer = Consumer({
             "bootstrap.servers": bootstrap,
-            "group.id": group_id,
+            "group.id": group_id,  # only for client identification: no subscribe, no commits
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
-            "session.timeout.ms": 6000,  # tansu: a join takes half the session timeout
             "fetch.wait.max.ms": 50,
         })
-        self.consumer.subscribe([topic])
+        self._assign()
+
+    def _assign(self) -> None:
+        meta = self.consumer.list_topics(self.topic, timeout=30)
+        partitions = sorted(meta.topics[self.topic].partitions) if self.topic in meta.topics else []
+        if not partitions:
+            raise RuntimeError(f"topic {self.topic!r} has no partitions (is the broker up and the topic created?)")
+        stored = self._with_retry(lambda: self.writer.read_offsets(self.name))
+        self.consumer.assign([TopicPartition(self.topic, p, stored.get(f"{self.topic}:{p}", OFFSET_BEGINNING))
+                              for p in partitions])
 
     def step(self) -> int:
         """One poll-write-commit cycle. Returns how many messages it consumed."""
@@ -60,10 +72,8 @@ class FeatureUpdateConsumer:
                 self.stats["undecodable"] += 1
                 log.error("undecodable feature update at %s/%d@%d", m.topic(), m.partition(), m.offset())
         batch = latest_per_entity(updates)
-        written = self._write_with_retry(batch)
-        if offsets:
-            self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
-                                 asynchronous=False)
+        positions = {f"{t}:{p}": o for (t, p), o in offsets.items()}
+        written = self._with_retry(lambda: self.writer.write(batch, positions, self.name), len(batch))
         self.stats["consumed"] += len(msgs)
         self.stats["written"] += written
         self.stats["stale"] += len(batch) - written
@@ -71,14 +81,14 @@ class FeatureUpdateConsumer:
             self.on_write(batch)
         return len(msgs)
 
-    def _write_with_retry(self, batch) -> int:
+    def _with_retry(self, call, n_updates: int = 0):
         delay = 0.05
         while True:
             try:
-                return self.writer.write(batch)
+                return call()
             except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as e:
                 self.stats["redis_retries"] += 1
-                log.warning("redis unavailable (%s); retrying %d updates in %.2fs", e, len(batch), delay)
+                log.warning("redis unavailable (%s); retrying %d updates in %.2fs", e, n_updates, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, self.backoff_max)
 

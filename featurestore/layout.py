@@ -24,6 +24,13 @@ def entity_key(group: str, entity_id: str) -> str:
     return f"{PREFIX}:{group}:{{{entity_id}}}"
 
 
+def writer_offsets_key(writer: str) -> str:
+    """Hash of the writer service's consumed positions, "<topic>:<partition>" -> next offset. Kept
+    in Redis beside the features they produced (written in the same pipeline), so the writer does
+    not depend on the broker's consumer-group coordinator."""
+    return f"{PREFIX}:_offsets:{{{writer}}}"
+
+
 def encode_value(value) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"

@@ -17,11 +17,15 @@ class FeatureWriter:
         self.ttl_ms = ttl_ms
         self.script = client.register_script(layout.WRITE_SCRIPT)
 
-    def write(self, updates: list[FeatureUpdate]) -> int:
+    def read_offsets(self, writer: str) -> dict[str, int]:
+        raw = self.client.hgetall(layout.writer_offsets_key(writer))
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    def write(self, updates: list[FeatureUpdate], offsets: dict | None = None, writer: str = "") -> int:
         """Writes a batch in one pipeline; returns how many were newer than what Redis had.
         Raises redis.ConnectionError / TimeoutError if Redis is unreachable (nothing is lost: the
         caller retries the same batch, and versioning makes the retry harmless)."""
-        if not updates:
+        if not updates and not offsets:
             return 0
         now = str(int(time.time() * 1000))
         pipe = self.client.pipeline(transaction=False)
@@ -35,4 +39,8 @@ class FeatureWriter:
                 args.append(name)
                 args.append(layout.encode_value(value))
             self.script(keys=[layout.entity_key(u.group, u.entity_id)], args=args, client=pipe)
-        return sum(int(r) for r in pipe.execute())
+        if offsets:
+            # after the features, in the same pipeline: a position is never ahead of what it produced
+            pipe.hset(layout.writer_offsets_key(writer), mapping=offsets)
+        replies = pipe.execute()
+        return sum(int(r) for r in replies[:len(updates)])

@@ -132,7 +132,25 @@ def cmd_features_get(args):
         sys.stdout.write(orjson.dumps(row.to_json()).decode() + "\n")
 
 
-JOB_NAMES = ("engagement", "interests")
+JOB_NAMES = ("engagement", "interests", "trends")
+
+
+def cmd_trends(args):
+    from featurestore.reader import FeatureReader
+    from fyp.runner import redis_client
+    from schemas.features import groups_for
+
+    cfg = _cfg(args)
+    row = FeatureReader(redis_client(cfg), groups_for(cfg)).get("region", [args.region.upper()])[0]
+    if not row.found:
+        raise SystemExit(f"no trends for region {args.region!r} yet")
+    for name, ranked in row.values.items():
+        if not name.startswith("top_"):
+            continue
+        print(f"{args.region.upper()} {name} as of {row.as_of['region_trends']}:")
+        for rank, e in enumerate(ranked, 1):
+            print(f"  {rank:>3}. {e['video']:<24} score {e['score']:>10.1f}  views {e['views']:>7}  "
+                  f"velocity {e['velocity']:>+10.1f}/h")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     fg.add_argument("ids", nargs="+")
     fg.add_argument("--features", help="comma-separated feature names (default: all)")
     fg.set_defaults(fn=cmd_features_get)
+
+    t = sub.add_parser("trends", help="print a region's trending videos (GLOBAL for all regions)")
+    t.add_argument("region")
+    t.set_defaults(fn=cmd_trends)
     return p
 
 

@@ -157,6 +157,28 @@ class InterestsConfig:
 
 
 @dataclass
+class TrendWeights:
+    """Trend score of one view (operators/trends.py)."""
+    view: float = 1.0
+    completion: float = 1.0
+    liked: float = 1.0
+    shared: float = 2.0
+    commented: float = 1.0
+    skipped: float = 0.5
+
+
+@dataclass
+class TrendsConfig:
+    windows: list = field(default_factory=lambda: ["15m", "1h"])
+    top_k: int = 20
+    weights: TrendWeights = field(default_factory=TrendWeights)
+
+    @property
+    def window_ms(self) -> list[int]:
+        return [parse_duration_ms(w, "trends.windows") for w in self.windows]
+
+
+@dataclass
 class WriterConfig:
     batch_max: int = 2000
     poll_timeout: Duration = Duration(50)
@@ -179,6 +201,7 @@ class Config:
     engagement: EngagementConfig = field(default_factory=EngagementConfig)
     enrichment: EnrichmentConfig = field(default_factory=EnrichmentConfig)
     interests: InterestsConfig = field(default_factory=InterestsConfig)
+    trends: TrendsConfig = field(default_factory=TrendsConfig)
     featurestore: FeatureStoreConfig = field(default_factory=FeatureStoreConfig)
     source: str = field(default="<defaults>", compare=False)
 
@@ -312,6 +335,11 @@ def _check(cfg: Config, source: str) -> None:
     for group in ("video_engagement", "user_interests", "region_trends", "video_milestones"):
         if group not in cfg.featurestore.ttl:
             raise ConfigError(f"{source}: featurestore.ttl.{group} is required")
+    if cfg.trends.top_k < 1 or not cfg.trends.windows:
+        raise ConfigError(f"{source}: trends.top_k must be positive and trends.windows not empty")
+    for w in cfg.trends.window_ms:
+        if w <= 0 or w % 60_000:
+            raise ConfigError(f"{source}: trends window {format_duration(w)} must be a whole number of minutes")
     i = cfg.interests
     if i.top_n < 1 or i.min_events < 1 or i.decay <= 0 or i.emit_interval <= 0:
         raise ConfigError(f"{source}: interests.top_n, min_events, decay and emit_interval must be positive")

@@ -15,14 +15,14 @@ from featurestore.consumer import FeatureUpdateConsumer
 from featurestore.writer import FeatureWriter
 from fyp import procs
 from fyp.config import Config
-from jobs import engagement, interests
+from jobs import engagement, interests, trends
 from jobs.flink_env import latest_checkpoint
 from operators.sliding_tiles import TileGeometry
 from schemas.engagement import ENGAGEMENT_V1
 from schemas.features import groups_for
 
 log = logging.getLogger("fyp.run")
-JOBS = {"engagement": engagement, "interests": interests}
+JOBS = {"engagement": engagement, "interests": interests, "trends": trends}
 
 
 def redis_client(cfg: Config) -> redis.Redis:
@@ -124,6 +124,10 @@ def run_backfill(cfg: Config, job: str, input_path: str, idle_ms: int = 3000, up
     if job == "engagement":
         as_of = end_of_input_as_of(cfg, input_path)
         handle = engagement.start(engagement.build(cfg, input_file=input_path, end_of_input_as_of=as_of))
+    elif job == "trends":
+        step_end = end_of_input_as_of(cfg, input_path)
+        as_of = None if step_end is None else -(-step_end // 60_000) * 60_000
+        handle = engagement.start(trends.build(cfg, input_file=input_path, end_of_input_as_of=as_of))
     else:
         if uploads_path is None:
             raise SystemExit(f"backfill {job} needs --uploads FILE (upload events, JSON lines)")

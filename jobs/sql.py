@@ -131,9 +131,10 @@ def dead_letter_insert(sink: str, routed: str, origin: str, job: str = "engageme
     return f"INSERT INTO {sink} SELECT payload, MAP[{headers}] FROM {routed} WHERE route = 'invalid'"
 
 
-def late_insert(sink: str, routed: str, origin: str) -> str:
+def late_insert(sink: str, routed: str, origin: str, job: str = "engagement") -> str:
     headers = ", ".join([
         header("reason", "'late'"),
+        header("job", quote(job)),
         header("event_time", "event_time"),
         header("watermark", "CAST(watermark_at_arrival AS STRING)"),
         header("origin", quote(origin)),

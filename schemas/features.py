@@ -11,6 +11,7 @@ from operators.engagement import FEATURE_BASES, INT_BASES, window_labels
 
 VIDEO_ENGAGEMENT = "video_engagement"
 USER_INTERESTS = "user_interests"
+REGION_TRENDS = "region_trends"
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,15 @@ USER_INTERESTS_GROUP = FeatureGroup(USER_INTERESTS, "user", 1, (
     Feature("events", "int"), Feature("unenriched", "int")))
 
 
+def region_trends_group(windows_ms) -> FeatureGroup:
+    """Per region (and GLOBAL): top_<window> = [{"video", "score", "views", "velocity"}, ...]
+    ranked (see operators/trends.py), and how many videos the region's state tracks."""
+    feats = tuple(Feature(f"top_{label}", "json") for label in window_labels(windows_ms))
+    return FeatureGroup(REGION_TRENDS, "region", 1, feats + (Feature("videos_tracked", "int"),))
+
+
 def groups_for(config) -> dict[str, FeatureGroup]:
     """All feature groups a configuration produces, by name."""
-    groups = [video_engagement_group(config.engagement.window_ms), USER_INTERESTS_GROUP]
+    groups = [video_engagement_group(config.engagement.window_ms), USER_INTERESTS_GROUP,
+              region_trends_group(config.trends.window_ms)]
     return {g.name: g for g in groups}
