@@ -31,6 +31,12 @@ def writer_offsets_key(writer: str) -> str:
     return f"{PREFIX}:_offsets:{{{writer}}}"
 
 
+def milestone_key(video_id: str) -> str:
+    """Hash of a video's crossed milestones: "<threshold>" -> JSON {"crossed_at", "creator_id",
+    "notified"}. Written once per field (HSETNX semantics), so it also deduplicates notifications."""
+    return f"{PREFIX}:video_milestones:{{{video_id}}}"
+
+
 def encode_value(value) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"

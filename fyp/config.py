@@ -56,6 +56,7 @@ class TopicsConfig:
     dead_letter: str = "dead-letter-events"
     late: str = "late-events"
     feature_updates: str = "feature-updates"
+    milestone_crossings: str = "milestone-crossings"  # internal: the job's crossings, before dedup
 
 
 @dataclass
@@ -179,6 +180,11 @@ class TrendsConfig:
 
 
 @dataclass
+class MilestonesConfig:
+    thresholds: list = field(default_factory=lambda: [10_000, 100_000, 1_000_000])
+
+
+@dataclass
 class WriterConfig:
     batch_max: int = 2000
     poll_timeout: Duration = Duration(50)
@@ -202,6 +208,7 @@ class Config:
     enrichment: EnrichmentConfig = field(default_factory=EnrichmentConfig)
     interests: InterestsConfig = field(default_factory=InterestsConfig)
     trends: TrendsConfig = field(default_factory=TrendsConfig)
+    milestones: MilestonesConfig = field(default_factory=MilestonesConfig)
     featurestore: FeatureStoreConfig = field(default_factory=FeatureStoreConfig)
     source: str = field(default="<defaults>", compare=False)
 
@@ -340,6 +347,9 @@ def _check(cfg: Config, source: str) -> None:
     for w in cfg.trends.window_ms:
         if w <= 0 or w % 60_000:
             raise ConfigError(f"{source}: trends window {format_duration(w)} must be a whole number of minutes")
+    m = cfg.milestones.thresholds
+    if not m or any(not isinstance(x, int) or isinstance(x, bool) or x < 1 for x in m) or len(set(m)) != len(m):
+        raise ConfigError(f"{source}: milestones.thresholds must be distinct positive integers")
     i = cfg.interests
     if i.top_n < 1 or i.min_events < 1 or i.decay <= 0 or i.emit_interval <= 0:
         raise ConfigError(f"{source}: interests.top_n, min_events, decay and emit_interval must be positive")

@@ -15,14 +15,14 @@ from featurestore.consumer import FeatureUpdateConsumer
 from featurestore.writer import FeatureWriter
 from fyp import procs
 from fyp.config import Config
-from jobs import engagement, interests, trends
+from jobs import engagement, interests, milestones, trends
 from jobs.flink_env import latest_checkpoint
 from operators.sliding_tiles import TileGeometry
 from schemas.engagement import ENGAGEMENT_V1
 from schemas.features import groups_for
 
 log = logging.getLogger("fyp.run")
-JOBS = {"engagement": engagement, "interests": interests, "trends": trends}
+JOBS = {"engagement": engagement, "interests": interests, "trends": trends, "milestones": milestones}
 
 
 def redis_client(cfg: Config) -> redis.Redis:
@@ -41,6 +41,20 @@ def make_writer(cfg: Config) -> FeatureUpdateConsumer:
     return FeatureUpdateConsumer(cfg.kafka.bootstrap, cfg.kafka.topics.feature_updates, writer_group(cfg), writer,
                                  batch_max=w.batch_max, poll_timeout_ms=w.poll_timeout,
                                  backoff_max_ms=w.retry_backoff_max)
+
+
+def make_notifier(cfg: Config):
+    from fyp.notifier import MilestoneNotifier
+
+    t = cfg.kafka.topics
+    return MilestoneNotifier(cfg.kafka.bootstrap, t.milestone_crossings, t.notifications, redis_client(cfg),
+                             f"{cfg.kafka.consumer_group}-notifier", cfg.ttl_ms("video_milestones"))
+
+
+def make_service(cfg: Config, job: str):
+    """The process beside the job that stores its output: the feature writer, or for milestones
+    the notifier."""
+    return make_notifier(cfg) if job == "milestones" else make_writer(cfg)
 
 
 def _job_module(job: str):
@@ -73,7 +87,7 @@ def run_streaming(cfg: Config, job: str, fresh: bool = False, with_writer: bool 
     print(f"starting {job} " + ( f"from checkpoint {restore}" if restore else "with fresh state"), flush=True)
     handle = engagement.start(module.build(cfg, restore_from=restore))
     stopper = _Stopper()
-    writer = make_writer(cfg) if with_writer else None
+    writer = make_service(cfg, job) if with_writer else None
     thread = threading.Thread(target=writer.run, args=(stopper.event,), daemon=True) if writer else None
     if thread:
         thread.start()
@@ -132,7 +146,7 @@ def run_backfill(cfg: Config, job: str, input_path: str, idle_ms: int = 3000, up
         if uploads_path is None:
             raise SystemExit(f"backfill {job} needs --uploads FILE (upload events, JSON lines)")
         handle = engagement.start(module.build(cfg, input_file=input_path, uploads_file=uploads_path))
-    writer = make_writer(cfg)
+    writer = make_service(cfg, job)
     stop = threading.Event()
     thread = threading.Thread(target=writer.run, args=(stop,), daemon=True)
     thread.start()

@@ -36,7 +36,8 @@ def status(cfg: Config) -> list[str]:
 
 def all_topics(cfg: Config) -> list[str]:
     t = cfg.kafka.topics
-    return [t.engagement, t.uploads, t.notifications, t.dead_letter, t.late, t.feature_updates]
+    return [t.engagement, t.uploads, t.notifications, t.dead_letter, t.late, t.feature_updates,
+            t.milestone_crossings]
 
 
 def ensure_topics(cfg: Config, partitions: int | None = None, timeout: float = 20.0) -> None:

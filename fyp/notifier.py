@@ -1,0 +1,164 @@
+"""The milestone notifier: milestone-crossings -> exactly one event per (video, milestone) on
+notification-events, and the milestone recorded in Redis.
+
+The job may emit a crossing more than once (at-least-once sink, restarts, replays of the same
+input). Each crossing has a deterministic id, `<video>:<milestone>`, and is first claimed in Redis
+(layout.milestone_key, a field written only if absent). Only the claimant publishes, then marks the
+record notified. A claim found not yet notified is a run that died between claim and mark: the
+notification topic is searched for the id, and the event is published only if it is not there
+(the broker accepts transactions but does not honour them, so this is done by hand). Positions in
+milestone-crossings are kept in Redis, after the marks.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import orjson
+import redis
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+
+from featurestore import layout
+
+log = logging.getLogger("fyp.notifier")
+
+# KEYS[1] = milestone hash; ARGV = field, record, ttl_ms. Returns the existing record, or nil when
+# this call claimed the field.
+CLAIM_SCRIPT = """
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur then return cur end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return false
+"""
+
+
+def notification(c: dict) -> dict:
+    """The event on notification-events."""
+    return {"id": c["id"], "type": "creator_milestone", "video_id": c["video_id"],
+            "creator_id": c["creator_id"] or None, "milestone": c["milestone"], "crossed_at": c["crossed_at"]}
+
+
+class MilestoneNotifier:
+    def __init__(self, bootstrap: str, crossings_topic: str, notifications_topic: str, client: redis.Redis,
+                 name: str, ttl_ms: int, batch_max: int = 500, poll_timeout_ms: int = 100,
+                 backoff_max_ms: int = 5000):
+        self.bootstrap, self.topic, self.out_topic = bootstrap, crossings_topic, notifications_topic
+        self.client, self.name, self.ttl_ms = client, name, ttl_ms
+        self.batch_max, self.poll_timeout, self.backoff_max = batch_max, poll_timeout_ms / 1000, backoff_max_ms / 1000
+        self.claim = client.register_script(CLAIM_SCRIPT)
+        self.stats = {"crossings": 0, "notified": 0, "duplicates": 0, "reconciled": 0, "retries": 0}
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": name, "enable.auto.commit": False,
+                                  "auto.offset.reset": "earliest", "fetch.wait.max.ms": 50})
+        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+        meta = self.consumer.list_topics(self.topic, timeout=30)
+        parts = sorted(meta.topics[self.topic].partitions) if self.topic in meta.topics else []
+        if not parts:
+            raise RuntimeError(f"topic {self.topic!r} has no partitions")
+        stored = self._retry(lambda: self.client.hgetall(layout.writer_offsets_key(name)))
+        stored = {k.decode(): int(v) for k, v in stored.items()}
+        self.consumer.assign([TopicPartition(self.topic, p, stored.get(f"{self.topic}:{p}", OFFSET_BEGINNING))
+                              for p in parts])
+
+    def _retry(self, call):
+        delay = 0.05
+        while True:
+            try:
+                return call()
+            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, KafkaDeliveryError) as e:
+                self.stats["retries"] += 1
+                log.warning("%s; retrying in %.2fs", e, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, self.backoff_max)
+
+    def step(self) -> int:
+        msgs = [m for m in self.consumer.consume(self.batch_max, self.poll_timeout)
+                if not m.error() or m.error().code() != KafkaError._PARTITION_EOF]
+        if not msgs:
+            return 0
+        crossings, positions = [], {}
+        for m in msgs:
+            positions[f"{m.topic()}:{m.partition()}"] = m.offset() + 1
+            try:
+                crossings.append(orjson.loads(m.value()))
+            except Exception:
+                log.error("undecodable crossing at %s/%d@%d", m.topic(), m.partition(), m.offset())
+        self.stats["crossings"] += len(crossings)
+        self._retry(lambda: self._handle(crossings))
+        self._retry(lambda: self.client.hset(layout.writer_offsets_key(self.name), mapping=positions))
+        return len(msgs)
+
+    def _handle(self, crossings: list[dict]) -> None:
+        to_send, unsure = {}, {}
+        for c in crossings:
+            record = orjson.dumps({"crossed_at": c["crossed_at"], "creator_id": c["creator_id"], "notified": False})
+            cur = self.claim(keys=[layout.milestone_key(c["video_id"])], args=[str(c["milestone"]), record, self.ttl_ms])
+            if cur is None:
+                to_send[c["id"]] = c
+            elif not orjson.loads(cur)["notified"]:
+                unsure[c["id"]] = c
+            else:
+                self.stats["duplicates"] += 1
+        if unsure:
+            published = self._published_ids()
+            for cid, c in unsure.items():
+                if cid in published:
+                    self._mark(c)
+                    self.stats["reconciled"] += 1
+                else:
+                    to_send[cid] = c
+        if not to_send:
+            return
+        failures = []
+        for cid, c in to_send.items():
+            self.producer.produce(self.out_topic, orjson.dumps(notification(c)), key=cid.encode(),
+                                  on_delivery=lambda err, _m: err and failures.append(err))
+        if self.producer.flush(30) or failures:
+            raise KafkaDeliveryError(f"notifications not delivered: {failures[:3]}")
+        for c in to_send.values():
+            self._mark(c)
+        self.stats["notified"] += len(to_send)
+
+    def _mark(self, c: dict) -> None:
+        self.client.hset(layout.milestone_key(c["video_id"]), str(c["milestone"]),
+                         orjson.dumps({"crossed_at": c["crossed_at"], "creator_id": c["creator_id"], "notified": True}))
+
+    def _published_ids(self, idle_s: float = 3.0) -> set[str]:
+        """Ids already on the notification topic, read until nothing arrives for `idle_s` (the
+        broker's end offsets count batches, not records, so they cannot say where the end is).
+        Rare: only after a crash between claim and mark."""
+        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"{self.name}-scan",
+                      "enable.auto.commit": False})
+        meta = c.list_topics(self.out_topic, timeout=30)
+        parts = sorted(meta.topics[self.out_topic].partitions)
+        c.assign([TopicPartition(self.out_topic, p, OFFSET_BEGINNING) for p in parts])
+        ids, last = set(), time.monotonic()
+        while time.monotonic() - last < idle_s:
+            for m in c.consume(1000, 0.2):
+                if not m.error():
+                    ids.add(m.key().decode() if m.key() else "")
+                    last = time.monotonic()
+        c.close()
+        return ids
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.step()
+
+    def drain(self, idle_ms: int = 3000, stop: threading.Event | None = None) -> None:
+        """Consumes until nothing has arrived for `idle_ms` (after a bounded job finished)."""
+        idle_since = time.monotonic()
+        while stop is None or not stop.is_set():
+            if self.step():
+                idle_since = time.monotonic()
+            elif (time.monotonic() - idle_since) * 1000 >= idle_ms:
+                return
+
+    def close(self) -> None:
+        self.producer.flush(10)
+        self.consumer.close()
+
+
+class KafkaDeliveryError(RuntimeError):
+    pass

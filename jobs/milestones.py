@@ -1,0 +1,68 @@
+"""The milestones job: engagement events + video metadata -> each video's running view total ->
+one crossing record per (video, threshold) on the internal milestone-crossings topic. The
+notifier (fyp/notifier.py) turns crossings into exactly one notification each.
+
+All in the JVM: there is nothing per event for Python to do.
+  engagement events (shared front)  upload events -> versioned metadata
+    -> event-time temporal join (creator; rows leave it sorted by event time per watermark step)
+    -> running COUNT per video in arrival order (OVER ... ORDER BY PROCTIME())
+    -> rows whose total equals a threshold -> milestone-crossings (key = video id)
+
+Counting order: every valid view (on time, correction or late), in the order the join releases
+them: on-time views by event time, views behind the watermark when they arrive. The crossing time
+is the event time of the view that brought the total to the threshold.
+"""
+from __future__ import annotations
+
+from fyp.config import Config
+from jobs import front, sql
+from jobs.engagement import JobHandle
+from jobs.flink_env import create_environments
+
+JOB_NAME = "milestones"
+
+
+def crossing_sink_ddl(cfg: Config, table: str) -> str:
+    return f"""CREATE TEMPORARY TABLE {table} (
+  video_id STRING,
+  payload STRING
+) WITH (
+  'connector' = 'kafka',
+  'topic' = {sql.quote(cfg.kafka.topics.milestone_crossings)},
+  'properties.bootstrap.servers' = {sql.quote(cfg.kafka.bootstrap)},
+  'sink.delivery-guarantee' = 'at-least-once',
+  'key.format' = 'raw',
+  'key.fields' = 'video_id',
+  'value.format' = 'raw',
+  'value.fields-include' = 'EXCEPT_KEY'
+)"""
+
+
+def build(cfg: Config, *, input_file: str | None = None, uploads_file: str | None = None,
+          restore_from=None) -> JobHandle:
+    bounded = input_file is not None
+    name = JOB_NAME if not bounded else JOB_NAME + "-backfill"
+    env, t_env = create_environments(cfg, name, streaming_checkpoints=not bounded, restore_from=restore_from,
+                                     state_ttl_ms=cfg.enrichment.metadata_ttl)
+    stmts = t_env.create_statement_set()
+    front.engagement_stream(cfg, t_env, stmts, JOB_NAME, input_file)
+    front.video_metadata(cfg, t_env, stmts, JOB_NAME, uploads_file)
+    t_env.execute_sql(crossing_sink_ddl(cfg, "crossing_sink"))
+    thresholds = ", ".join(str(int(x)) for x in sorted(cfg.milestones.thresholds))
+    t_env.execute_sql(f"""CREATE TEMPORARY VIEW milestone_views AS
+SELECT video_id, creator_id, event_time, PROCTIME() AS proc FROM {front.ENRICHED_VIEW}""")
+    stmts.add_insert_sql(f"""INSERT INTO crossing_sink
+SELECT video_id, JSON_OBJECT(
+    KEY 'id' VALUE CONCAT(video_id, ':', CAST(total AS STRING)),
+    KEY 'video_id' VALUE video_id,
+    KEY 'creator_id' VALUE creator_id,
+    KEY 'milestone' VALUE total,
+    KEY 'crossed_at' VALUE event_time)
+FROM (
+  SELECT video_id, creator_id, event_time,
+         COUNT(*) OVER (PARTITION BY video_id ORDER BY proc
+                        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS total
+  FROM milestone_views)
+WHERE total IN ({thresholds})""")
+    stmts.attach_as_datastream()
+    return JobHandle(env, t_env, name)
