@@ -90,8 +90,12 @@ class MilestoneNotifier:
         return len(msgs)
 
     def _handle(self, crossings: list[dict]) -> None:
-        to_send, unsure = {}, {}
+        to_send, unsure, seen = {}, {}, set()
         for c in crossings:
+            if c["id"] in seen:  # the same crossing twice in one batch (a re-emission)
+                self.stats["duplicates"] += 1
+                continue
+            seen.add(c["id"])
             record = orjson.dumps({"crossed_at": c["crossed_at"], "creator_id": c["creator_id"], "notified": False})
             cur = self.claim(keys=[layout.milestone_key(c["video_id"])], args=[str(c["milestone"]), record, self.ttl_ms])
             if cur is None:
