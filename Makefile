@@ -50,6 +50,7 @@ test-unit: setup
 
 bench: up
 	$(BIN)/python -m bench.engagement --config $(CONFIG)
+	$(BIN)/python -m bench.feature_jobs --config $(CONFIG)
 
 clean: down
 	rm -rf .fyp/run .fyp/logs .fyp/checkpoints

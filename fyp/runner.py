@@ -151,14 +151,16 @@ def run_backfill(cfg: Config, job: str, input_path: str, idle_ms: int = 3000, up
     thread = threading.Thread(target=writer.run, args=(stop,), daemon=True)
     thread.start()
     started = time.monotonic()
+    job_seconds = None
     try:
-        handle.client.get_job_execution_result().result()
+        result = handle.client.get_job_execution_result().result()
+        job_seconds = result.get_net_runtime() / 1000
     finally:
         stop.set()
         thread.join(timeout=30)
     writer.drain(idle_ms=idle_ms)
     writer.close()
     _stop_gateway()
-    stats = dict(writer.stats, seconds=round(time.monotonic() - started, 1), as_of=as_of)
+    stats = dict(writer.stats, seconds=round(time.monotonic() - started, 1), job_seconds=job_seconds, as_of=as_of)
     print(orjson.dumps(stats).decode(), flush=True)
     return stats
