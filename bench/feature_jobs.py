@@ -152,7 +152,8 @@ def bench_interest_state(args, tag) -> dict:
     res = {"one_time_users": args.state_users, "newcomer_ttl_ms": cfg.interests.newcomer_ttl,
            "event_time_span_ms": span, "created": samples[-1][1] if samples else None,
            "evicted": samples[-1][2] if samples else None, "peak_live": max(live) if live else None,
-           "peak_live_share": round(max(live) / args.state_users, 4) if live else None,
+           # share of the users the job had taken in (it may stop at --state-timeout before all)
+           "peak_live_share_of_created": round(max(live) / samples[-1][1], 4) if live and samples[-1][1] else None,
            "seconds": round(samples[-1][0], 1) if samples else None}
     print("interest state", res, flush=True)
     return res
@@ -161,8 +162,9 @@ def bench_interest_state(args, tag) -> dict:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config")
-    ap.add_argument("--events", type=int, default=300_000)
-    ap.add_argument("--event-rate", type=float, default=50.0, help="events per second of event time")
+    ap.add_argument("--events", type=int, default=400_000)
+    ap.add_argument("--event-rate", type=float, default=75_000.0,
+                    help="events per second of event time: the live rate the stream stands for")
     ap.add_argument("--videos", type=int, default=20_000)
     ap.add_argument("--users", type=int, default=200_000)
     ap.add_argument("--parallelism", type=int, default=2)

@@ -82,15 +82,10 @@ class FeatureUpdateConsumer:
         return len(msgs)
 
     def _with_retry(self, call, n_updates: int = 0):
-        delay = 0.05
-        while True:
-            try:
-                return call()
-            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as e:
-                self.stats["redis_retries"] += 1
-                log.warning("redis unavailable (%s); retrying %d updates in %.2fs", e, n_updates, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, self.backoff_max)
+        def note(e, delay):
+            self.stats["redis_retries"] += 1
+            log.warning("redis unavailable (%s); retrying %d updates in %.2fs", e, n_updates, delay)
+        return retry_with_backoff(call, REDIS_UNAVAILABLE, self.backoff_max, note)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -98,12 +93,33 @@ class FeatureUpdateConsumer:
 
     def drain(self, idle_ms: int = 3000, stop: threading.Event | None = None) -> None:
         """Consumes until nothing has arrived for `idle_ms` (used after a bounded job finished)."""
-        idle_since = time.monotonic()
-        while stop is None or not stop.is_set():
-            if self.step():
-                idle_since = time.monotonic()
-            elif (time.monotonic() - idle_since) * 1000 >= idle_ms:
-                return
+        drain_until_idle(self.step, idle_ms, stop)
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def drain_until_idle(step, idle_ms: int, stop: threading.Event | None = None) -> None:
+    """Calls `step()` (messages consumed) until it has returned 0 for `idle_ms`."""
+    idle_since = time.monotonic()
+    while stop is None or not stop.is_set():
+        if step():
+            idle_since = time.monotonic()
+        elif (time.monotonic() - idle_since) * 1000 >= idle_ms:
+            return
+
+
+REDIS_UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+
+
+def retry_with_backoff(call, errors: tuple, backoff_max_s: float, on_retry):
+    """Calls `call()` until it does not raise one of `errors`, sleeping 50 ms, 100 ms, ... up to
+    `backoff_max_s` between tries (`on_retry(error, delay)` before each sleep)."""
+    delay = 0.05
+    while True:
+        try:
+            return call()
+        except errors as e:
+            on_retry(e, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, backoff_max_s)

@@ -20,6 +20,7 @@ import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from featurestore import layout
+from featurestore.consumer import REDIS_UNAVAILABLE, drain_until_idle, retry_with_backoff
 
 log = logging.getLogger("fyp.notifier")
 
@@ -62,15 +63,10 @@ class MilestoneNotifier:
                               for p in parts])
 
     def _retry(self, call):
-        delay = 0.05
-        while True:
-            try:
-                return call()
-            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, KafkaDeliveryError) as e:
-                self.stats["retries"] += 1
-                log.warning("%s; retrying in %.2fs", e, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, self.backoff_max)
+        def note(e, delay):
+            self.stats["retries"] += 1
+            log.warning("%s; retrying in %.2fs", e, delay)
+        return retry_with_backoff(call, (*REDIS_UNAVAILABLE, KafkaDeliveryError), self.backoff_max, note)
 
     def step(self) -> int:
         msgs = [m for m in self.consumer.consume(self.batch_max, self.poll_timeout)
@@ -152,12 +148,7 @@ class MilestoneNotifier:
 
     def drain(self, idle_ms: int = 3000, stop: threading.Event | None = None) -> None:
         """Consumes until nothing has arrived for `idle_ms` (after a bounded job finished)."""
-        idle_since = time.monotonic()
-        while stop is None or not stop.is_set():
-            if self.step():
-                idle_since = time.monotonic()
-            elif (time.monotonic() - idle_since) * 1000 >= idle_ms:
-                return
+        drain_until_idle(self.step, idle_ms, stop)
 
     def close(self) -> None:
         self.producer.flush(10)

@@ -15,7 +15,7 @@ from featurestore.consumer import FeatureUpdateConsumer
 from featurestore.writer import FeatureWriter
 from fyp import procs
 from fyp.config import Config
-from jobs import engagement, interests, milestones, trends
+from jobs import engagement, front, interests, milestones, trends
 from jobs.flink_env import latest_checkpoint
 from operators.sliding_tiles import TileGeometry
 from schemas.engagement import ENGAGEMENT_V1
@@ -85,7 +85,7 @@ def run_streaming(cfg: Config, job: str, fresh: bool = False, with_writer: bool 
     module = _job_module(job)
     restore = None if fresh else latest_checkpoint(cfg.checkpoint_dir / module.JOB_NAME)
     print(f"starting {job} " + ( f"from checkpoint {restore}" if restore else "with fresh state"), flush=True)
-    handle = engagement.start(module.build(cfg, restore_from=restore))
+    handle = front.start(module.build(cfg, restore_from=restore))
     stopper = _Stopper()
     writer = make_service(cfg, job) if with_writer else None
     thread = threading.Thread(target=writer.run, args=(stopper.event,), daemon=True) if writer else None
@@ -137,15 +137,15 @@ def run_backfill(cfg: Config, job: str, input_path: str, idle_ms: int = 3000, up
     as_of = None
     if job == "engagement":
         as_of = end_of_input_as_of(cfg, input_path)
-        handle = engagement.start(engagement.build(cfg, input_file=input_path, end_of_input_as_of=as_of))
+        handle = front.start(engagement.build(cfg, input_file=input_path, end_of_input_as_of=as_of))
     elif job == "trends":
         step_end = end_of_input_as_of(cfg, input_path)
         as_of = None if step_end is None else -(-step_end // 60_000) * 60_000
-        handle = engagement.start(trends.build(cfg, input_file=input_path, end_of_input_as_of=as_of))
+        handle = front.start(trends.build(cfg, input_file=input_path, end_of_input_as_of=as_of))
     else:
         if uploads_path is None:
             raise SystemExit(f"backfill {job} needs --uploads FILE (upload events, JSON lines)")
-        handle = engagement.start(module.build(cfg, input_file=input_path, uploads_file=uploads_path))
+        handle = front.start(module.build(cfg, input_file=input_path, uploads_file=uploads_path))
     writer = make_service(cfg, job)
     stop = threading.Event()
     thread = threading.Thread(target=writer.run, args=(stop,), daemon=True)

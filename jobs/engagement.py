@@ -10,26 +10,16 @@ Graph (one Flink job):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from fyp.config import Config
 from jobs import front, sql
 from jobs.engagement_window_fn import OUTPUT_TYPE, SlidingEngagementFunction
-from jobs.flink_env import create_environments
 from jobs.keyed import keyed_by_first_field
 from operators.engagement import METRICS, Weights, contribution_sql
 
 JOB_NAME = "engagement"
 UID = "engagement-sliding-windows"
-
-
-@dataclass
-class JobHandle:
-    env: object
-    t_env: object
-    name: str
-    client: object = None
 
 
 def _contribution_columns(cfg: Config, aggregate: bool) -> str:
@@ -40,16 +30,13 @@ def _contribution_columns(cfg: Config, aggregate: bool) -> str:
 
 
 def build(cfg: Config, *, input_file: str | None = None, restore_from: Path | None = None,
-          end_of_input_as_of: int | None = None) -> JobHandle:
+          end_of_input_as_of: int | None = None) -> front.JobHandle:
     """Wires the job. Streaming from Kafka unless `input_file` is given (bounded backfill)."""
-    bounded = input_file is not None
-    name = JOB_NAME if not bounded else JOB_NAME + "-backfill"
-    env, t_env = create_environments(cfg, name, streaming_checkpoints=not bounded, restore_from=restore_from)
-    stmts = t_env.create_statement_set()
-    origin = front.engagement_stream(cfg, t_env, stmts, JOB_NAME, input_file)
-    topics = cfg.kafka.topics
-    t_env.execute_sql(sql.side_output_sink_ddl(cfg, "late_sink", topics.late))
-    t_env.execute_sql(sql.keyed_update_sink_ddl(cfg, "feature_update_sink", topics.feature_updates))
+    job = front.new_job(cfg, JOB_NAME, input_file, restore_from)
+    t_env = job.t_env
+    origin = front.engagement_stream(cfg, t_env, job.stmts, JOB_NAME, input_file)
+    front.late_events(cfg, t_env, job.stmts, origin, JOB_NAME)
+    front.feature_update_sink(cfg, t_env)
 
     step = cfg.engagement.emit_interval
     contributions = t_env.sql_query(f"""
@@ -68,14 +55,4 @@ FROM engagement_events WHERE route = 'correction'""")
                .process(SlidingEngagementFunction(e.tile, e.emit_interval, e.window_ms, end_of_input_as_of),
                         output_type=OUTPUT_TYPE)
                .uid(UID).name("sliding 1h/6h/24h per video"))
-    t_env.create_temporary_view("feature_updates", t_env.from_data_stream(updates))
-
-    stmts.add_insert_sql(sql.late_insert("late_sink", "engagement_events", origin))
-    stmts.add_insert_sql("INSERT INTO feature_update_sink SELECT entity_id, payload FROM feature_updates")
-    stmts.attach_as_datastream()
-    return JobHandle(env, t_env, name)
-
-
-def start(handle: JobHandle) -> JobHandle:
-    handle.client = handle.env.execute_async(handle.name)
-    return handle
+    return front.finish(job, updates)

@@ -3,16 +3,61 @@
 upload-events as a versioned table for joins as of each view's event time."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from pyflink.table import DataTypes, Schema
 
 from fyp.config import Config
 from jobs import sql
+from jobs.flink_env import create_environments
 
 ENGAGEMENT_VIEW = "engagement_events"
 METADATA_VIEW = "video_metadata"
 ENRICHED_VIEW = "engagement_enriched"
+
+
+@dataclass
+class JobHandle:
+    env: object
+    t_env: object
+    name: str
+    stmts: object  # the statement set every sink of the job joins
+    client: object = None
+
+
+def new_job(cfg: Config, job: str, input_file: str | None, restore_from=None, state_ttl_ms: int = 0) -> JobHandle:
+    """Environments for one job: streaming with checkpoints, or a bounded backfill over a file."""
+    bounded = input_file is not None
+    name = job if not bounded else job + "-backfill"
+    env, t_env = create_environments(cfg, name, streaming_checkpoints=not bounded, restore_from=restore_from,
+                                     state_ttl_ms=state_ttl_ms)
+    return JobHandle(env, t_env, name, t_env.create_statement_set())
+
+
+def finish(handle: JobHandle, updates=None) -> JobHandle:
+    """Sends a keyed-updates DataStream (entity_id, payload) to the feature-updates topic, and
+    attaches every statement of the job to its DataStream graph."""
+    if updates is not None:
+        handle.t_env.create_temporary_view("feature_updates", handle.t_env.from_data_stream(updates))
+        handle.stmts.add_insert_sql("INSERT INTO feature_update_sink SELECT entity_id, payload FROM feature_updates")
+    handle.stmts.attach_as_datastream()
+    return handle
+
+
+def feature_update_sink(cfg: Config, t_env) -> None:
+    t_env.execute_sql(sql.keyed_update_sink_ddl(cfg, "feature_update_sink", cfg.kafka.topics.feature_updates))
+
+
+def late_events(cfg: Config, t_env, stmts, origin: str, job: str) -> None:
+    """Events beyond the allowed lateness -> the late topic, with the job in a header."""
+    t_env.execute_sql(sql.side_output_sink_ddl(cfg, "late_sink", cfg.kafka.topics.late))
+    stmts.add_insert_sql(sql.late_insert("late_sink", ENGAGEMENT_VIEW, origin, job))
+
+
+def start(handle: JobHandle) -> JobHandle:
+    handle.client = handle.env.execute_async(handle.name)
+    return handle
 
 
 def consumer_group(cfg: Config, job: str) -> str:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from fyp.config import Config
 from jobs import front, sql
-from jobs.engagement import JobHandle
-from jobs.flink_env import create_environments
 from jobs.interests_fn import OUTPUT_TYPE, UserInterestFunction
 from jobs.keyed import keyed_by_first_field
 from operators.interests import FIELD_SEP, RECORD_SEP, StrengthWeights, strength_sql
@@ -24,15 +22,12 @@ OPERATOR = "decayed interests per user"  # its metrics: users_created, users_evi
 
 
 def build(cfg: Config, *, input_file: str | None = None, uploads_file: str | None = None,
-          restore_from=None) -> JobHandle:
-    bounded = input_file is not None
-    name = JOB_NAME if not bounded else JOB_NAME + "-backfill"
-    env, t_env = create_environments(cfg, name, streaming_checkpoints=not bounded, restore_from=restore_from,
-                                     state_ttl_ms=cfg.enrichment.metadata_ttl)
-    stmts = t_env.create_statement_set()
-    front.engagement_stream(cfg, t_env, stmts, JOB_NAME, input_file)
-    front.video_metadata(cfg, t_env, stmts, JOB_NAME, uploads_file)
-    t_env.execute_sql(sql.keyed_update_sink_ddl(cfg, "feature_update_sink", cfg.kafka.topics.feature_updates))
+          restore_from=None) -> front.JobHandle:
+    job = front.new_job(cfg, JOB_NAME, input_file, restore_from, state_ttl_ms=cfg.enrichment.metadata_ttl)
+    t_env = job.t_env
+    front.engagement_stream(cfg, t_env, job.stmts, JOB_NAME, input_file)
+    front.video_metadata(cfg, t_env, job.stmts, JOB_NAME, uploads_file)
+    front.feature_update_sink(cfg, t_env)
 
     i = cfg.interests
     w = StrengthWeights(**vars(i.weights))
@@ -51,7 +46,4 @@ GROUP BY user_id, window_start, window_end""")
                .process(UserInterestFunction(i.decay, i.top_n, i.prune_below, i.min_events, i.newcomer_ttl,
                                              i.idle_ttl), output_type=OUTPUT_TYPE)
                .uid(UID).name(OPERATOR))
-    t_env.create_temporary_view("feature_updates", t_env.from_data_stream(updates))
-    stmts.add_insert_sql("INSERT INTO feature_update_sink SELECT entity_id, payload FROM feature_updates")
-    stmts.attach_as_datastream()
-    return JobHandle(env, t_env, name)
+    return front.finish(job, updates)

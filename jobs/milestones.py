@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from fyp.config import Config
 from jobs import front, sql
-from jobs.engagement import JobHandle
-from jobs.flink_env import create_environments
 
 JOB_NAME = "milestones"
 
@@ -39,12 +37,9 @@ def crossing_sink_ddl(cfg: Config, table: str) -> str:
 
 
 def build(cfg: Config, *, input_file: str | None = None, uploads_file: str | None = None,
-          restore_from=None) -> JobHandle:
-    bounded = input_file is not None
-    name = JOB_NAME if not bounded else JOB_NAME + "-backfill"
-    env, t_env = create_environments(cfg, name, streaming_checkpoints=not bounded, restore_from=restore_from,
-                                     state_ttl_ms=cfg.enrichment.metadata_ttl)
-    stmts = t_env.create_statement_set()
+          restore_from=None) -> front.JobHandle:
+    job = front.new_job(cfg, JOB_NAME, input_file, restore_from, state_ttl_ms=cfg.enrichment.metadata_ttl)
+    t_env, stmts = job.t_env, job.stmts
     front.engagement_stream(cfg, t_env, stmts, JOB_NAME, input_file)
     front.video_metadata(cfg, t_env, stmts, JOB_NAME, uploads_file)
     t_env.execute_sql(crossing_sink_ddl(cfg, "crossing_sink"))
@@ -64,5 +59,4 @@ FROM (
                         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS total
   FROM milestone_views)
 WHERE total IN ({thresholds})""")
-    stmts.attach_as_datastream()
-    return JobHandle(env, t_env, name)
+    return front.finish(job)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from fyp.config import Config
 from jobs import front, sql
-from jobs.engagement import JobHandle
-from jobs.flink_env import create_environments
 from jobs.keyed import keyed_by_first_field
 from jobs.trends_fn import OUTPUT_TYPE, RegionTrendsFunction
 from operators.trends import GLOBAL, MINUTE_MS, TrendWeights, score_sql
@@ -24,18 +22,14 @@ OPERATOR = "top videos per region"
 
 
 def build(cfg: Config, *, input_file: str | None = None, restore_from=None,
-          end_of_input_as_of: int | None = None) -> JobHandle:
+          end_of_input_as_of: int | None = None) -> front.JobHandle:
     """Streaming from Kafka unless `input_file` is given (a backfill whose lists end as of
     `end_of_input_as_of`)."""
-    bounded = input_file is not None
-    name = JOB_NAME if not bounded else JOB_NAME + "-backfill"
-    env, t_env = create_environments(cfg, name, streaming_checkpoints=not bounded, restore_from=restore_from)
-    stmts = t_env.create_statement_set()
-    origin = front.engagement_stream(cfg, t_env, stmts, JOB_NAME, input_file)
-    topics = cfg.kafka.topics
-    t_env.execute_sql(sql.side_output_sink_ddl(cfg, "late_sink", topics.late))
-    stmts.add_insert_sql(sql.late_insert("late_sink", front.ENGAGEMENT_VIEW, origin, JOB_NAME))
-    t_env.execute_sql(sql.keyed_update_sink_ddl(cfg, "feature_update_sink", topics.feature_updates))
+    job = front.new_job(cfg, JOB_NAME, input_file, restore_from)
+    t_env = job.t_env
+    origin = front.engagement_stream(cfg, t_env, job.stmts, JOB_NAME, input_file)
+    front.late_events(cfg, t_env, job.stmts, origin, JOB_NAME)
+    front.feature_update_sink(cfg, t_env)
 
     t = cfg.trends
     score = score_sql(TrendWeights(**vars(t.weights)))
@@ -56,7 +50,4 @@ FROM {front.ENGAGEMENT_VIEW} WHERE route = 'correction'"""
     updates = (keyed_by_first_field(t_env, minute_sums)
                .process(RegionTrendsFunction(t.window_ms, t.top_k, end_of_input_as_of), output_type=OUTPUT_TYPE)
                .uid(UID).name(OPERATOR))
-    t_env.create_temporary_view("feature_updates", t_env.from_data_stream(updates))
-    stmts.add_insert_sql("INSERT INTO feature_update_sink SELECT entity_id, payload FROM feature_updates")
-    stmts.attach_as_datastream()
-    return JobHandle(env, t_env, name)
+    return front.finish(job, updates)

@@ -31,6 +31,32 @@ def traffic_for(cfg, *, seed: int, start_ms: int, hours: float, rate: float, vid
     return generate(spec)
 
 
+def paced_produce(bootstrap, topic, payloads, per_second, gate, done, keyed: bool = False):
+    """Sends at `per_second`; after 60 % of the stream waits for `gate` (set once a test killed
+    its job), so a kill always lands mid-stream however slowly the job starts. Round-robin over two
+    partitions, or keyed by video (one video's events keep their order)."""
+    import time
+
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"})
+    t0, pause_at = time.monotonic(), int(len(payloads) * 0.6)
+    for i, payload in enumerate(payloads):
+        if i == pause_at:
+            p.flush(60)
+            gate.wait(300)
+            t0 = time.monotonic() - i / per_second
+        if keyed:
+            p.produce(topic, payload, key=orjson.loads(payload)["video_id"].encode())
+        else:
+            p.produce(topic, payload, partition=i % 2)
+        if i % 200 == 0:
+            p.poll(0)
+            ahead = i / per_second - (time.monotonic() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+    p.flush(60)
+    done.set()
+
+
 def sentinel_time(cfg, newest_ms: int) -> int:
     """An event time that moves the watermark past the step of every event up to `newest_ms`."""
     e = cfg.engagement

@@ -13,33 +13,12 @@ from confluent_kafka import Producer
 from jobs.flink_env import latest_checkpoint
 from tests import oracle
 from tests.conftest import kill_group, start_fyp, wait_for_no_problems
-from tests.integration.engagement_support import (expected_features, final_as_of, redis_features,
+from tests.integration.engagement_support import (expected_features, final_as_of, paced_produce, redis_features,
                                                   sentinel_payload, sentinel_time, traffic_for)
 
 pytestmark = pytest.mark.integration
 
 START_MS = 1_790_500_000_000
-
-
-def _paced_produce(bootstrap, topic, payloads, per_second, done: threading.Event, gate: threading.Event):
-    """Sends at `per_second`; after 60 % of the stream waits for `gate` (set once the job was
-    killed), so the kill always lands mid-stream however slowly the job starts."""
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"})
-    t0 = time.monotonic()
-    pause_at = int(len(payloads) * 0.6)
-    for i, payload in enumerate(payloads):
-        if i == pause_at:
-            p.flush(60)
-            gate.wait(300)
-            t0 = time.monotonic() - i / per_second
-        p.produce(topic, payload, partition=i % 2)
-        if i % 200 == 0:
-            p.poll(0)
-            ahead = i / per_second - (time.monotonic() - t0)
-            if ahead > 0:
-                time.sleep(ahead)
-    p.flush(60)
-    done.set()
 
 
 def _diagnosis(stack, cfg, client, expected, traffic) -> str:
@@ -81,8 +60,8 @@ def test_hard_kill_and_restart_from_checkpoint(stack, tmp_path):
     expected, _ = expected_features(cfg, traffic.payloads, final_as_of(cfg, sentinel))
 
     done, gate = threading.Event(), threading.Event()
-    producer = threading.Thread(target=_paced_produce, daemon=True,
-                                args=(stack.bootstrap, cfg.kafka.topics.engagement, traffic.payloads, 2500, done, gate))
+    producer = threading.Thread(target=paced_produce, daemon=True,
+                                args=(stack.bootstrap, cfg.kafka.topics.engagement, traffic.payloads, 2500, gate, done))
     first = start_fyp(path, "run", "engagement", "--fresh", log=tmp_path / "run1.log")
     producer.start()
     try:

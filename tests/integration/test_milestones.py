@@ -10,13 +10,13 @@ import time
 import orjson
 import pandas as pd
 import pytest
-from confluent_kafka import Producer
 
 from featurestore import layout
 from jobs.flink_env import latest_checkpoint
 from tests import oracle
 from tests.conftest import kill_group, start_fyp, wait_for_no_problems
-from tests.integration.engagement_support import SENTINEL_PREFIX, produce, topic_records, traffic_for
+from tests.integration.engagement_support import (SENTINEL_PREFIX, paced_produce, produce, topic_records,
+                                                  traffic_for)
 
 pytestmark = pytest.mark.integration
 
@@ -37,26 +37,6 @@ def expected_crossings(payloads, uploads) -> dict:
             if len(times) >= m:
                 out[f"{vid}:{m}"] = (times[m - 1], creators.get(vid))
     return out
-
-
-def _paced(bootstrap, topic, payloads, per_second, gate: threading.Event, done: threading.Event):
-    """Keyed by video (one video's views keep their order); pauses at 60 % until `gate`."""
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"})
-    t0, pause_at = time.monotonic(), int(len(payloads) * 0.6)
-    for i, payload in enumerate(payloads):
-        if i == pause_at:
-            p.flush(60)
-            gate.wait(300)
-            t0 = time.monotonic() - i / per_second
-        vid = orjson.loads(payload).get("video_id")
-        p.produce(topic, payload, key=vid.encode())
-        if i % 200 == 0:
-            p.poll(0)
-            ahead = i / per_second - (time.monotonic() - t0)
-            if ahead > 0:
-                time.sleep(ahead)
-    p.flush(60)
-    done.set()
 
 
 def test_exactly_one_notification_per_milestone_across_restart_and_replay(stack, tmp_path):
@@ -89,8 +69,8 @@ def test_exactly_one_notification_per_milestone_across_restart_and_replay(stack,
 
     # 1. kill -9 mid-stream, restart from the retained checkpoint
     gate, done = threading.Event(), threading.Event()
-    producer = threading.Thread(target=_paced, daemon=True, args=(
-        stack.bootstrap, cfg.kafka.topics.engagement, traffic.payloads, 2000, gate, done))
+    producer = threading.Thread(target=paced_produce, daemon=True, args=(
+        stack.bootstrap, cfg.kafka.topics.engagement, traffic.payloads, 2000, gate, done), kwargs={"keyed": True})
     first = start_fyp(path, "run", "milestones", "--fresh", log=tmp_path / "run1.log")
     producer.start()
     try:
