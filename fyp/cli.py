@@ -153,6 +153,33 @@ def cmd_trends(args):
                   f"velocity {e['velocity']:>+10.1f}/h")
 
 
+def cmd_anomaly_score(args):
+    import csv
+
+    from anomaly.detector import score_series
+
+    with open(args.input, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"timestamp", "value"} <= set(rows[0]):
+        raise SystemExit(f"{args.input}: expected a CSV with columns timestamp,value")
+    scores = score_series(float(r["value"]) for r in rows)
+    with open(args.output, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["timestamp", "value", "anomaly_score"])
+        for r, s in zip(rows, scores):
+            w.writerow([r["timestamp"], r["value"], repr(s)])
+    print(f"scored {len(rows)} rows -> {args.output}")
+
+
+def cmd_anomaly_eval(args):
+    from anomaly import nab
+    from anomaly.detector import score_series
+
+    result = nab.evaluate(args.nab, lambda values, _timestamps: score_series(values))
+    for profile, r in result.items():
+        print(f"{profile:<20} {r['score']:7.2f}   (threshold {r['threshold']:.6f}, raw {r['raw']:.3f})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fyp", description="fyp-features: real-time features for a For You feed")
     p.add_argument("--config", help="YAML config (default configs/local.yaml)")
@@ -208,6 +235,16 @@ def build_parser() -> argparse.ArgumentParser:
     fg.add_argument("ids", nargs="+")
     fg.add_argument("--features", help="comma-separated feature names (default: all)")
     fg.set_defaults(fn=cmd_features_get)
+
+    a = sub.add_parser("anomaly", help="the spike detector offline (NAB file format)")
+    asub = a.add_subparsers(dest="action", required=True)
+    sc = asub.add_parser("score", help="timestamp,value CSV -> timestamp,value,anomaly_score CSV")
+    sc.add_argument("--input", required=True)
+    sc.add_argument("--output", required=True)
+    sc.set_defaults(fn=cmd_anomaly_score)
+    ev = asub.add_parser("eval", help="score every file of a NAB-layout folder; print the three profiles")
+    ev.add_argument("--nab", required=True, help="folder with data/, labels/combined_windows.json")
+    ev.set_defaults(fn=cmd_anomaly_eval)
 
     t = sub.add_parser("trends", help="print a region's trending videos (GLOBAL for all regions)")
     t.add_argument("region")

@@ -32,7 +32,7 @@ def test_interest_vectors_equal_oracle(stack, tmp_path):
         "interests.prune_below": 0.0, "interests.top_n": 4,
         # no eviction in this test: the oracle has none (eviction is tested on its own)
         "interests.newcomer_ttl": "48h", "interests.idle_ttl": "48h",
-        "enrichment.metadata_wait": "2s"})
+        "enrichment.metadata_wait": "10s"})
     traffic = traffic_for(cfg, seed=5, start_ms=START_MS, hours=1.5, rate=3, videos=150,
                           late_share=0.0, straggler_share=0.01, malformed_share=0.002)
     uploads = [u for u in traffic.uploads]

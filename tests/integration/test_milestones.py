@@ -41,7 +41,7 @@ def expected_crossings(payloads, uploads) -> dict:
 
 def test_exactly_one_notification_per_milestone_across_restart_and_replay(stack, tmp_path):
     cfg, path = stack.config("milestones", **{"milestones.thresholds": THRESHOLDS,
-                                              "enrichment.metadata_wait": "2s"})
+                                              "enrichment.metadata_wait": "10s"})
     traffic = traffic_for(cfg, seed=31, start_ms=START_MS, hours=2, rate=3, videos=60, late_share=0.0,
                           straggler_share=0.0, malformed_share=0.0)
     expected = expected_crossings(traffic.payloads, traffic.uploads)
