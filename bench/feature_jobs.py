@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import orjson
 
@@ -32,6 +33,7 @@ from fyp.flink_rest import operator_metric
 from fyp.generator import output
 from fyp.generator.traffic import TrafficSpec, generate
 from fyp.stack.services import free_port
+from jobs.interests import OPERATOR
 
 JOBS = ("engagement", "interests", "trends", "milestones")
 
@@ -133,7 +135,6 @@ def bench_interest_state(args, tag) -> dict:
                              "--no-writer"], stdout=open(log, "wb"), stderr=subprocess.STDOUT,
                             start_new_session=True, cwd=REPO_ROOT)
     rest, samples, t0 = f"http://127.0.0.1:{rest_port}", [], time.monotonic()
-    from jobs.interests import OPERATOR
     try:
         while time.monotonic() - t0 < args.state_timeout:
             try:
@@ -187,7 +188,6 @@ def main():
     if "state" not in args.skip:
         result["interest_state"] = bench_interest_state(args, tag)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    from pathlib import Path
     Path(args.out).write_text(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     print(f"wrote {args.out}")
 
