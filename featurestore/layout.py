@@ -37,7 +37,21 @@ def milestone_key(video_id: str) -> str:
     return f"{PREFIX}:video_milestones:{{{video_id}}}"
 
 
+def spike_alert_key(video_id: str) -> str:
+    """A video's last spike alert: the dedup record that enforces one alert per cooldown, kept in
+    Redis so a restarted alerter (or a replaying job) does not alert again. See fyp/alerts/."""
+    return f"{PREFIX}:spike_alerts:{{{video_id}}}"
+
+
+def alert_outbox_key(webhook: str) -> str:
+    """A webhook's pending deliveries (alerts not yet accepted by the receiver), kept in Redis so
+    they survive a restart of the alerter. See fyp/alerts/."""
+    return f"{PREFIX}:_alert_outbox:{{{webhook}}}"
+
+
 def encode_value(value) -> str:
+    if isinstance(value, str):
+        return value
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, int):
@@ -59,6 +73,8 @@ def decode_value(dtype: str, raw):
         raw = raw.decode()
     if dtype == "json":
         return json.loads(raw)
+    if dtype == "str":
+        return raw
     return int(raw) if dtype == "int" else float(raw)
 
 

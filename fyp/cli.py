@@ -132,7 +132,7 @@ def cmd_features_get(args):
         sys.stdout.write(orjson.dumps(row.to_json()).decode() + "\n")
 
 
-JOB_NAMES = ("engagement", "interests", "trends", "milestones")
+JOB_NAMES = ("engagement", "interests", "trends", "milestones", "spikes")
 
 
 def cmd_trends(args):

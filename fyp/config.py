@@ -57,6 +57,8 @@ class TopicsConfig:
     late: str = "late-events"
     feature_updates: str = "feature-updates"
     milestone_crossings: str = "milestone-crossings"  # internal: the job's crossings, before dedup
+    spike_transitions: str = "spike-transitions"  # internal: the spike job's state changes, before dedup
+    spike_alerts: str = "spike-alerts"  # alerts for on-call, one per video per cooldown
 
 
 @dataclass
@@ -185,6 +187,60 @@ class MilestonesConfig:
 
 
 @dataclass
+class SpikeDamping:
+    """Ranking damping of a spiking video (operators/spikes.py)."""
+    massive_reach: int = 10_000  # views since the spike started from which the video is decayed
+    half_life: Duration = Duration(3_600_000)  # the damping factor halves this often after that
+    floor: float = 0.1  # lowest damping factor
+    skip_weight: float = 2.0  # weight of a skip during a spike (1.0 otherwise)
+
+
+@dataclass
+class SpikesConfig:
+    """Per-video spike state (operators/spikes.py) over per-interval view counts."""
+    interval: Duration = Duration(60_000)  # one detector row per video per interval
+    rise_score: float = 0.99  # anomaly score from which a video may start rising ...
+    min_rate: float = 20.0  # ... with at least this many views in the interval
+    rise_growth: float = 3.0  # ... and this many times its baseline rate
+    super_rate: float = 100.0  # a rising video is a super-spike from this rate ...
+    super_growth: float = 10.0  # ... at this many times its baseline rate (before the spike)
+    calm_growth: float = 3.0  # an interval under this growth (or under min_rate) is calm
+    calm_intervals: int = 30  # consecutive calm intervals that end a spike
+    idle_ttl: Duration = Duration(7_200_000)  # a normal video without views this long loses its state
+    history: int = 120  # intervals of views kept per video (baseline, alert plot)
+    detector: dict = field(default_factory=dict)  # anomaly.detector.DetectorParams overrides
+    damping: SpikeDamping = field(default_factory=SpikeDamping)
+
+
+@dataclass
+class WebhookConfig:
+    """One alert receiver. `format`: plain (our JSON), slack (incoming webhook) or alertmanager
+    (Alertmanager v2 POST /api/v2/alerts). A header value `$NAME` is read from the environment."""
+    name: str = ""
+    url: str = ""
+    format: str = "plain"
+    timeout: Duration = Duration(5000)
+    headers: dict = field(default_factory=dict)
+
+
+@dataclass
+class AlertsConfig:
+    cooldown: Duration = Duration(21_600_000)  # one alert per video per 6 h of event time, across restarts
+    runbook_url: str = "https://github.com/fyp-features/fyp-features/blob/main/docs/runbooks/super-spike.md"
+    critical_rate: float = 1000.0  # views per interval from which an alert is critical ...
+    critical_regions: int = 3  # ... or from this many regions at once
+    retry_initial: Duration = Duration(1000)  # webhook retry backoff, doubling
+    retry_max: Duration = Duration(60_000)
+    give_up_after: Duration = Duration(86_400_000)  # a delivery older than this is dropped (and logged)
+    webhooks: list = field(default_factory=list)  # of WebhookConfig mappings
+
+    @property
+    def webhook_configs(self) -> list[WebhookConfig]:
+        return [_build(WebhookConfig, w, "alerts.webhooks", f"alerts.webhooks[{i}].")
+                for i, w in enumerate(self.webhooks)]
+
+
+@dataclass
 class WriterConfig:
     batch_max: int = 2000
     poll_timeout: Duration = Duration(50)
@@ -194,7 +250,8 @@ class WriterConfig:
 @dataclass
 class FeatureStoreConfig:
     ttl: dict = field(default_factory=lambda: {"video_engagement": "25h", "user_interests": "2h",
-                                               "region_trends": "2h", "video_milestones": "30d"})
+                                               "region_trends": "2h", "video_milestones": "30d",
+                                               "video_spikes": "6h", "spike_alerts": "7d"})
     writer: WriterConfig = field(default_factory=WriterConfig)
 
 
@@ -209,6 +266,8 @@ class Config:
     interests: InterestsConfig = field(default_factory=InterestsConfig)
     trends: TrendsConfig = field(default_factory=TrendsConfig)
     milestones: MilestonesConfig = field(default_factory=MilestonesConfig)
+    spikes: SpikesConfig = field(default_factory=SpikesConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     featurestore: FeatureStoreConfig = field(default_factory=FeatureStoreConfig)
     source: str = field(default="<defaults>", compare=False)
 
@@ -339,7 +398,8 @@ def _check(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: flink.python_worker_mode must be process or loopback")
     if cfg.kafka.starting_offsets not in ("earliest", "group"):
         raise ConfigError(f"{source}: kafka.starting_offsets must be earliest or group")
-    for group in ("video_engagement", "user_interests", "region_trends", "video_milestones"):
+    for group in ("video_engagement", "user_interests", "region_trends", "video_milestones", "video_spikes",
+                  "spike_alerts"):
         if group not in cfg.featurestore.ttl:
             raise ConfigError(f"{source}: featurestore.ttl.{group} is required")
     if cfg.trends.top_k < 1 or not cfg.trends.windows:
@@ -355,3 +415,21 @@ def _check(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: interests.top_n, min_events, decay and emit_interval must be positive")
     if i.newcomer_ttl > i.idle_ttl:
         raise ConfigError(f"{source}: interests.newcomer_ttl must not exceed interests.idle_ttl")
+    sp = cfg.spikes
+    if sp.interval <= 0 or sp.interval % 1000 or sp.history < 10 or sp.calm_intervals < 1:
+        raise ConfigError(f"{source}: spikes.interval must be whole seconds, history >= 10, calm_intervals >= 1")
+    if not 0 <= sp.rise_score <= 1:
+        raise ConfigError(f"{source}: spikes.rise_score must be in [0, 1]")
+    if sp.super_rate < sp.min_rate or not 1 <= sp.calm_growth <= sp.super_growth or sp.rise_growth < 1:
+        raise ConfigError(f"{source}: spikes need super_rate >= min_rate and 1 <= calm_growth <= super_growth, rise_growth >= 1")
+    from anomaly.detector import DetectorParams
+    known = {f.name for f in dataclasses.fields(DetectorParams)}
+    for key in sp.detector:
+        if key not in known:
+            raise ConfigError(f"{source}: unknown key 'spikes.detector.{key}' (known: {', '.join(sorted(known))})")
+    hooks = [_build(WebhookConfig, w, source, f"alerts.webhooks[{i}].") for i, w in enumerate(cfg.alerts.webhooks)]
+    for w in hooks:
+        if w.format not in ("plain", "slack", "alertmanager"):
+            raise ConfigError(f"{source}: alerts.webhooks '{w.name or w.url}': format must be plain, slack or alertmanager")
+        if not w.url.startswith(("http://", "https://")):
+            raise ConfigError(f"{source}: alerts.webhooks '{w.name}': url must be http(s), got {w.url!r}")

@@ -15,14 +15,15 @@ from featurestore.consumer import FeatureUpdateConsumer
 from featurestore.writer import FeatureWriter
 from fyp import procs
 from fyp.config import Config
-from jobs import engagement, front, interests, milestones, trends
+from jobs import engagement, front, interests, milestones, spikes, trends
 from jobs.flink_env import latest_checkpoint
 from operators.sliding_tiles import TileGeometry
 from schemas.engagement import ENGAGEMENT_V1
 from schemas.features import groups_for
 
 log = logging.getLogger("fyp.run")
-JOBS = {"engagement": engagement, "interests": interests, "trends": trends, "milestones": milestones}
+JOBS = {"engagement": engagement, "interests": interests, "trends": trends, "milestones": milestones,
+        "spikes": spikes}
 
 
 def redis_client(cfg: Config) -> redis.Redis:
@@ -138,6 +139,8 @@ def run_backfill(cfg: Config, job: str, input_path: str, idle_ms: int = 3000, up
     if job == "engagement":
         as_of = end_of_input_as_of(cfg, input_path)
         handle = front.start(engagement.build(cfg, input_file=input_path, end_of_input_as_of=as_of))
+    elif job == "spikes":
+        handle = front.start(spikes.build(cfg, input_file=input_path))
     elif job == "trends":
         step_end = end_of_input_as_of(cfg, input_path)
         as_of = None if step_end is None else -(-step_end // 60_000) * 60_000

@@ -12,12 +12,13 @@ from operators.engagement import FEATURE_BASES, INT_BASES, window_labels
 VIDEO_ENGAGEMENT = "video_engagement"
 USER_INTERESTS = "user_interests"
 REGION_TRENDS = "region_trends"
+VIDEO_SPIKES = "video_spikes"
 
 
 @dataclass(frozen=True)
 class Feature:
     name: str
-    dtype: str  # "int" | "float" | "json" (a ranked list)
+    dtype: str  # "int" | "float" | "str" | "json" (a ranked list)
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,17 @@ def region_trends_group(windows_ms) -> FeatureGroup:
     return FeatureGroup(REGION_TRENDS, "region", 1, feats + (Feature("videos_tracked", "int"),))
 
 
+# Per video (operators/spikes.py): the detector's score of the newest interval, the spike state
+# (normal | rising | super_spike), when the current spike started (0 when normal), the ranking
+# damping factor and skip weight, and the rates the state was decided on.
+VIDEO_SPIKES_GROUP = FeatureGroup(VIDEO_SPIKES, "video", 1, (
+    Feature("spike_score", "float"), Feature("spike_state", "str"), Feature("spike_started_at", "int"),
+    Feature("spike_damping", "float"), Feature("spike_skip_weight", "float"),
+    Feature("views_last_interval", "int"), Feature("baseline_rate", "float")))
+
+
 def groups_for(config) -> dict[str, FeatureGroup]:
     """All feature groups a configuration produces, by name."""
     groups = [video_engagement_group(config.engagement.window_ms), USER_INTERESTS_GROUP,
-              region_trends_group(config.trends.window_ms)]
+              region_trends_group(config.trends.window_ms), VIDEO_SPIKES_GROUP]
     return {g.name: g for g in groups}

@@ -46,7 +46,8 @@ class Stack:
                       "topics": {k: f"{tag}-{v}" for k, v in {
                           "engagement": "engagement", "uploads": "uploads", "notifications": "notifications",
                           "dead_letter": "dlq", "late": "late", "feature_updates": "updates",
-                          "milestone_crossings": "crossings"}.items()}},
+                          "milestone_crossings": "crossings", "spike_transitions": "transitions",
+                          "spike_alerts": "alerts"}.items()}},
             "redis": {"url": f"redis://127.0.0.1:{self.redis_port}/{self.db}"},
             "stack": {"state_dir": str(state), "artifacts_dir": str(ARTIFACTS),
                       "broker_port": self.broker_port, "redis_port": self.redis_port},

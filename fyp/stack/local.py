@@ -37,7 +37,7 @@ def status(cfg: Config) -> list[str]:
 def all_topics(cfg: Config) -> list[str]:
     t = cfg.kafka.topics
     return [t.engagement, t.uploads, t.notifications, t.dead_letter, t.late, t.feature_updates,
-            t.milestone_crossings]
+            t.milestone_crossings, t.spike_transitions, t.spike_alerts]
 
 
 def ensure_topics(cfg: Config, partitions: int | None = None, timeout: float = 20.0) -> None:

@@ -1,0 +1,88 @@
+"""The spike job through real tansu, Redis and the Flink mini-cluster, on generated traffic with
+labelled super-spikes: its state transitions and features equal the batch oracle (pandas counts
+fed to the same per-video state code), every labelled spike becomes a super-spike, nothing else
+does, and the delays are reported."""
+from __future__ import annotations
+
+import signal
+
+import orjson
+import pytest
+
+from anomaly.spike_eval import alert_quality
+from featurestore.reader import FeatureReader
+from fyp.generator.traffic import TrafficSpec, generate
+from operators.spikes import SpikeRules
+from schemas.features import groups_for
+from tests import oracle_spikes
+from tests.conftest import kill_group, start_fyp, wait_for_no_problems
+from tests.integration.engagement_support import SENTINEL_PREFIX, produce, topic_records
+
+pytestmark = pytest.mark.integration
+
+START_MS = 1_794_000_000_000
+MINUTE = 60_000
+
+
+def labelled_traffic(cfg, hours: float = 3.0):
+    spec = TrafficSpec(seed=21, start_ms=START_MS, duration_ms=int(hours * 3_600_000), mean_rate=10, videos=1000,
+                       users=5000, ooo_share=0.05, max_ooo_ms=cfg.engagement.max_out_of_orderness, spikes=3,
+                       spike_peak_share=0.5)
+    return generate(spec)
+
+
+def transitions_on_topic(bootstrap: str, topic: str) -> list[dict]:
+    out = [orjson.loads(v) for v, _ in topic_records(bootstrap, topic, idle_s=2.0)]
+    return [t for t in out if not t["video_id"].startswith(SENTINEL_PREFIX)]
+
+
+def key(t: dict) -> tuple:
+    return (t["video_id"], t["at"], t["state"])
+
+
+def test_spike_job_equals_oracle_and_finds_labelled_spikes(stack, tmp_path):
+    cfg, path = stack.config("spikes")
+    traffic = labelled_traffic(cfg)
+    newest = max(e["event_time"] for e in traffic.events if e)
+    sentinel = (newest // MINUTE + 1) * MINUTE + cfg.engagement.max_out_of_orderness + 1000
+    produce(stack.bootstrap, cfg.kafka.topics.engagement, traffic.payloads, sentinel_at=sentinel)
+
+    rules = SpikeRules.from_config(cfg.spikes)
+    counts = oracle_spikes.interval_counts(traffic.events, cfg.spikes.interval)
+    end_watermark = sentinel - cfg.engagement.max_out_of_orderness - 1
+    expected, states = oracle_spikes.replay(counts, rules, cfg.spikes.idle_ttl, end_watermark)
+    quality = alert_quality(expected, traffic.spikes, traffic_hours=3.0)
+    print("oracle alert quality:", quality)
+    assert quality["detected"] == 3 and quality["false_alerts"] == 0
+
+    proc = start_fyp(path, "run", "spikes", "--fresh", log=tmp_path / "run.log")
+    want = {key(t): t for t in expected}
+
+    def problems():
+        got = {key(t): t for t in transitions_on_topic(stack.bootstrap, cfg.kafka.topics.spike_transitions)}
+        missing = [k for k in want if k not in got]
+        extra = [k for k in got if k not in want]
+        differ = [k for k in want if k in got and got[k] != want[k]]
+        return [f"missing {k}" for k in missing] + [f"extra {k}" for k in extra] + [f"differs {k}" for k in differ]
+
+    try:
+        wait_for_no_problems(problems, timeout=300, what="spike transitions equal to the oracle")
+        reader = FeatureReader(stack.redis(cfg), groups_for(cfg))
+        names = list(groups_for(cfg)["video_spikes"].names)
+
+        def feature_problems():
+            spiked = sorted({lab["video_id"] for lab in traffic.spikes})
+            sample = spiked + sorted(states)[:50]
+            rows = {r.entity_id: r for r in reader.get("video", sample, names)}
+            out = []
+            for v in sample:
+                st, row = states[v], rows[v]
+                if row.as_of["video_spikes"] != st.as_of:
+                    out.append(f"{v}: as of {row.as_of['video_spikes']}, expected {st.as_of}")
+                elif [row.values[n] for n in names] != st.features():
+                    out.append(f"{v}: {row.values} != {st.features()}")
+            return out
+
+        wait_for_no_problems(feature_problems, timeout=60, what="spike features equal to the oracle")
+    finally:
+        kill_group(proc, signal.SIGTERM)
