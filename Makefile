@@ -51,6 +51,7 @@ test-unit: setup
 bench: up
 	$(BIN)/python -m bench.engagement --config $(CONFIG)
 	$(BIN)/python -m bench.feature_jobs --config $(CONFIG)
+	$(BIN)/python -m bench.spikes --config $(CONFIG)
 
 clean: down
 	rm -rf .fyp/run .fyp/logs .fyp/checkpoints

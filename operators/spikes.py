@@ -219,3 +219,32 @@ class VideoSpikes:
                 "baseline_rate": float(base), "growth": float(c.views / max(base, 1.0)), "regions": int(c.regions),
                 "interval_ms": self.rules.interval_ms,
                 "series_start": c.start - (len(series) - 1) * self.rules.interval_ms, "series": series}
+
+
+def replay(rows, rules: SpikeRules, idle_ttl_ms: int, end_watermark: int | None = None):
+    """The job's per-video logic offline: `rows` are (video_id, IntervalCounts) sorted by video,
+    then interval. Returns (transitions with video_id, final state per video). A bounded run ends
+    with no timer firing after the last interval (end_watermark None); a stream whose watermark
+    stopped at `end_watermark` has fired every calm timer up to it (jobs/spikes_fn.py)."""
+    transitions, states = [], {}
+
+    def finish(video, st):
+        deadline = st.as_of + (rules.calm_intervals - st.calm) * rules.interval_ms - 1
+        if end_watermark is not None and st.state != NORMAL and deadline <= end_watermark:
+            transitions.extend({"video_id": video, **t} for t in st.idle_until(deadline + 1))
+        states[video] = st
+
+    video, st = None, None
+    for vid, counts in rows:
+        if vid != video:
+            if st is not None:
+                finish(video, st)
+            video, st = vid, None
+        if st is not None and st.expired(counts.start, idle_ttl_ms):
+            st = None
+        if st is None:
+            st = VideoSpikes(rules)
+        transitions.extend({"video_id": vid, **t} for t in st.feed(counts))
+    if st is not None:
+        finish(video, st)
+    return transitions, states

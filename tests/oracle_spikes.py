@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from operators.spikes import NORMAL, IntervalCounts, SpikeRules, VideoSpikes
+from operators import spikes
+from operators.spikes import NORMAL, IntervalCounts, SpikeRules
 
 
 def interval_counts(events: list[dict], interval_ms: int) -> pd.DataFrame:
@@ -21,25 +22,10 @@ def interval_counts(events: list[dict], interval_ms: int) -> pd.DataFrame:
 
 
 def replay(counts: pd.DataFrame, rules: SpikeRules, idle_ttl_ms: int, end_watermark: int | None = None):
-    """Returns (transitions with video_id, final VideoSpikes per video). A bounded run ends with
-    no timer firing after the last interval (end_watermark None); a stream whose watermark
-    stopped at `end_watermark` has fired every calm timer up to it."""
-    transitions, states = [], {}
-    for video, rows in counts.groupby("video_id", sort=True):
-        st = None
-        for r in rows.itertuples(index=False):
-            if st is not None and st.expired(int(r.interval_start), idle_ttl_ms):
-                st = None
-            if st is None:
-                st = VideoSpikes(rules)
-            for t in st.feed(IntervalCounts(int(r.interval_start), int(r.views), int(r.regions),
-                                            int(r.shares), int(r.skips))):
-                transitions.append({"video_id": video, **t})
-        deadline = st.as_of + (rules.calm_intervals - st.calm) * rules.interval_ms - 1
-        if end_watermark is not None and st.state != NORMAL and deadline <= end_watermark:
-            transitions += [{"video_id": video, **t} for t in st.idle_until(deadline + 1)]
-        states[video] = st
-    return transitions, states
+    """(transitions, final state per video) of operators.spikes.replay over the pandas counts."""
+    rows = ((r.video_id, IntervalCounts(int(r.interval_start), int(r.views), int(r.regions), int(r.shares),
+                                        int(r.skips))) for r in counts.itertuples(index=False))
+    return spikes.replay(rows, rules, idle_ttl_ms, end_watermark)
 
 
 def spiking(states: dict) -> dict:
