@@ -8,6 +8,7 @@ import time
 
 import orjson
 
+from fyp.alerts.cli import add_commands as add_alert_commands
 from fyp.config import ConfigError, load_config
 
 
@@ -245,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev = asub.add_parser("eval", help="score every file of a NAB-layout folder; print the three profiles")
     ev.add_argument("--nab", required=True, help="folder with data/, labels/combined_windows.json")
     ev.set_defaults(fn=cmd_anomaly_eval)
+
+    add_alert_commands(sub, _cfg)
 
     t = sub.add_parser("trends", help="print a region's trending videos (GLOBAL for all regions)")
     t.add_argument("region")

@@ -52,10 +52,16 @@ def make_notifier(cfg: Config):
                              f"{cfg.kafka.consumer_group}-notifier", cfg.ttl_ms("video_milestones"))
 
 
-def make_service(cfg: Config, job: str):
-    """The process beside the job that stores its output: the feature writer, or for milestones
-    the notifier."""
-    return make_notifier(cfg) if job == "milestones" else make_writer(cfg)
+def make_services(cfg: Config, job: str) -> list:
+    """The services beside the job that take its output: the feature writer; for milestones the
+    notifier instead; for spikes also the alerter."""
+    if job == "milestones":
+        return [make_notifier(cfg)]
+    if job == "spikes":
+        from fyp.alerts.alerter import make_alerter
+
+        return [make_writer(cfg), make_alerter(cfg)]
+    return [make_writer(cfg)]
 
 
 def _job_module(job: str):
@@ -88,9 +94,9 @@ def run_streaming(cfg: Config, job: str, fresh: bool = False, with_writer: bool 
     print(f"starting {job} " + ( f"from checkpoint {restore}" if restore else "with fresh state"), flush=True)
     handle = front.start(module.build(cfg, restore_from=restore))
     stopper = _Stopper()
-    writer = make_service(cfg, job) if with_writer else None
-    thread = threading.Thread(target=writer.run, args=(stopper.event,), daemon=True) if writer else None
-    if thread:
+    services = make_services(cfg, job) if with_writer else []
+    threads = [threading.Thread(target=s.run, args=(stopper.event,), daemon=True) for s in services]
+    for thread in threads:
         thread.start()
     print(f"{job}: running as Flink job {handle.client.get_job_id()}; Ctrl-C stops it "
           f"(checkpoints under {cfg.checkpoint_dir})", flush=True)
@@ -105,9 +111,9 @@ def run_streaming(cfg: Config, job: str, fresh: bool = False, with_writer: bool 
             handle.client.cancel().result()
         except Exception:
             pass
-        if thread:
+        for thread, service in zip(threads, services):
             thread.join(timeout=10)
-            writer.close()
+            service.close()
         _stop_gateway()
 
 
@@ -149,10 +155,11 @@ def run_backfill(cfg: Config, job: str, input_path: str, idle_ms: int = 3000, up
         if uploads_path is None:
             raise SystemExit(f"backfill {job} needs --uploads FILE (upload events, JSON lines)")
         handle = front.start(module.build(cfg, input_file=input_path, uploads_file=uploads_path))
-    writer = make_service(cfg, job)
+    services = make_services(cfg, job)
     stop = threading.Event()
-    thread = threading.Thread(target=writer.run, args=(stop,), daemon=True)
-    thread.start()
+    threads = [threading.Thread(target=s.run, args=(stop,), daemon=True) for s in services]
+    for thread in threads:
+        thread.start()
     started = time.monotonic()
     job_seconds = None
     try:
@@ -160,10 +167,13 @@ def run_backfill(cfg: Config, job: str, input_path: str, idle_ms: int = 3000, up
         job_seconds = result.get_net_runtime() / 1000
     finally:
         stop.set()
-        thread.join(timeout=30)
-    writer.drain(idle_ms=idle_ms)
-    writer.close()
+        for thread in threads:
+            thread.join(timeout=30)
+    for service in services:
+        service.drain(idle_ms=idle_ms)
+        service.close()
     _stop_gateway()
-    stats = dict(writer.stats, seconds=round(time.monotonic() - started, 1), job_seconds=job_seconds, as_of=as_of)
+    stats = {k: v for s in reversed(services) for k, v in s.stats.items()}
+    stats.update(services[0].stats, seconds=round(time.monotonic() - started, 1), job_seconds=job_seconds, as_of=as_of)
     print(orjson.dumps(stats).decode(), flush=True)
     return stats

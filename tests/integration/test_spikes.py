@@ -17,6 +17,7 @@ from schemas.features import groups_for
 from tests import oracle_spikes
 from tests.conftest import kill_group, start_fyp, wait_for_no_problems
 from tests.integration.engagement_support import SENTINEL_PREFIX, produce, topic_records
+from tests.integration.test_alerts import Receiver
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +42,8 @@ def key(t: dict) -> tuple:
 
 
 def test_spike_job_equals_oracle_and_finds_labelled_spikes(stack, tmp_path):
-    cfg, path = stack.config("spikes")
+    receiver = Receiver()
+    cfg, path = stack.config("spikes", **{"alerts.webhooks": [{"name": "oncall", "url": receiver.url}]})
     traffic = labelled_traffic(cfg)
     newest = max(e["event_time"] for e in traffic.events if e)
     sentinel = (newest // MINUTE + 1) * MINUTE + cfg.engagement.max_out_of_orderness + 1000
@@ -84,5 +86,19 @@ def test_spike_job_equals_oracle_and_finds_labelled_spikes(stack, tmp_path):
             return out
 
         wait_for_no_problems(feature_problems, timeout=60, what="spike features equal to the oracle")
+
+        # the alerter beside the job: one alert per labelled spike, on the topic and at the webhook
+        want_ids = sorted(f"{t['video_id']}:{t['spike_started_at']}" for t in expected if t["state"] == "super_spike")
+
+        def alert_problems():
+            on_topic = sorted(orjson.loads(v)["id"] for v, _ in
+                              topic_records(stack.bootstrap, cfg.kafka.topics.spike_alerts, idle_s=1.0))
+            delivered = sorted(body["id"] for body in receiver.accepted())
+            return [] if on_topic == want_ids == delivered else [f"topic {on_topic}, webhook {delivered}, want {want_ids}"]
+
+        wait_for_no_problems(alert_problems, timeout=60, what="one alert per labelled spike")
+        body = receiver.accepted()[0]
+        assert body["runbook_url"] == cfg.alerts.runbook_url and body["severity"] in ("warning", "critical")
     finally:
         kill_group(proc, signal.SIGTERM)
+        receiver.close()

@@ -1,0 +1,259 @@
+"""The spike alerter service: spike-transitions -> one alert per video per cooldown on spike-alerts,
+and a durable webhook delivery per configured webhook.
+
+Mirrors the milestone notifier (fyp/notifier.py): it assigns itself every partition of the
+transitions topic from positions kept in Redis (layout.writer_offsets_key(name), written after the
+batch is handled), and retries Redis and broker outages with backoff, so the job's transitions wait
+in the topic rather than being lost.
+
+Per transition INTO super_spike (others are skipped):
+ 1. claim the alert in the video's record (ledger.py): a re-emission, a replay, or another spike of
+    the video within alerts.cooldown (event time) is suppressed, across restarts;
+ 2. render the plot (plot.py) to <state_dir>/alerts/<id>.png;
+ 3. publish the alert event (alert.py) to spike-alerts, key = alert id;
+ 4. in one Redis transaction: one outbox entry per webhook (outbox.py) and the record marked
+    published. Delivery threads (delivery.py) do the POSTs; the consumer never waits on a webhook.
+A claim found unpublished is an alerter that died between 1 and 4: the spike-alerts topic is read
+for the id, and the alert is published only if it is not there (the broker does not honour
+transactions, so this is done by hand); either way step 4 follows. As 4 is atomic, a webhook
+never gets an alert twice from this path.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import redis
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+
+from featurestore import layout
+from featurestore.consumer import REDIS_UNAVAILABLE, drain_until_idle, retry_with_backoff
+from fyp.alerts.alert import alert_id, build_alert, enters_super_spike, safe_file_stem
+from fyp.alerts.delivery import WebhookDelivery
+from fyp.alerts.ledger import CLAIMED, COOLDOWN, DUPLICATE, PENDING, AlertLedger
+from fyp.alerts.plot import alert_png
+from fyp.alerts.severity import severity
+from fyp.config import AlertsConfig, Config
+from fyp.notifier import KafkaDeliveryError
+
+log = logging.getLogger("fyp.alerts")
+
+
+class SpikeAlerter:
+    def __init__(self, bootstrap: str, transitions_topic: str, alerts_topic: str, client: redis.Redis, name: str,
+                 alerts: AlertsConfig, ttl_ms: int, plot_dir: str | Path, critical_score: float = 0.0,
+                 batch_max: int = 500, poll_timeout_ms: int = 100, backoff_max_ms: int = 5000,
+                 environ=None, deliver: bool = True):
+        self.bootstrap, self.topic, self.out_topic = bootstrap, transitions_topic, alerts_topic
+        self.client, self.name, self.alerts = client, name, alerts
+        self.plot_dir, self.critical_score = Path(plot_dir), critical_score
+        self.batch_max, self.poll_timeout, self.backoff_max = batch_max, poll_timeout_ms / 1000, backoff_max_ms / 1000
+        self.ledger = AlertLedger(client, alerts.cooldown, ttl_ms)
+        if ttl_ms < alerts.cooldown:
+            log.warning("featurestore.ttl.spike_alerts (%d ms) is shorter than alerts.cooldown (%d ms): a video "
+                        "may alert again before its cooldown ends", ttl_ms, alerts.cooldown)
+        self._stats = {"transitions": 0, "ignored": 0, "alerts": 0, "duplicates": 0, "suppressed": 0,
+                       "reconciled": 0, "undecodable": 0, "retries": 0}
+        # Resolves secrets now: a missing environment variable fails the start, not the first alert.
+        self.webhooks = [WebhookDelivery(w, client, alerts.retry_initial, alerts.retry_max, alerts.give_up_after,
+                                         environ=environ) for w in alerts.webhook_configs]
+        names = [w.name for w in self.webhooks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"alerts.webhooks: names must be unique (each has its own outbox), got {names}")
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": name, "enable.auto.commit": False,
+                                  "auto.offset.reset": "earliest", "fetch.wait.max.ms": 50})
+        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+        meta = self.consumer.list_topics(self.topic, timeout=30)
+        parts = sorted(meta.topics[self.topic].partitions) if self.topic in meta.topics else []
+        if not parts:
+            raise RuntimeError(f"topic {self.topic!r} has no partitions")
+        stored = self._retry(lambda: self.client.hgetall(layout.writer_offsets_key(name)))
+        stored = {k.decode(): int(v) for k, v in stored.items()}
+        self.consumer.assign([TopicPartition(self.topic, p, stored.get(f"{self.topic}:{p}", OFFSET_BEGINNING))
+                              for p in parts])
+        if deliver:
+            for w in self.webhooks:
+                w.start()
+
+    @property
+    def stats(self) -> dict:
+        """Consumer counts, plus the webhooks' summed delivered / delivery_retries / dropped."""
+        s = dict(self._stats)
+        for k, out in (("delivered", "delivered"), ("retries", "delivery_retries"), ("dropped", "dropped")):
+            s[out] = sum(w.stats[k] for w in self.webhooks)
+        return s
+
+    def _retry(self, call):
+        def note(e, delay):
+            self._stats["retries"] += 1
+            log.warning("%s; retrying in %.2fs", e, delay)
+        return retry_with_backoff(call, (*REDIS_UNAVAILABLE, KafkaDeliveryError), self.backoff_max, note)
+
+    def step(self) -> int:
+        msgs = [m for m in self.consumer.consume(self.batch_max, self.poll_timeout)
+                if not m.error() or m.error().code() != KafkaError._PARTITION_EOF]
+        if not msgs:
+            return 0
+        transitions, positions = [], {}
+        for m in msgs:
+            if m.error():
+                log.warning("consumer error: %s", m.error())
+                continue
+            positions[f"{m.topic()}:{m.partition()}"] = m.offset() + 1
+            try:
+                transitions.append(orjson.loads(m.value()))
+            except Exception:
+                self._stats["undecodable"] += 1
+                log.error("undecodable spike transition at %s/%d@%d", m.topic(), m.partition(), m.offset())
+        self._stats["transitions"] += len(transitions)
+        self._retry(lambda: self._handle(transitions))
+        if positions:
+            self._retry(lambda: self.client.hset(layout.writer_offsets_key(self.name), mapping=positions))
+        return len(msgs)
+
+    def alert_for(self, transition: dict) -> dict:
+        """The alert event for a transition into super_spike (deterministic)."""
+        sev = severity(float(transition["score"]), int(transition["views"]), int(transition["regions"]),
+                       critical_rate=self.alerts.critical_rate, critical_regions=self.alerts.critical_regions,
+                       critical_score=self.critical_score)
+        path = self.plot_dir / f"{safe_file_stem(alert_id(transition))}.png"
+        return build_alert(transition, sev, self.alerts.runbook_url, str(path))
+
+    def _handle(self, transitions: list[dict]) -> None:
+        to_send, unsure, seen = {}, {}, set()
+        for t in transitions:
+            try:
+                if not enters_super_spike(t):
+                    self._stats["ignored"] += 1
+                    continue
+                alert = self.alert_for(t)
+            except (KeyError, TypeError, ValueError) as e:
+                self._stats["undecodable"] += 1
+                log.error("malformed spike transition (%s): %.300r", e, t)
+                continue
+            if alert["id"] in seen:  # the same transition twice in one batch (a re-emission)
+                self._stats["duplicates"] += 1
+                continue
+            seen.add(alert["id"])
+            status = self.ledger.claim(alert)
+            if status == CLAIMED:
+                to_send[alert["id"]] = alert
+            elif status == PENDING:
+                unsure[alert["id"]] = alert
+            elif status == DUPLICATE:
+                self._stats["duplicates"] += 1
+            elif status == COOLDOWN:
+                self._stats["suppressed"] += 1
+                log.info("alert %s suppressed: video %s alerted within the cooldown", alert["id"], alert["video_id"])
+        reconciled = []
+        if unsure:
+            published = published_alert_ids(self.bootstrap, self.out_topic, f"{self.name}-scan")
+            for aid, alert in unsure.items():
+                if aid in published:
+                    reconciled.append(alert)
+                else:
+                    to_send[aid] = alert
+        failures = []
+        for aid, alert in to_send.items():
+            self._write_plot(alert)
+            self.producer.produce(self.out_topic, orjson.dumps(alert), key=aid.encode(),
+                                  on_delivery=lambda err, _m: err and failures.append(err))
+        if to_send and (self.producer.flush(30) or failures):
+            raise KafkaDeliveryError(f"alerts not delivered: {failures[:3]}")
+        if to_send or reconciled:
+            self._queue_deliveries([*to_send.values(), *reconciled])
+        self._stats["alerts"] += len(to_send)
+        self._stats["reconciled"] += len(reconciled)
+        for alert in to_send.values():
+            log.info("ALERT %s %s: video %s, %d views/interval, growth %.1fx, %d regions", alert["severity"],
+                        alert["id"], alert["video_id"], alert["views"], alert["growth"], alert["regions"])
+
+    def _queue_deliveries(self, alerts: list[dict]) -> None:
+        """One outbox entry per webhook and alert, and the alerts' records marked published, in one
+        transaction: either the alert is marked and queued everywhere, or neither."""
+        now = int(time.time() * 1000)
+        pipe = self.client.pipeline(transaction=True)
+        for alert in alerts:
+            for w in self.webhooks:
+                w.outbox.add(alert, now, pipe)
+            self.ledger.mark_published(alert, pipe)
+        pipe.execute()
+        for w in self.webhooks:
+            w.poke()
+
+    def _write_plot(self, alert: dict) -> None:
+        """Best effort: an alert without its picture is still an alert."""
+        path = Path(alert["plot_path"])
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(alert_png(alert))
+            tmp.replace(path)
+        except OSError as e:
+            log.warning("alert %s: plot not written (%s)", alert["id"], e)
+            alert["plot_path"] = ""
+
+    def pending_deliveries(self) -> int:
+        return sum(len(w.outbox) for w in self.webhooks)
+
+    def wait_for_deliveries(self, timeout_s: float) -> bool:
+        """Waits until every outbox is empty (True) or `timeout_s` passed (False)."""
+        deadline = time.monotonic() + timeout_s
+        while self.pending_deliveries():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.step()
+
+    def drain(self, idle_ms: int = 3000, stop: threading.Event | None = None) -> None:
+        """Consumes until nothing has arrived for `idle_ms` (after a bounded job finished).
+        Deliveries go on in the background; see wait_for_deliveries."""
+        drain_until_idle(self.step, idle_ms, stop)
+
+    def close(self) -> None:
+        """Stops the delivery threads (what they have not delivered stays in the outboxes for the
+        next run), flushes the producer and leaves the topic."""
+        for w in self.webhooks:
+            w.stop()
+        self.producer.flush(10)
+        self.consumer.close()
+
+
+def published_alert_ids(bootstrap: str, topic: str, group: str, idle_s: float = 3.0) -> set[str]:
+    """Ids (keys) already on the spike-alerts topic, read until nothing arrives for `idle_s` (the
+    broker's end offsets count batches, not records, so they cannot say where the end is). Rare:
+    only after an alerter died between claim and publish."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    meta = c.list_topics(topic, timeout=30)
+    parts = sorted(meta.topics[topic].partitions)
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+    ids, last = set(), time.monotonic()
+    while time.monotonic() - last < idle_s:
+        for m in c.consume(1000, 0.2):
+            if not m.error():
+                ids.add(m.key().decode() if m.key() else "")
+                last = time.monotonic()
+    c.close()
+    return ids
+
+
+def alerter_name(cfg: Config) -> str:
+    return f"{cfg.kafka.consumer_group}-alerter"
+
+
+def make_alerter(cfg: Config, client: redis.Redis | None = None, deliver: bool = True, environ=None) -> SpikeAlerter:
+    """The alerter as configured: topics, Redis, cooldown, webhooks, plots under <state_dir>/alerts."""
+    if client is None:
+        client = redis.Redis.from_url(cfg.redis.url, socket_timeout=cfg.redis.socket_timeout / 1000,
+                                      socket_connect_timeout=cfg.redis.socket_timeout / 1000)
+    t = cfg.kafka.topics
+    return SpikeAlerter(cfg.kafka.bootstrap, t.spike_transitions, t.spike_alerts, client, alerter_name(cfg),
+                        cfg.alerts, cfg.ttl_ms("spike_alerts"), cfg.state_dir / "alerts",
+                        critical_score=cfg.spikes.rise_score, environ=environ, deliver=deliver)
