@@ -43,6 +43,7 @@ class DetectorParams:
     min_rows: int = 50  # rows before any score above 0
     alert_level: float = 0.9999  # a score at or above this starts the refractory period
     refractory: int = 200  # rows held at 0 after an alert (0: none)
+    scale_floor: float = 0.0  # least robust scale: for count series, whose MAD is 0 while idle
 
 
 class _RollingQuantiles:
@@ -134,7 +135,7 @@ class SpikeDetector:
         deviation = novelty = 0.0
         if len(self.values.buf) >= 10:
             med = self.values.median()
-            scale = 1.4826 * self._mad(med) + 1e-9 * (abs(med) + 1.0)
+            scale = max(1.4826 * self._mad(med), p.scale_floor) + 1e-9 * (abs(med) + 1.0)
             short = list(self.recent)[-p.short_window:]
             point = abs(x - med) / scale
             level = abs(sum(short) / len(short) - med) / scale * math.sqrt(len(short))
