@@ -133,6 +133,15 @@ def cmd_features_get(args):
         sys.stdout.write(orjson.dumps(row.to_json()).decode() + "\n")
 
 
+def cmd_serve(args):
+    from fyp.serve import serve
+
+    cfg = _cfg(args)  # validated here, so a bad config fails before any worker starts
+    http = cfg.serving.http
+    serve(args.config, args.host or http.host, args.port or http.port, args.workers or http.workers,
+          "info" if args.verbose else "warning")
+
+
 JOB_NAMES = ("engagement", "interests", "trends", "milestones", "spikes")
 
 
@@ -248,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(fn=cmd_anomaly_eval)
 
     add_alert_commands(sub, _cfg)
+
+    sv = sub.add_parser("serve", help="the HTTP feature server for ranking services (JSON)")
+    sv.add_argument("--host", help="default serving.http.host")
+    sv.add_argument("--port", type=int, help="default serving.http.port")
+    sv.add_argument("--workers", type=int, help="server processes (default serving.http.workers)")
+    sv.set_defaults(fn=cmd_serve)
 
     t = sub.add_parser("trends", help="print a region's trending videos (GLOBAL for all regions)")
     t.add_argument("region")

@@ -256,6 +256,46 @@ class FeatureStoreConfig:
 
 
 @dataclass
+class HttpServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 18080
+    workers: int = 1  # server processes (uvicorn workers); each has its own client and cache
+
+
+@dataclass
+class ServingConfig:
+    """The read path (featurestore/client.py, `fyp serve`)."""
+    timeout: Duration = Duration(50)  # a read waits this long for Redis, then falls back
+    pool_size: int = 16
+    cache_ttl: Duration = Duration(500)  # a value read is served from the local cache this long
+    cache_max_entries: int = 100_000
+    breaker_failures: int = 3  # reads failing in a row that open the circuit breaker ...
+    breaker_open_for: Duration = Duration(1000)  # ... for this long
+    defaults: dict = field(default_factory=lambda: {
+        "spike_damping": 1.0, "spike_skip_weight": 1.0, "spike_state": "normal"})
+    fallback_trends: str = "top_1h"
+    http: HttpServerConfig = field(default_factory=HttpServerConfig)
+
+    def client_settings(self):
+        from featurestore.client import ClientSettings
+
+        return ClientSettings(timeout_s=self.timeout / 1000, pool_size=self.pool_size,
+                              cache_ttl_s=self.cache_ttl / 1000, cache_max_entries=self.cache_max_entries,
+                              breaker_failures=self.breaker_failures,
+                              breaker_open_for_s=self.breaker_open_for / 1000,
+                              defaults=dict(self.defaults), fallback_trends=self.fallback_trends)
+
+
+@dataclass
+class OfflineConfig:
+    """The offline feature log (featurestore/offline_log.py): every update the writer stores, in Parquet."""
+    enabled: bool = False  # opt-in: a writer that starts a log replays the retained topic into it
+    root: str = ""  # default: <state_dir>/offline
+    flush_rows: int = 50_000  # a buffer of this many rows is written at once ...
+    flush_interval: Duration = Duration(10_000)  # ... and no row waits longer than this
+
+
+@dataclass
 class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
@@ -269,6 +309,7 @@ class Config:
     spikes: SpikesConfig = field(default_factory=SpikesConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     featurestore: FeatureStoreConfig = field(default_factory=FeatureStoreConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
     source: str = field(default="<defaults>", compare=False)
 
     @property
@@ -427,6 +468,16 @@ def _check(cfg: Config, source: str) -> None:
     for key in sp.detector:
         if key not in known:
             raise ConfigError(f"{source}: unknown key 'spikes.detector.{key}' (known: {', '.join(sorted(known))})")
+    sv = cfg.serving
+    if sv.timeout <= 0 or sv.pool_size < 1 or sv.cache_ttl < 0 or sv.cache_max_entries < 0 or sv.breaker_failures < 1:
+        raise ConfigError(f"{source}: serving.timeout and pool_size must be positive, cache_ttl and "
+                          f"cache_max_entries not negative, breaker_failures at least 1")
+    from featurestore.client import check_defaults
+    from schemas.features import groups_for
+    try:
+        check_defaults(groups_for(cfg), sv.defaults)
+    except (KeyError, TypeError) as e:
+        raise ConfigError(f"{source}: serving.defaults: {e.args[0]}") from None
     hooks = [_build(WebhookConfig, w, source, f"alerts.webhooks[{i}].") for i, w in enumerate(cfg.alerts.webhooks)]
     for w in hooks:
         if w.format not in ("plain", "slack", "alertmanager"):

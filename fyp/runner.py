@@ -31,6 +31,16 @@ def redis_client(cfg: Config) -> redis.Redis:
                                 socket_connect_timeout=cfg.redis.socket_timeout / 1000)
 
 
+def serving_redis_client(cfg: Config):
+    """The read path's connection pool: the serving timeout (milliseconds, not the writer's
+    seconds), a bounded pool shared by the threads of one process."""
+    sv = cfg.serving
+    t = sv.timeout / 1000
+    pool = redis.BlockingConnectionPool.from_url(cfg.redis.url, max_connections=sv.pool_size, timeout=t,
+                                                 socket_timeout=t, socket_connect_timeout=t)
+    return redis.Redis(connection_pool=pool)
+
+
 def writer_group(cfg: Config) -> str:
     return f"{cfg.kafka.consumer_group}-writer"
 

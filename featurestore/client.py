@@ -1,0 +1,287 @@
+"""The read client for ranking services: N videos x M features, a user's interests and a region's
+trends in one Redis round trip, typed, with defaults, ages, a local cache and a circuit breaker.
+
+    client = FeatureClient.from_config(load_config())
+    r = client.get(videos=candidate_ids, video_features=["views_1h", "engagement_rate_1h",
+                   "spike_damping"], user="u42", region="US")
+    r.videos["v17"]["views_1h"]       # typed value; the feature's default when missing
+    r.videos["v17"].age_ms("views_1h")  # now - the value's as-of event time (None when defaulted)
+    r.videos["v17"].source            # per group: redis | cache | stale | default
+    r.degraded, r.error               # Redis did not answer: values are last-known or defaults
+    r.fallback_videos                 # then: the region's last-known trending list
+
+Every source a value can come from is said in the result, so a ranking service can tell a fresh
+feature from a fallback. Fallback order when Redis fails (timeout, refused, breaker open): the last
+value this process read for that key (source "stale", however old), else the feature's default
+(source "default"); and if a region was asked, its last-known trending list in `fallback_videos`,
+candidates for a feed that cannot be ranked on features.
+
+Redis Cluster: keys of one entity share a hash tag (layout.py), so every key is in one slot; a
+`redis.cluster.RedisCluster` client is read through its pipeline, which groups keys by node.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import redis
+from redis.cluster import RedisCluster
+
+from featurestore.breaker import CircuitBreaker
+from featurestore.local_cache import CachedRead, LocalCache
+from featurestore.read_plan import GroupSelection, select
+from schemas.features import FeatureGroup
+
+REDIS, CACHE, STALE, DEFAULT = "redis", "cache", "stale", "default"
+READ_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+TYPE_DEFAULTS = {"int": 0, "float": 0.0, "str": "", "json": []}
+
+
+@dataclass
+class ClientSettings:
+    timeout_s: float = 0.05
+    pool_size: int = 16
+    cache_ttl_s: float = 0.5
+    cache_max_entries: int = 100_000
+    breaker_failures: int = 3
+    breaker_open_for_s: float = 1.0
+    defaults: dict = field(default_factory=dict)  # feature -> value when missing
+    fallback_trends: str = "top_1h"  # the region_trends feature whose videos are the fallback list
+
+
+@dataclass
+class EntityFeatures:
+    id: str
+    values: dict  # feature -> typed value, the default when missing
+    as_of: dict  # group -> as-of event time (ms), None when defaulted
+    source: dict  # group -> redis | cache | stale | default
+    missing: list  # features that got their default (absent key or field)
+    now_ms: int  # when the response was assembled: ages are measured against it
+    group_of: dict = field(repr=False, default_factory=dict)  # feature -> group
+
+    def __getitem__(self, feature: str):
+        return self.values[feature]
+
+    @property
+    def found(self) -> bool:
+        return any(t is not None for t in self.as_of.values())
+
+    def age_ms(self, feature: str) -> int | None:
+        ts = self.as_of[self.group_of[feature]]
+        return None if ts is None else self.now_ms - ts
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "features": self.values, "as_of": self.as_of,
+                "age_ms": {g: None if t is None else self.now_ms - t for g, t in self.as_of.items()},
+                "source": self.source, "missing": self.missing}
+
+
+@dataclass
+class FeatureResponse:
+    videos: dict  # video id -> EntityFeatures, in the order asked
+    user: EntityFeatures | None = None
+    region: EntityFeatures | None = None
+    degraded: bool = False  # some value could not be read from Redis or the fresh cache
+    error: str | None = None
+    fallback_videos: list = field(default_factory=list)
+    round_trips: int = 0
+
+    def to_json(self) -> dict:
+        return {"videos": [e.to_json() for e in self.videos.values()],
+                "user": self.user.to_json() if self.user else None,
+                "region": self.region.to_json() if self.region else None,
+                "degraded": self.degraded, "error": self.error,
+                "fallback_videos": self.fallback_videos}
+
+
+def check_defaults(groups: dict[str, FeatureGroup], overrides: dict) -> dict:
+    """Per-feature defaults must name a known feature and have its type."""
+    by_name = {f.name: f.dtype for g in groups.values() for f in g.features}
+    for name, value in overrides.items():
+        if name not in by_name:
+            raise KeyError(f"default for unknown feature {name!r}")
+        want = {"int": int, "float": (int, float), "str": str, "json": (list, dict)}[by_name[name]]
+        if not isinstance(value, want) or isinstance(value, bool):
+            raise TypeError(f"default for {name!r} must be {by_name[name]}, got {value!r}")
+    return overrides
+
+
+class FeatureClient:
+    def __init__(self, client, groups: dict[str, FeatureGroup], settings: ClientSettings | None = None,
+                 clock=time.monotonic, wall_ms=lambda: int(time.time() * 1000)):
+        self.redis = client
+        self.groups = groups
+        self.settings = settings or ClientSettings()
+        self.cluster = isinstance(client, RedisCluster)
+        self.cache = LocalCache(self.settings.cache_ttl_s, self.settings.cache_max_entries, clock)
+        self.breaker = CircuitBreaker(self.settings.breaker_failures, self.settings.breaker_open_for_s, clock)
+        self.clock = clock
+        self.wall_ms = wall_ms
+        self._selections: dict = {}
+        self._defaults = check_defaults(groups, self.settings.defaults)
+        self._trending: dict[str, list] = {}  # region -> last-known fallback list
+        self._stats_lock = threading.Lock()
+        self.stats = {"requests": 0, "keys": 0, "cache_hits": 0, "redis_reads": 0, "redis_errors": 0,
+                      "breaker_rejections": 0, "stale_served": 0, "defaults_served": 0}
+
+    @classmethod
+    def from_config(cls, cfg, **kw) -> "FeatureClient":
+        from fyp.runner import serving_redis_client
+        from schemas.features import groups_for
+
+        return cls(serving_redis_client(cfg), groups_for(cfg), cfg.serving.client_settings(), **kw)
+
+    def default(self, group: FeatureGroup, name: str):
+        if name in self._defaults:
+            return self._defaults[name]
+        v = TYPE_DEFAULTS[group.dtype(name)]
+        return list(v) if isinstance(v, list) else v
+
+    def _selection(self, entity: str, features) -> list[GroupSelection]:
+        k = (entity, None if features is None else tuple(features))
+        sel = self._selections.get(k)
+        if sel is None:
+            sel = self._selections[k] = select(self.groups, entity, features)
+        return sel
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get(self, videos=(), video_features=None, user: str | None = None, user_features=None,
+            region: str | None = None, region_features=None) -> FeatureResponse:
+        """One round trip (at most) for everything asked. Raises KeyError for an unknown feature."""
+        wanted = [("video", v, self._selection("video", video_features)) for v in videos]
+        if user is not None:
+            wanted.append(("user", user, self._selection("user", user_features)))
+        if region is not None:
+            sels = self._selection("region", region_features)
+            wanted.append(("region", region, sels))
+        reads, degraded, error, trips = self._read(wanted)
+        now_ms = self.wall_ms()
+        results = [self._assemble(eid, sels, reads, now_ms) for _, eid, sels in wanted]
+        resp = FeatureResponse(videos={}, degraded=degraded, error=error, round_trips=trips)
+        for (entity, eid, _), res in zip(wanted, results):
+            if entity == "video":
+                resp.videos[eid] = res
+            elif entity == "user":
+                resp.user = res
+            else:
+                resp.region = res
+        if region is not None:
+            self._note_trending(region, resp.region)
+            if degraded:
+                resp.fallback_videos = list(self._trending.get(region, []))
+        with self._stats_lock:
+            s = self.stats
+            s["requests"] += 1
+            s["keys"] += sum(len(sels) for _, _, sels in wanted)
+        return resp
+
+    def get_entities(self, entity: str, ids, features=None) -> list[EntityFeatures]:
+        """`ids` of one entity kind (video, user, region), in order; see get() for the semantics."""
+        sels = self._selection(entity, features)
+        wanted = [(entity, eid, sels) for eid in ids]
+        reads, _, _, _ = self._read(wanted)
+        now_ms = self.wall_ms()
+        return [self._assemble(eid, sels, reads, now_ms) for eid in ids]
+
+    def _read(self, wanted):
+        """-> ({(selection, id): (CachedRead or None, source)}, degraded, error, round trips)."""
+        now = self.clock()
+        reads: dict = {}
+        to_fetch = []
+        hits = 0
+        for _, eid, sels in wanted:
+            for sel in sels:
+                key = (sel, eid)
+                if key in reads:
+                    continue
+                e = self.cache.fresh(key, now)
+                if e is not None:
+                    reads[key] = (e, CACHE)
+                    hits += 1
+                else:
+                    reads[key] = None
+                    to_fetch.append(key)
+        degraded, error, trips = False, None, 0
+        if to_fetch:
+            if self.breaker.allow():
+                trips = 1
+                try:
+                    replies = self._fetch(to_fetch)
+                except READ_ERRORS as e:
+                    self.breaker.failure()
+                    degraded, error = True, f"redis read failed: {type(e).__name__}: {e}"
+                    self._count("redis_errors")
+                else:
+                    self.breaker.success()
+                    read_at = self.clock()
+                    for key, reply in zip(to_fetch, replies):
+                        entry = CachedRead(read_at, *key[0].decode(reply))
+                        self.cache.put(key, entry)
+                        reads[key] = (entry, REDIS)
+                    self._count("redis_reads")
+            else:
+                degraded, error = True, "circuit breaker open: redis failed recently"
+                self._count("breaker_rejections")
+            if degraded:
+                for key in to_fetch:
+                    e = self.cache.last_known(key)
+                    reads[key] = (e, STALE) if e is not None else (None, DEFAULT)
+        if hits:
+            self._count("cache_hits", hits)
+        return reads, degraded, error, trips
+
+    def _fetch(self, keys) -> list:
+        if self.cluster:
+            pipe = self.redis.pipeline(transaction=False)
+            for sel, eid in keys:
+                pipe.hmget(sel.key(eid), sel.fields())
+            return pipe.execute()
+        pool = self.redis.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_packed_command([b"".join(sel.packed(eid) for sel, eid in keys)], check_health=False)
+            return [conn.read_response() for _ in keys]
+        except BaseException:
+            conn.disconnect()  # a half-read reply stream must not go back to the pool
+            raise
+        finally:
+            pool.release(conn)
+
+    def _assemble(self, eid: str, sels, reads, now_ms: int) -> EntityFeatures:
+        values, as_of, source, missing, group_of = {}, {}, {}, [], {}
+        for sel in sels:
+            g = sel.group
+            entry, src = reads[(sel, eid)]
+            got = entry.values if entry is not None else None
+            if got is None:
+                src = DEFAULT
+                self._count("defaults_served")
+            elif src == STALE:
+                self._count("stale_served")
+            for name in sel.names:
+                v = got.get(name) if got is not None else None
+                if v is None:
+                    v = self.default(g, name)
+                    missing.append(name)
+                values[name] = v
+                group_of[name] = g.name
+            as_of[g.name] = entry.as_of if got is not None else None
+            source[g.name] = src
+        return EntityFeatures(eid, values, as_of, source, missing, now_ms, group_of)
+
+    def _note_trending(self, region: str, res: EntityFeatures | None) -> None:
+        name = self.settings.fallback_trends
+        if res is None or name not in res.values or res.source.get("region_trends") not in (REDIS, CACHE):
+            return
+        ranked = res.values[name]
+        if ranked:
+            self._trending[region] = [e["video"] for e in ranked]
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._stats_lock:
+            self.stats[name] += n
+
+    def close(self) -> None:
+        self.redis.close()

@@ -1,0 +1,287 @@
+"""The read path against a real Redis: what the writer stored comes back typed in one round trip;
+a hot key is served from the local cache with bounded staleness; a stopped Redis gives flagged
+fallbacks within the timeout and fresh values once it is back; the HTTP server says the same."""
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import threading
+import time
+
+import orjson
+import pytest
+import redis
+import yaml
+from redis.connection import Connection
+
+from featurestore.client import ClientSettings, FeatureClient
+from featurestore.updates import FeatureUpdate
+from featurestore.writer import FeatureWriter
+from fyp.config import load_config
+from fyp.stack import services
+from schemas.features import groups_for
+from tests.conftest import start_fyp
+
+pytestmark = pytest.mark.integration
+
+FEATURES = ["views_1h", "likes_1h", "completion_rate_1h", "engagement_rate_24h", "spike_state", "spike_damping"]
+
+
+def engagement_values(group, i: int, version: int) -> list:
+    return [(i * 100 + j + version) if f.dtype == "int" else (i + j + version) / 8 for j, f in enumerate(group.features)]
+
+
+def spike_values(i: int, version: int) -> list:
+    return [round(i / 1000, 3), "rising" if i % 3 == 0 else "normal", version, 0.5 + i / 1000, 2.0, i, 1.5]
+
+
+def write_videos(writer, groups, ids, as_of: int, version: int = 1) -> None:
+    eg = groups["video_engagement"]
+    ups = []
+    for i, vid in enumerate(ids):
+        ups.append(FeatureUpdate("video_engagement", vid, as_of, version, engagement_values(eg, i, version)))
+        ups.append(FeatureUpdate("video_spikes", vid, as_of, version, spike_values(i, version)))
+    writer.write(ups)
+
+
+def trends(videos) -> list:
+    return [[{"video": v, "score": 10.0 - k, "views": 10 - k, "velocity": 1.0} for k, v in enumerate(videos)]] * 2 + [
+        len(videos)]
+
+
+def make_writer(cfg, client=None):
+    groups = groups_for(cfg)
+    return FeatureWriter(client or redis.Redis.from_url(cfg.redis.url), groups, {g: cfg.ttl_ms(g) for g in groups}), groups
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A Redis of this test's own, to stop and restart."""
+    port = services.free_port()
+    svc = services.redis_service(port, tmp_path)
+    pid = services.start(svc, tmp_path)
+    state = {"svc": svc, "root": tmp_path, "port": port, "pid": pid}
+    yield state
+    try:
+        os.kill(state["pid"], signal.SIGCONT)
+    except ProcessLookupError:
+        pass
+    services.stop(svc, tmp_path)
+
+
+def test_one_round_trip_typed_values_ages_and_defaults(stack, monkeypatch):
+    cfg, _ = stack.config("read-client")
+    writer, groups = make_writer(cfg)
+    ids = [f"v{i:04d}" for i in range(300)]
+    as_of = int(time.time() * 1000) - 5000
+    write_videos(writer, groups, ids, as_of)
+    writer.write([FeatureUpdate("user_interests", "u1", as_of, 4, [[["music", 2.5]], [["c9", 1.0]], 4, 0]),
+                  FeatureUpdate("region_trends", "US", as_of, 0, trends(["v0007", "v0003"]))])
+    client = FeatureClient.from_config(cfg)
+    client.redis.ping()  # the pool's connection is set up (its handshake is not the read)
+
+    sends = []
+    real_send = Connection.send_packed_command
+    monkeypatch.setattr(Connection, "send_packed_command", lambda self, *a, **k: (sends.append(1), real_send(self, *a, **k))[1])
+    asked = ids + ["never-seen"]
+    r = client.get(videos=asked, video_features=FEATURES, user="u1", region="US")
+    assert len(sends) == 1 and r.round_trips == 1 and not r.degraded  # 602 + 2 keys, one write to the socket
+
+    eg = groups["video_engagement"]
+    names = eg.names
+    assert list(r.videos) == asked
+    for i, vid in enumerate(ids):
+        v = r.videos[vid]
+        full = dict(zip(names, engagement_values(eg, i, 1)))
+        sp = dict(zip(groups["video_spikes"].names, spike_values(i, 1)))
+        expected = {f: full[f] if f in full else sp[f] for f in FEATURES}
+        assert v.values == expected
+        assert type(v["views_1h"]) is int and type(v["completion_rate_1h"]) is float and type(v["spike_state"]) is str
+        assert v.source == {"video_engagement": "redis", "video_spikes": "redis"} and v.missing == []
+        assert 5000 <= v.age_ms("views_1h") < 60_000
+    unknown = r.videos["never-seen"]
+    assert unknown.missing == FEATURES and not unknown.found
+    assert unknown.values == {"views_1h": 0, "likes_1h": 0, "completion_rate_1h": 0.0, "engagement_rate_24h": 0.0,
+                              "spike_state": "normal", "spike_damping": 1.0}  # configured defaults
+    assert r.user["top_categories"] == [["music", 2.5]] and r.user["events"] == 4
+    assert [e["video"] for e in r.region["top_1h"]] == ["v0007", "v0003"]
+
+    sends.clear()
+    again = client.get(videos=ids[:10], video_features=FEATURES)  # within the cache TTL
+    assert sends == [] and again.round_trips == 0
+    assert {s for v in again.videos.values() for s in v.source.values()} == {"cache"}
+
+
+def test_hot_key_served_from_cache_with_bounded_staleness(stack):
+    cfg, _ = stack.config("read-hot")
+    writer, groups = make_writer(cfg)
+    ttl = 0.2
+    client = FeatureClient(redis.Redis.from_url(cfg.redis.url), groups, ClientSettings(cache_ttl_s=ttl))
+    base = int(time.time() * 1000)
+    written = []  # (monotonic time the write returned, version)
+    stop = threading.Event()
+
+    def keep_writing():
+        version = 1
+        while not stop.is_set():
+            write_videos(writer, groups, ["viral"], base + version, version)
+            written.append((time.monotonic(), version))
+            version += 1
+            time.sleep(0.02)
+
+    reads = []  # (monotonic time before the read, version seen, source)
+
+    def keep_reading(out):
+        while not stop.is_set():
+            t = time.monotonic()
+            v = client.get(videos=["viral"], video_features=["views_1h", "spike_started_at"]).videos["viral"]
+            if v.found:
+                out.append((t, v["spike_started_at"], v.source["video_engagement"]))
+
+    w = threading.Thread(target=keep_writing)
+    w.start()
+    time.sleep(0.1)
+    outs = [[] for _ in range(8)]
+    readers = [threading.Thread(target=keep_reading, args=(o,)) for o in outs]
+    for t in readers:
+        t.start()
+    time.sleep(3.0)
+    stop.set()
+    for t in readers + [w]:
+        t.join()
+    reads = [x for o in outs for x in o]
+    from_cache = sum(1 for _, _, s in reads if s == "cache")
+    assert len(reads) > 2000
+    assert from_cache / len(reads) > 0.95, f"{from_cache} of {len(reads)} reads from the cache"
+    assert client.stats["redis_reads"] < 8 * (3.0 / ttl + 2)  # about one per TTL (and per racing thread)
+    # staleness bound: a read never shows a version older than what Redis had `ttl` before it began
+    worst = 0.0
+    for t, seen, _ in reads:
+        newer = [wt for wt, ver in written if ver > seen]
+        if newer:
+            worst = max(worst, t - min(newer))  # how long ago a newer version had landed
+    assert worst <= ttl + 0.05, f"a read showed a version superseded {worst:.3f}s before it"
+
+
+def test_redis_stopped_gives_flagged_fallbacks_then_fresh_values(own_redis):
+    url = f"redis://127.0.0.1:{own_redis['port']}/0"
+    cfg = load_config(overrides={"redis.url": url}, env={})
+    timeout = 0.05
+    settings = ClientSettings(timeout_s=timeout, cache_ttl_s=0.1, breaker_failures=3, breaker_open_for_s=0.5)
+
+    def connect():
+        return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    writer, groups = make_writer(cfg)
+    ids = [f"v{i}" for i in range(20)]
+    t0 = int(time.time() * 1000)
+    write_videos(writer, groups, ids, t0, 1)
+    writer.write([FeatureUpdate("region_trends", "DE", t0, 0, trends(["v5", "v9"]))])
+    client = FeatureClient(connect(), groups, settings)
+    first = client.get(videos=ids, video_features=FEATURES, region="DE")
+    assert not first.degraded and first.fallback_videos == []
+    time.sleep(0.15)  # past the cache TTL: the next reads go to Redis
+
+    os.kill(own_redis["pid"], signal.SIGSTOP)  # Redis hangs: reads time out
+    started = time.monotonic()
+    r = client.get(videos=ids + ["v-new"], video_features=FEATURES, region="DE")
+    took = time.monotonic() - started
+    assert took < timeout * 4, f"the fallback took {took:.3f}s with a {timeout}s timeout"
+    assert r.degraded and "Timeout" in r.error
+    for vid in ids:
+        assert r.videos[vid].values == first.videos[vid].values
+        assert r.videos[vid].source == {"video_engagement": "stale", "video_spikes": "stale"}
+        assert r.videos[vid].as_of == first.videos[vid].as_of  # the age says how old the fallback is
+    assert r.videos["v-new"].source["video_engagement"] == "default"
+    assert r.fallback_videos == ["v5", "v9"]  # the region's last-known trending list
+
+    for _ in range(2):  # failures in a row open the breaker: no more waiting for the timeout
+        client.get(videos=ids[:1], video_features=FEATURES)
+    started = time.monotonic()
+    r = client.get(videos=ids[:5], video_features=FEATURES)
+    assert time.monotonic() - started < timeout / 2
+    assert r.degraded and "breaker" in r.error and client.breaker.trips == 1
+
+    os.kill(own_redis["pid"], signal.SIGKILL)  # and now it is gone: connections refused
+    time.sleep(0.6)
+    r = client.get(videos=ids[:5], video_features=FEATURES)
+    assert r.degraded and r.videos["v1"].source["video_engagement"] == "stale"
+
+    own_redis["pid"] = services.start(own_redis["svc"], own_redis["root"])  # back, empty (no persistence)
+    writer, _ = make_writer(cfg)
+    write_videos(writer, groups, ids, t0 + 1000, 2)
+    back = time.monotonic()
+    while True:
+        r = client.get(videos=ids, video_features=FEATURES)
+        if not r.degraded:
+            break
+        assert time.monotonic() - back < 5, f"still degraded: {r.error}"
+        time.sleep(0.05)
+    eg = groups["video_engagement"]
+    for i, vid in enumerate(ids):
+        v = r.videos[vid]
+        assert v.source == {"video_engagement": "redis", "video_spikes": "redis"}
+        assert v["views_1h"] == dict(zip(eg.names, engagement_values(eg, i, 2)))["views_1h"]
+        assert v.as_of["video_engagement"] == t0 + 1000
+
+
+def _http(port, method, path, body=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    c.request(method, path, orjson.dumps(body) if body is not None else None, {"Content-Type": "application/json"})
+    resp = c.getresponse()
+    return resp.status, orjson.loads(resp.read())
+
+
+def test_http_server_serves_the_same_reads_and_reports_readiness(own_redis, tmp_path):
+    url = f"redis://127.0.0.1:{own_redis['port']}/0"
+    port = services.free_port()
+    cfg_path = tmp_path / "serve.yaml"
+    cfg_path.write_text(yaml.safe_dump({"redis": {"url": url}, "serving": {"cache_ttl": "100ms", "timeout": "50ms"}}))
+    cfg = load_config(cfg_path, env={})
+    writer, groups = make_writer(cfg)
+    ids = [f"v{i}" for i in range(30)]
+    t0 = int(time.time() * 1000)
+    write_videos(writer, groups, ids, t0)
+    writer.write([FeatureUpdate("user_interests", "u7", t0, 3, [[["comedy", 1.0]], [], 3, 1]),
+                  FeatureUpdate("region_trends", "BR", t0, 0, trends(["v2"]))])
+    server = start_fyp(cfg_path, "serve", "--port", str(port), log=tmp_path / "serve.log")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if _http(port, "GET", "/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+            time.sleep(0.2)
+        body = {"videos": ids + ["nope"], "video_features": FEATURES, "user": "u7", "region": "BR"}
+        status, got = _http(port, "POST", "/v1/features", body)
+        assert status == 200 and not got["degraded"]
+        direct = FeatureClient.from_config(cfg).get(videos=ids + ["nope"], video_features=FEATURES, user="u7", region="BR")
+        for g, d in zip(got["videos"], direct.videos.values()):
+            assert g["id"] == d.id and g["features"] == d.values and g["as_of"] == d.as_of and g["missing"] == d.missing
+        assert got["user"]["features"] == direct.user.values
+        assert got["region"]["features"]["top_1h"][0]["video"] == "v2"
+
+        status, got = _http(port, "GET", "/v1/features/video?ids=v3,v4&features=views_1h,spike_state")
+        assert status == 200 and [e["features"] for e in got["entities"]] == [
+            {"views_1h": direct.videos[v]["views_1h"], "spike_state": direct.videos[v]["spike_state"]} for v in ("v3", "v4")]
+        assert _http(port, "POST", "/v1/features", {"videos": ["v1"], "video_features": ["bogus"]}) == (
+            400, {"error": "unknown feature 'bogus' for entity 'video'"})
+        assert _http(port, "POST", "/v1/features", {"video": ["v1"]})[0] == 400
+        assert _http(port, "GET", "/v1/features/video")[0] == 400
+
+        os.kill(own_redis["pid"], signal.SIGSTOP)
+        time.sleep(0.15)
+        status, ready = _http(port, "GET", "/readyz")
+        assert status == 503 and not ready["ready"]
+        assert _http(port, "GET", "/healthz") == (200, {"status": "ok"})  # alive, just not ready
+        status, got = _http(port, "POST", "/v1/features", body)
+        assert status == 200 and got["degraded"]
+        assert got["videos"][0]["source"] == {"video_engagement": "stale", "video_spikes": "stale"}
+        assert got["videos"][0]["features"] == direct.videos["v0"].values
+        os.kill(own_redis["pid"], signal.SIGCONT)
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -1,0 +1,128 @@
+"""The read path's parts without Redis: packed commands, decoding, cache, breaker, defaults."""
+from __future__ import annotations
+
+import pytest
+from redis.connection import Connection
+
+from featurestore import layout
+from featurestore.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+from featurestore.client import ClientSettings, FeatureClient, check_defaults
+from featurestore.local_cache import CachedRead, LocalCache
+from featurestore.read_plan import select
+from fyp.config import ConfigError, load_config
+from schemas.features import groups_for
+
+GROUPS = groups_for(load_config(env={}))
+
+
+class Clock:
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_packed_hmget_is_what_redis_py_would_send():
+    sel = select(GROUPS, "video", ["views_1h", "spike_state", "engagement_rate_24h"])
+    for s in sel:
+        expected = b"".join(Connection().pack_command("HMGET", s.key("v{1}x"), *s.fields()))
+        assert s.packed("v{1}x") == expected
+
+
+def test_selection_groups_features_and_names_unknown_ones():
+    sel = select(GROUPS, "video", ["views_1h", "spike_state", "likes_1h", "views_1h"])
+    assert [(s.group.name, s.names) for s in sel] == [
+        ("video_engagement", ("views_1h", "likes_1h")), ("video_spikes", ("spike_state",))]
+    with pytest.raises(KeyError, match="unknown feature 'nope' for entity 'video'"):
+        select(GROUPS, "video", ["nope"])
+    with pytest.raises(KeyError, match="no feature group for entity 'shop'"):
+        select(GROUPS, "shop", None)
+
+
+def test_decode_types_missing_fields_and_absent_key():
+    (eng,) = select(GROUPS, "video", ["views_1h", "completion_rate_1h"])
+    (usr,) = select(GROUPS, "user", ["top_categories"])
+    assert eng.decode([b"12", None, b"1700", b"1800"]) == ({"views_1h": 12, "completion_rate_1h": None}, 1700, 1800)
+    assert eng.decode([b"12", b"0.25", b"1700", None]) == ({"views_1h": 12, "completion_rate_1h": 0.25}, 1700, None)
+    assert eng.decode([None, None, None, None]) == (None, None, None)
+    raw = layout.encode_value([["music", 1.5]]).encode()
+    assert usr.decode([raw, b"5", b"6"]) == ({"top_categories": [["music", 1.5]]}, 5, 6)
+
+
+def test_cache_fresh_within_ttl_then_last_known_and_bounded():
+    clock = Clock()
+    c = LocalCache(ttl_s=0.5, max_entries=10, clock=clock)
+    c.put("a", CachedRead(clock.t, {"x": 1}, 1, 1))
+    assert c.fresh("a", clock.t + 0.49).values == {"x": 1}
+    assert c.fresh("a", clock.t + 0.5) is None
+    assert c.last_known("a").values == {"x": 1}
+    for i in range(25):
+        c.put(i, CachedRead(clock.t, {}, i, i))
+    assert len(c) <= 10
+    assert c.last_known(24) is not None and c.last_known("a") is None  # the oldest reads went first
+
+
+def test_cache_of_size_zero_keeps_nothing():
+    c = LocalCache(ttl_s=1, max_entries=0)
+    c.put("a", CachedRead(0, {}, 1, 1))
+    assert c.last_known("a") is None
+
+
+def test_breaker_opens_after_failures_probes_once_and_closes():
+    clock = Clock()
+    b = CircuitBreaker(failures=3, open_for_s=1.0, clock=clock)
+    for _ in range(2):
+        assert b.allow()
+        b.failure()
+    assert b.state == CLOSED
+    b.failure()
+    assert b.state == OPEN and not b.allow() and b.trips == 1
+    clock.t += 1.0
+    assert b.state == HALF_OPEN
+    assert b.allow()  # the one probe
+    assert not b.allow()  # others wait for it
+    b.failure()  # the probe failed: open again for a full period
+    assert b.state == OPEN and not b.allow()
+    clock.t += 1.0
+    assert b.allow()
+    b.success()
+    assert b.state == CLOSED and b.allow() and b.trips == 1
+
+
+def test_defaults_checked_by_name_and_type():
+    assert check_defaults(GROUPS, {"views_1h": 0, "spike_damping": 1}) == {"views_1h": 0, "spike_damping": 1}
+    with pytest.raises(KeyError, match="unknown feature 'viewz'"):
+        check_defaults(GROUPS, {"viewz": 0})
+    with pytest.raises(TypeError, match="views_1h"):
+        check_defaults(GROUPS, {"views_1h": "0"})
+    with pytest.raises(ConfigError, match="serving.defaults: default for unknown feature 'viewz'"):
+        load_config(overrides={"serving.defaults": {"viewz": 1}}, env={})
+
+
+class DownRedis:
+    """A client whose every read fails, for the fallback logic without a server."""
+    connection_pool = None
+
+    def __init__(self):
+        import redis
+        self.error = redis.ConnectionError("Connection refused")
+
+    def pipeline(self, **kw):
+        raise self.error
+
+
+def test_fallback_defaults_when_nothing_is_known(monkeypatch):
+    clock = Clock()
+    c = FeatureClient(DownRedis(), GROUPS, ClientSettings(defaults={"spike_damping": 1.0}), clock=clock,
+                      wall_ms=lambda: 5000)
+
+    def fail(keys):
+        raise c.redis.error
+    monkeypatch.setattr(c, "_fetch", fail)
+    r = c.get(videos=["v1"], video_features=["views_1h", "spike_damping"])
+    v = r.videos["v1"]
+    assert r.degraded and "Connection refused" in r.error
+    assert v.values == {"views_1h": 0, "spike_damping": 1.0}
+    assert v.source == {"video_engagement": "default", "video_spikes": "default"}
+    assert v.missing == ["views_1h", "spike_damping"] and v.age_ms("views_1h") is None
