@@ -52,6 +52,7 @@ bench: up
 	$(BIN)/python -m bench.engagement --config $(CONFIG)
 	$(BIN)/python -m bench.feature_jobs --config $(CONFIG)
 	$(BIN)/python -m bench.spikes --config $(CONFIG)
+	$(BIN)/python -m bench.read_path --config $(CONFIG)
 
 clean: down
 	rm -rf .fyp/run .fyp/logs .fyp/checkpoints
