@@ -141,6 +141,7 @@ class FeatureClient:
         self.clock = clock
         self.wall_ms = wall_ms
         self._selections: dict = {}
+        self._layouts: dict = {}
         self._defaults = check_defaults(groups, self.settings.defaults)
         self._trending: dict[str, list] = {}  # region -> last-known fallback list
         self._stats_lock = threading.Lock()
@@ -181,6 +182,7 @@ class FeatureClient:
         reads, degraded, error, trips = self._read(wanted)
         now_ms = self.wall_ms()
         results = [self._assemble(eid, sels, reads, now_ms) for _, eid, sels in wanted]
+        self._count_sources(results)
         resp = FeatureResponse(videos={}, degraded=degraded, error=error, round_trips=trips)
         for (entity, eid, _), res in zip(wanted, results):
             if entity == "video":
@@ -205,7 +207,9 @@ class FeatureClient:
         wanted = [(entity, eid, sels) for eid in ids]
         reads, _, _, _ = self._read(wanted)
         now_ms = self.wall_ms()
-        return [self._assemble(eid, sels, reads, now_ms) for eid in ids]
+        results = [self._assemble(eid, sels, reads, now_ms) for eid in ids]
+        self._count_sources(results)
+        return results
 
     def _read(self, wanted):
         """-> ({(selection, id): (CachedRead or None, source)}, degraded, error, round trips)."""
@@ -271,26 +275,37 @@ class FeatureClient:
         finally:
             pool.release(conn)
 
+    def _layout(self, sels):
+        """Per feature list, computed once: each selection's defaults, and feature -> group."""
+        k = tuple(map(id, sels))
+        lay = self._layouts.get(k)
+        if lay is None:
+            defaults = [[self.default(sel.group, n) for n in sel.names] for sel in sels]
+            group_of = {n: sel.group.name for sel in sels for n in sel.names}
+            lay = self._layouts[k] = (defaults, group_of)
+        return lay
+
     def _assemble(self, eid: str, sels, reads, now_ms: int) -> EntityFeatures:
-        values, as_of, source, missing, group_of = {}, {}, {}, [], {}
-        for sel in sels:
-            g = sel.group
+        defaults, group_of = self._layout(sels)
+        values, as_of, source, missing = {}, {}, {}, []
+        for sel, dflt in zip(sels, defaults):
+            gname = sel.group.name
             entry, src = reads[(sel, eid)]
             got = entry.values if entry is not None else None
             if got is None:
                 src = DEFAULT
-                self._count("defaults_served")
-            elif src == STALE:
-                self._count("stale_served")
-            for name in sel.names:
-                v = got.get(name) if got is not None else None
-                if v is None:
-                    v = self.default(g, name)
-                    missing.append(name)
-                values[name] = v
-                group_of[name] = g.name
-            as_of[g.name] = entry.as_of if got is not None else None
-            source[g.name] = src
+                as_of[gname] = None
+                for name, d in zip(sel.names, dflt):
+                    values[name] = list(d) if d.__class__ is list else d
+                missing.extend(sel.names)
+            else:
+                as_of[gname] = entry.as_of
+                for name, v, d in zip(sel.names, got, dflt):
+                    if v is None:
+                        v = list(d) if d.__class__ is list else d
+                        missing.append(name)
+                    values[name] = v
+            source[gname] = src
         return EntityFeatures(eid, values, as_of, source, missing, now_ms, group_of)
 
     def _note_trending(self, region: str, res: EntityFeatures | None) -> None:
@@ -300,6 +315,19 @@ class FeatureClient:
         ranked = res.values[name]
         if ranked:
             self._trending[region] = [e["video"] for e in ranked]
+
+    def _count_sources(self, results) -> None:
+        stale = defaults = 0
+        for r in results:
+            for src in r.source.values():
+                if src == STALE:
+                    stale += 1
+                elif src == DEFAULT:
+                    defaults += 1
+        if stale:
+            self._count("stale_served", stale)
+        if defaults:
+            self._count("defaults_served", defaults)
 
     def _count(self, name: str, n: int = 1) -> None:
         with self._stats_lock:

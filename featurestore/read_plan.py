@@ -57,16 +57,14 @@ class GroupSelection:
     def fields(self) -> list[str]:
         return [*self.names, *VERSION_FIELDS]
 
-    def decode(self, reply) -> tuple[dict | None, int | None, int | None]:
-        """HMGET reply -> ({feature: value or None}, as_of ms, write time ms); (None, None, None)
+    def decode(self, reply) -> tuple[list | None, int | None, int | None]:
+        """HMGET reply -> ([value or None per name], as_of ms, write time ms); (None, None, None)
         when the key does not exist (every field nil)."""
         ts, wt = reply[-2], reply[-1]
         if ts is None:
             return None, None, None
-        values = {}
-        for name, dec, raw in zip(self.names, self._decoders, reply):
-            values[name] = None if raw is None else dec(raw)
-        return values, int(ts), int(wt) if wt is not None else None
+        return ([None if raw is None else dec(raw) for dec, raw in zip(self._decoders, reply)],
+                int(ts), int(wt) if wt is not None else None)
 
 
 def select(groups: dict[str, FeatureGroup], entity: str, features) -> list[GroupSelection]:
