@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 
 import redis
+from redis.cluster import RedisCluster
 
 from featurestore import layout
 from featurestore.updates import FeatureUpdate
@@ -21,14 +22,17 @@ class FeatureWriter:
         raw = self.client.hgetall(layout.writer_offsets_key(writer))
         return {k.decode(): int(v) for k, v in raw.items()}
 
-    def write(self, updates: list[FeatureUpdate], offsets: dict | None = None, writer: str = "") -> int:
+    def write(self, updates: list[FeatureUpdate], offsets: dict | None = None, writer: str = "",
+              written_at: int | None = None) -> int:
         """Writes a batch in one pipeline; returns how many were newer than what Redis had.
+        `written_at` (ms, default now) is stamped as `_wt` on every key of the batch; the caller
+        passes it when it records the write elsewhere too (the offline log), so both agree.
         Raises redis.ConnectionError / TimeoutError if Redis is unreachable (nothing is lost: the
         caller retries the same batch, and versioning makes the retry harmless)."""
         if not updates and not offsets:
             return 0
-        now = str(int(time.time() * 1000))
-        pipe = self.client.pipeline(transaction=False)
+        now = str(int(time.time() * 1000) if written_at is None else written_at)
+        commands = []
         for u in updates:
             group = self.groups[u.group]
             if len(u.values) != len(group.features):
@@ -38,9 +42,39 @@ class FeatureWriter:
             for name, value in zip(group.names, u.values):
                 args.append(name)
                 args.append(layout.encode_value(value))
-            self.script(keys=[layout.entity_key(u.group, u.entity_id)], args=args, client=pipe)
+            commands.append((layout.entity_key(u.group, u.entity_id), args))
+        if isinstance(self.client, RedisCluster):
+            return self._write_cluster(commands, offsets, writer)
+        pipe = self.client.pipeline(transaction=False)
+        for key, args in commands:
+            self.script(keys=[key], args=args, client=pipe)
         if offsets:
             # after the features, in the same pipeline: a position is never ahead of what it produced
             pipe.hset(layout.writer_offsets_key(writer), mapping=offsets)
         replies = pipe.execute()
         return sum(int(r) for r in replies[:len(updates)])
+
+    def _write_cluster(self, commands, offsets, writer: str) -> int:
+        """Redis Cluster: one pipeline per node (redis-py's cluster pipeline refuses scripts; each
+        script touches one key, so it runs on that key's node), then the positions, after every
+        feature pipeline has succeeded. A slot that moved mid-write raises ConnectionError after
+        refreshing the slot map: the caller retries the batch, and versioning makes it harmless."""
+        by_node: dict = {}
+        for key, args in commands:
+            node = self.client.get_node_from_key(key)
+            by_node.setdefault(node.name, (node, []))[1].append((key, args))
+        written = 0
+        try:
+            for node, cmds in by_node.values():
+                pipe = node.redis_connection.pipeline(transaction=False)
+                for key, args in cmds:
+                    self.script(keys=[key], args=args, client=pipe)
+                written += sum(int(r) for r in pipe.execute())
+            if offsets:
+                self.client.hset(layout.writer_offsets_key(writer), mapping=offsets)
+        except redis.ResponseError as e:
+            if not str(e).startswith(("MOVED", "ASK")):
+                raise
+            self.client.nodes_manager.initialize()
+            raise redis.ConnectionError(f"cluster slots moved during a write ({e}); slot map refreshed") from e
+        return written
