@@ -49,15 +49,30 @@ def test_spike_job_equals_oracle_and_finds_labelled_spikes(stack, tmp_path):
     sentinel = (newest // MINUTE + 1) * MINUTE + cfg.engagement.max_out_of_orderness + 1000
     produce(stack.bootstrap, cfg.kafka.topics.engagement, traffic.payloads, sentinel_at=sentinel)
 
-    rules = SpikeRules.from_config(cfg.spikes)
-    counts = oracle_spikes.interval_counts(traffic.events, cfg.spikes.interval)
-    end_watermark = sentinel - cfg.engagement.max_out_of_orderness - 1
-    expected, states = oracle_spikes.replay(counts, rules, cfg.spikes.idle_ttl, end_watermark)
+    expected, states = expected_run(cfg, traffic, sentinel)
     quality = alert_quality(expected, traffic.spikes, traffic_hours=3.0)
     print("oracle alert quality:", quality)
     assert quality["detected"] == 3 and quality["false_alerts"] == 0
 
     proc = start_fyp(path, "run", "spikes", "--fresh", log=tmp_path / "run.log")
+    try:
+        assert_matches_oracle(stack, cfg, traffic, expected, states, receiver)
+    finally:
+        kill_group(proc, signal.SIGTERM)
+        receiver.close()
+
+
+def expected_run(cfg, traffic, sentinel: int):
+    """The oracle's transitions and final per-video states for traffic ending at `sentinel`."""
+    rules = SpikeRules.from_config(cfg.spikes)
+    counts = oracle_spikes.interval_counts(traffic.events, cfg.spikes.interval)
+    end_watermark = sentinel - cfg.engagement.max_out_of_orderness - 1
+    return oracle_spikes.replay(counts, rules, cfg.spikes.idle_ttl, end_watermark)
+
+
+def assert_matches_oracle(stack, cfg, traffic, expected, states, receiver, timeout: float = 300) -> None:
+    """Waits until the job's transitions on the topic, its Redis features (spiked videos and 50
+    others) and the alerts (topic and webhook: exactly one per spike) equal the oracle's."""
     want = {key(t): t for t in expected}
 
     def problems():
@@ -67,38 +82,34 @@ def test_spike_job_equals_oracle_and_finds_labelled_spikes(stack, tmp_path):
         differ = [k for k in want if k in got and got[k] != want[k]]
         return [f"missing {k}" for k in missing] + [f"extra {k}" for k in extra] + [f"differs {k}" for k in differ]
 
-    try:
-        wait_for_no_problems(problems, timeout=300, what="spike transitions equal to the oracle")
-        reader = FeatureReader(stack.redis(cfg), groups_for(cfg))
-        names = list(groups_for(cfg)["video_spikes"].names)
+    wait_for_no_problems(problems, timeout=timeout, what="spike transitions equal to the oracle")
+    reader = FeatureReader(stack.redis(cfg), groups_for(cfg))
+    names = list(groups_for(cfg)["video_spikes"].names)
 
-        def feature_problems():
-            spiked = sorted({lab["video_id"] for lab in traffic.spikes})
-            sample = spiked + sorted(states)[:50]
-            rows = {r.entity_id: r for r in reader.get("video", sample, names)}
-            out = []
-            for v in sample:
-                st, row = states[v], rows[v]
-                if row.as_of["video_spikes"] != st.as_of:
-                    out.append(f"{v}: as of {row.as_of['video_spikes']}, expected {st.as_of}")
-                elif [row.values[n] for n in names] != st.features():
-                    out.append(f"{v}: {row.values} != {st.features()}")
-            return out
+    def feature_problems():
+        spiked = sorted({lab["video_id"] for lab in traffic.spikes})
+        sample = spiked + sorted(states)[:50]
+        rows = {r.entity_id: r for r in reader.get("video", sample, names)}
+        out = []
+        for v in sample:
+            st, row = states[v], rows[v]
+            if row.as_of["video_spikes"] != st.as_of:
+                out.append(f"{v}: as of {row.as_of['video_spikes']}, expected {st.as_of}")
+            elif [row.values[n] for n in names] != st.features():
+                out.append(f"{v}: {row.values} != {st.features()}")
+        return out
 
-        wait_for_no_problems(feature_problems, timeout=60, what="spike features equal to the oracle")
+    wait_for_no_problems(feature_problems, timeout=60, what="spike features equal to the oracle")
 
-        # the alerter beside the job: one alert per labelled spike, on the topic and at the webhook
-        want_ids = sorted(f"{t['video_id']}:{t['spike_started_at']}" for t in expected if t["state"] == "super_spike")
+    # the alerter beside the job: one alert per labelled spike, on the topic and at the webhook
+    want_ids = sorted(f"{t['video_id']}:{t['spike_started_at']}" for t in expected if t["state"] == "super_spike")
 
-        def alert_problems():
-            on_topic = sorted(orjson.loads(v)["id"] for v, _ in
-                              topic_records(stack.bootstrap, cfg.kafka.topics.spike_alerts, idle_s=1.0))
-            delivered = sorted(body["id"] for body in receiver.accepted())
-            return [] if on_topic == want_ids == delivered else [f"topic {on_topic}, webhook {delivered}, want {want_ids}"]
+    def alert_problems():
+        on_topic = sorted(orjson.loads(v)["id"] for v, _ in
+                          topic_records(stack.bootstrap, cfg.kafka.topics.spike_alerts, idle_s=1.0))
+        delivered = sorted(body["id"] for body in receiver.accepted())
+        return [] if on_topic == want_ids == delivered else [f"topic {on_topic}, webhook {delivered}, want {want_ids}"]
 
-        wait_for_no_problems(alert_problems, timeout=60, what="one alert per labelled spike")
-        body = receiver.accepted()[0]
-        assert body["runbook_url"] == cfg.alerts.runbook_url and body["severity"] in ("warning", "critical")
-    finally:
-        kill_group(proc, signal.SIGTERM)
-        receiver.close()
+    wait_for_no_problems(alert_problems, timeout=60, what="one alert per labelled spike")
+    body = receiver.accepted()[0]
+    assert body["runbook_url"] == cfg.alerts.runbook_url and body["severity"] in ("warning", "critical")
