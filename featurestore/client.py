@@ -150,10 +150,12 @@ class FeatureClient:
 
     @classmethod
     def from_config(cls, cfg, **kw) -> "FeatureClient":
-        from fyp.runner import serving_redis_client
+        from fyp.connections import check_access, serving_redis_client
         from schemas.features import groups_for
 
-        return cls(serving_redis_client(cfg), groups_for(cfg), cfg.serving.client_settings(), **kw)
+        client = serving_redis_client(cfg)
+        check_access(client, "reader", cfg)  # a refused login fails here, not on every read
+        return cls(client, groups_for(cfg), cfg.serving.client_settings(), **kw)
 
     def default(self, group: FeatureGroup, name: str):
         if name in self._defaults:

@@ -7,6 +7,9 @@ measured). If Redis is down the same batch is retried with backoff (the pipeline
 updates wait in Kafka); if the process dies, it resumes from the stored positions and the
 versioned write makes any repeat harmless. One writer process per writer name: it reads every
 partition of the topic (partitions added later need a restart).
+
+With an offline log (featurestore/offline_log.py), each batch's updates are also appended to it
+after the Redis write, and the writer resumes from the lower of its positions and the log's.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import time
 import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+from featurestore.offline_log import OfflineLog, resume_positions
 from featurestore.updates import decode_update, latest_per_entity
 from featurestore.writer import FeatureWriter
 
@@ -26,9 +30,11 @@ log = logging.getLogger("fyp.writer")
 class FeatureUpdateConsumer:
     def __init__(self, bootstrap: str, topic: str, group_id: str, writer: FeatureWriter,
                  batch_max: int = 2000, poll_timeout_ms: int = 50, backoff_max_ms: int = 5000,
-                 on_write=None):
+                 on_write=None, offline_log: OfflineLog | None = None):
         self.topic = topic
         self.writer = writer
+        self.offline_log = offline_log  # every consumed update is appended after its Redis write
+        self._log_from: dict[str, int] = {}  # below these positions the log already has the rows
         self.batch_max = batch_max
         self.poll_timeout = poll_timeout_ms / 1000
         self.backoff_max = backoff_max_ms / 1000
@@ -50,6 +56,9 @@ class FeatureUpdateConsumer:
         if not partitions:
             raise RuntimeError(f"topic {self.topic!r} has no partitions (is the broker up and the topic created?)")
         stored = self._with_retry(lambda: self.writer.read_offsets(self.name))
+        if self.offline_log is not None:
+            self._log_from = self.offline_log.positions
+            stored = resume_positions(stored, self._log_from)
         self.consumer.assign([TopicPartition(self.topic, p, stored.get(f"{self.topic}:{p}", OFFSET_BEGINNING))
                               for p in partitions])
 
@@ -57,8 +66,11 @@ class FeatureUpdateConsumer:
         """One poll-write-commit cycle. Returns how many messages it consumed."""
         msgs = self.consumer.consume(num_messages=self.batch_max, timeout=self.poll_timeout)
         if not msgs:
+            if self.offline_log is not None:
+                self.offline_log.flush_if_due()  # bounded delay on a quiet topic too
             return 0
         updates = []
+        to_log = []  # every version consumed, except those a previous run already logged
         offsets: dict = {}
         for m in msgs:
             if m.error():
@@ -67,13 +79,24 @@ class FeatureUpdateConsumer:
                 continue
             offsets[(m.topic(), m.partition())] = m.offset() + 1
             try:
-                updates.append(decode_update(m.value()))
+                update = decode_update(m.value())
             except Exception:  # a producer bug, not retryable: count it and move on
                 self.stats["undecodable"] += 1
                 log.error("undecodable feature update at %s/%d@%d", m.topic(), m.partition(), m.offset())
+                continue
+            updates.append(update)
+            if m.offset() >= self._log_from.get(f"{m.topic()}:{m.partition()}", 0):
+                to_log.append(update)
         batch = latest_per_entity(updates)
         positions = {f"{t}:{p}": o for (t, p), o in offsets.items()}
-        written = self._with_retry(lambda: self.writer.write(batch, positions, self.name), len(batch))
+
+        def write():
+            written_at = int(time.time() * 1000)  # per attempt: a retried batch is stamped when it lands
+            return self.writer.write(batch, positions, self.name, written_at=written_at), written_at
+
+        written, written_at = self._with_retry(write, len(batch))
+        if self.offline_log is not None:
+            self.offline_log.append(to_log, written_at, positions)
         self.stats["consumed"] += len(msgs)
         self.stats["written"] += written
         self.stats["stale"] += len(batch) - written
@@ -96,6 +119,8 @@ class FeatureUpdateConsumer:
         drain_until_idle(self.step, idle_ms, stop)
 
     def close(self) -> None:
+        if self.offline_log is not None:
+            self.offline_log.close()  # commits the buffered rows
         self.consumer.close()
 
 

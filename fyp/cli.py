@@ -8,7 +8,9 @@ import time
 
 import orjson
 
+from fyp.acl_cli import add_commands as add_acl_commands
 from fyp.alerts.cli import add_commands as add_alert_commands
+from fyp.offline_cli import add_commands as add_offline_commands
 from fyp.config import ConfigError, load_config
 
 
@@ -119,11 +121,11 @@ def cmd_writer(args):
 
 def cmd_features_get(args):
     from featurestore.reader import FeatureReader
-    from fyp.runner import redis_client
+    from fyp.connections import redis_client
     from schemas.features import groups_for
 
     cfg = _cfg(args)
-    reader = FeatureReader(redis_client(cfg), groups_for(cfg))
+    reader = FeatureReader(redis_client(cfg, "reader"), groups_for(cfg))
     features = args.features.split(",") if args.features else None
     try:
         rows = reader.get(args.entity, args.ids, features)
@@ -147,11 +149,11 @@ JOB_NAMES = ("engagement", "interests", "trends", "milestones", "spikes")
 
 def cmd_trends(args):
     from featurestore.reader import FeatureReader
-    from fyp.runner import redis_client
+    from fyp.connections import redis_client
     from schemas.features import groups_for
 
     cfg = _cfg(args)
-    row = FeatureReader(redis_client(cfg), groups_for(cfg)).get("region", [args.region.upper()])[0]
+    row = FeatureReader(redis_client(cfg, "reader"), groups_for(cfg)).get("region", [args.region.upper()])[0]
     if not row.found:
         raise SystemExit(f"no trends for region {args.region!r} yet")
     for name, ranked in row.values.items():
@@ -257,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(fn=cmd_anomaly_eval)
 
     add_alert_commands(sub, _cfg)
+    add_acl_commands(sub, _cfg)
+    add_offline_commands(sub, _cfg)
 
     sv = sub.add_parser("serve", help="the HTTP feature server for ranking services (JSON)")
     sv.add_argument("--host", help="default serving.http.host")
@@ -274,7 +278,12 @@ def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    args.fn(args)
+    from fyp.connections import RedisAccessError
+
+    try:
+        args.fn(args)
+    except RedisAccessError as e:  # a refused login: one line naming the user and the variable
+        raise SystemExit(f"fyp: {e}") from None
 
 
 if __name__ == "__main__":

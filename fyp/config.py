@@ -71,9 +71,23 @@ class KafkaConfig:
 
 
 @dataclass
+class RedisTlsConfig:
+    """Used when redis.url is rediss://. Files, not secrets: the key file's path only."""
+    ca_file: str = ""
+    cert_file: str = ""  # client certificate, for servers that require one
+    key_file: str = ""
+    check_hostname: bool = True
+
+
+@dataclass
 class RedisConfig:
     url: str = "redis://127.0.0.1:16379/0"
     socket_timeout: Duration = Duration(2000)
+    # ACL users (featurestore/acl.py); empty: the connection's default user. Passwords only from
+    # the environment: FYP_REDIS_WRITER_PASSWORD, FYP_REDIS_READER_PASSWORD.
+    writer_user: str = ""
+    reader_user: str = ""
+    tls: RedisTlsConfig = field(default_factory=RedisTlsConfig)
 
 
 @dataclass
@@ -101,6 +115,21 @@ class FlinkConfig:
     # step's back (measured: a bench marker event vanished). Off by default: never drop silently.
     source_idle_timeout: Duration = Duration(0)
     extra: dict = field(default_factory=dict)  # passed through verbatim to the Flink configuration
+
+
+@dataclass
+class ClusterConfig:
+    """The standalone Flink cluster of `fyp cluster up` (one JobManager, one TaskManager, from the
+    apache-flink package) and the default target of `fyp submit` / `status` / `stop` / `cancel`."""
+    host: str = "127.0.0.1"  # the JobManager's address (REST and RPC); loopback by default
+    rest_port: int = 18081
+    rpc_port: int = 16123
+    jobmanager_memory: str = "1g"  # process sizes (Flink memory syntax: 1024m, 1g, ...)
+    taskmanager_memory: str = "2560m"
+    slots: int = 0  # TaskManager slots; 0 = flink.parallelism
+    dir: str = ""  # its config, logs and pid files; default <state_dir>/cluster
+    savepoint_dir: str = ""  # default target of `fyp stop --savepoint`; default <state_dir>/savepoints
+    startup_timeout: Duration = Duration(120_000)  # `cluster up` waits this long for a free slot
 
 
 @dataclass
@@ -301,6 +330,7 @@ class Config:
     redis: RedisConfig = field(default_factory=RedisConfig)
     stack: StackConfig = field(default_factory=StackConfig)
     flink: FlinkConfig = field(default_factory=FlinkConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     engagement: EngagementConfig = field(default_factory=EngagementConfig)
     enrichment: EnrichmentConfig = field(default_factory=EnrichmentConfig)
     interests: InterestsConfig = field(default_factory=InterestsConfig)
@@ -309,6 +339,7 @@ class Config:
     spikes: SpikesConfig = field(default_factory=SpikesConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     featurestore: FeatureStoreConfig = field(default_factory=FeatureStoreConfig)
+    offline: OfflineConfig = field(default_factory=OfflineConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
     source: str = field(default="<defaults>", compare=False)
 
@@ -327,6 +358,27 @@ class Config:
     @property
     def checkpoint_dir(self) -> Path:
         return Path(self.flink.checkpoint_dir) if self.flink.checkpoint_dir else self.state_dir / "checkpoints"
+
+    @property
+    def offline_root(self) -> Path:
+        if not self.offline.root:
+            return self.state_dir / "offline"
+        p = Path(self.offline.root)
+        return p if p.is_absolute() else (REPO_ROOT / p)
+
+    @property
+    def cluster_dir(self) -> Path:
+        if not self.cluster.dir:
+            return self.state_dir / "cluster"
+        p = Path(self.cluster.dir)
+        return p if p.is_absolute() else (REPO_ROOT / p)
+
+    @property
+    def savepoint_dir(self) -> Path:
+        if not self.cluster.savepoint_dir:
+            return self.state_dir / "savepoints"
+        p = Path(self.cluster.savepoint_dir)
+        return p if p.is_absolute() else (REPO_ROOT / p)
 
     def ttl_ms(self, group: str) -> int:
         return parse_duration_ms(self.featurestore.ttl[group], f"featurestore.ttl.{group}")
@@ -437,12 +489,23 @@ def _check(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: flink.watermark_emit must be on-periodic or on-event")
     if cfg.flink.python_worker_mode not in ("process", "loopback"):
         raise ConfigError(f"{source}: flink.python_worker_mode must be process or loopback")
+    cl = cfg.cluster
+    for key in ("jobmanager_memory", "taskmanager_memory"):
+        if not re.match(r"^\d+\s*(m|mb|g|gb)$", getattr(cl, key).strip().lower()):
+            raise ConfigError(f"{source}: cluster.{key} must be a size like 1g or 2560m, got {getattr(cl, key)!r}")
+    if not (0 < cl.rest_port < 65536 and 0 < cl.rpc_port < 65536) or cl.rest_port == cl.rpc_port:
+        raise ConfigError(f"{source}: cluster.rest_port and cluster.rpc_port must be distinct ports")
+    if cl.slots < 0 or cl.startup_timeout <= 0:
+        raise ConfigError(f"{source}: cluster.slots must not be negative (0 = flink.parallelism), "
+                          f"cluster.startup_timeout must be positive")
     if cfg.kafka.starting_offsets not in ("earliest", "group"):
         raise ConfigError(f"{source}: kafka.starting_offsets must be earliest or group")
     for group in ("video_engagement", "user_interests", "region_trends", "video_milestones", "video_spikes",
                   "spike_alerts"):
         if group not in cfg.featurestore.ttl:
             raise ConfigError(f"{source}: featurestore.ttl.{group} is required")
+    if cfg.offline.flush_rows < 1 or cfg.offline.flush_interval < 1:
+        raise ConfigError(f"{source}: offline.flush_rows and offline.flush_interval must be positive")
     if cfg.trends.top_k < 1 or not cfg.trends.windows:
         raise ConfigError(f"{source}: trends.top_k must be positive and trends.windows not empty")
     for w in cfg.trends.window_ms:
@@ -468,6 +531,9 @@ def _check(cfg: Config, source: str) -> None:
     for key in sp.detector:
         if key not in known:
             raise ConfigError(f"{source}: unknown key 'spikes.detector.{key}' (known: {', '.join(sorted(known))})")
+    if re.match(r"^rediss?://[^/@]*:[^/@]+@", cfg.redis.url):
+        raise ConfigError(f"{source}: redis.url must not carry a password; set FYP_REDIS_WRITER_PASSWORD / "
+                          f"FYP_REDIS_READER_PASSWORD with redis.writer_user / reader_user instead")
     sv = cfg.serving
     if sv.timeout <= 0 or sv.pool_size < 1 or sv.cache_ttl < 0 or sv.cache_max_entries < 0 or sv.breaker_failures < 1:
         raise ConfigError(f"{source}: serving.timeout and pool_size must be positive, cache_ttl and "

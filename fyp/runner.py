@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 
 import orjson
-import redis
 
 from featurestore.consumer import FeatureUpdateConsumer
 from featurestore.writer import FeatureWriter
 from fyp import procs
 from fyp.config import Config
+from fyp.connections import redis_client
 from jobs import engagement, front, interests, milestones, spikes, trends
 from jobs.flink_env import latest_checkpoint
 from operators.sliding_tiles import TileGeometry
@@ -26,32 +26,32 @@ JOBS = {"engagement": engagement, "interests": interests, "trends": trends, "mil
         "spikes": spikes}
 
 
-def redis_client(cfg: Config) -> redis.Redis:
-    return redis.Redis.from_url(cfg.redis.url, socket_timeout=cfg.redis.socket_timeout / 1000,
-                                socket_connect_timeout=cfg.redis.socket_timeout / 1000)
-
-
-def serving_redis_client(cfg: Config):
-    """The read path's connection pool: the serving timeout (milliseconds, not the writer's
-    seconds), a bounded pool shared by the threads of one process."""
-    sv = cfg.serving
-    t = sv.timeout / 1000
-    pool = redis.BlockingConnectionPool.from_url(cfg.redis.url, max_connections=sv.pool_size, timeout=t,
-                                                 socket_timeout=t, socket_connect_timeout=t)
-    return redis.Redis(connection_pool=pool)
-
-
 def writer_group(cfg: Config) -> str:
     return f"{cfg.kafka.consumer_group}-writer"
 
 
 def make_writer(cfg: Config) -> FeatureUpdateConsumer:
     groups = groups_for(cfg)
-    writer = FeatureWriter(redis_client(cfg), groups, {g: cfg.ttl_ms(g) for g in groups})
+    writer = FeatureWriter(redis_client(cfg, "writer"), groups, {g: cfg.ttl_ms(g) for g in groups})
     w = cfg.featurestore.writer
-    return FeatureUpdateConsumer(cfg.kafka.bootstrap, cfg.kafka.topics.feature_updates, writer_group(cfg), writer,
-                                 batch_max=w.batch_max, poll_timeout_ms=w.poll_timeout,
-                                 backoff_max_ms=w.retry_backoff_max)
+    offline_log = None
+    if cfg.offline.enabled:
+        from featurestore.offline_log import OfflineLog, OfflineLogError
+
+        try:
+            offline_log = OfflineLog(cfg.offline_root, groups, cfg.offline.flush_rows, cfg.offline.flush_interval)
+        except OfflineLogError as e:
+            # Several jobs of one config each run a writer over the same topic; the first one
+            # to start logs for all of them (every writer sees every update). Not an error.
+            log.warning("%s; this writer stores to Redis only", e)
+    try:
+        return FeatureUpdateConsumer(cfg.kafka.bootstrap, cfg.kafka.topics.feature_updates, writer_group(cfg), writer,
+                                     batch_max=w.batch_max, poll_timeout_ms=w.poll_timeout,
+                                     backoff_max_ms=w.retry_backoff_max, offline_log=offline_log)
+    except BaseException:
+        if offline_log is not None:
+            offline_log.close()  # nothing buffered yet: just releases the log for the next try
+        raise
 
 
 def make_notifier(cfg: Config):

@@ -122,3 +122,20 @@ def wait_for_no_problems(check, timeout: float, interval: float = 2.0, what: str
         time.sleep(interval)
     shown = "\n".join(map(str, problems[:20]))
     raise AssertionError(f"{what}: still {len(problems)} problems after {timeout}s:\n{shown}")
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A Redis of this test's own, to stop and restart."""
+    from fyp.stack import services
+
+    port = services.free_port()
+    svc = services.redis_service(port, tmp_path)
+    pid = services.start(svc, tmp_path)
+    state = {"svc": svc, "root": tmp_path, "port": port, "pid": pid}
+    yield state
+    try:
+        os.kill(state["pid"], signal.SIGCONT)
+    except ProcessLookupError:
+        pass
+    services.stop(svc, tmp_path)

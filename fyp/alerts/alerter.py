@@ -251,8 +251,9 @@ def alerter_name(cfg: Config) -> str:
 def make_alerter(cfg: Config, client: redis.Redis | None = None, deliver: bool = True, environ=None) -> SpikeAlerter:
     """The alerter as configured: topics, Redis, cooldown, webhooks, plots under <state_dir>/alerts."""
     if client is None:
-        client = redis.Redis.from_url(cfg.redis.url, socket_timeout=cfg.redis.socket_timeout / 1000,
-                                      socket_connect_timeout=cfg.redis.socket_timeout / 1000)
+        from fyp.connections import redis_client
+
+        client = redis_client(cfg, "writer", environ)
     t = cfg.kafka.topics
     return SpikeAlerter(cfg.kafka.bootstrap, t.spike_transitions, t.spike_alerts, client, alerter_name(cfg),
                         cfg.alerts, cfg.ttl_ms("spike_alerts"), cfg.state_dir / "alerts",

@@ -45,8 +45,6 @@ def cmd_alerts_tail(cfg: Config, args) -> None:
 def cmd_alerts_silence(cfg: Config, args) -> None:
     import time
 
-    import redis
-
     from fyp.alerts.ledger import AlertLedger
     from fyp.alerts.payloads import rfc3339
     from fyp.config import parse_duration_ms
@@ -55,7 +53,9 @@ def cmd_alerts_silence(cfg: Config, args) -> None:
         duration = 0 if args.duration.strip() == "0" else parse_duration_ms(args.duration, "--for")
     except ConfigError as e:
         raise SystemExit(str(e)) from None
-    client = redis.Redis.from_url(cfg.redis.url, socket_timeout=cfg.redis.socket_timeout / 1000)
+    from fyp.connections import redis_client
+
+    client = redis_client(cfg, "writer")
     ledger = AlertLedger(client, cfg.alerts.cooldown, cfg.ttl_ms("spike_alerts"))
     now = int(time.time() * 1000)
     for video in args.videos:

@@ -55,21 +55,6 @@ def make_writer(cfg, client=None):
     return FeatureWriter(client or redis.Redis.from_url(cfg.redis.url), groups, {g: cfg.ttl_ms(g) for g in groups}), groups
 
 
-@pytest.fixture
-def own_redis(tmp_path):
-    """A Redis of this test's own, to stop and restart."""
-    port = services.free_port()
-    svc = services.redis_service(port, tmp_path)
-    pid = services.start(svc, tmp_path)
-    state = {"svc": svc, "root": tmp_path, "port": port, "pid": pid}
-    yield state
-    try:
-        os.kill(state["pid"], signal.SIGCONT)
-    except ProcessLookupError:
-        pass
-    services.stop(svc, tmp_path)
-
-
 def test_one_round_trip_typed_values_ages_and_defaults(stack, monkeypatch):
     cfg, _ = stack.config("read-client")
     writer, groups = make_writer(cfg)

@@ -1,0 +1,293 @@
+"""The offline feature log: every consumed feature update, as Parquet, for training and audits.
+
+The writer service appends each batch here after its Redis write (featurestore/consumer.py), with
+the wall time stamped on that write (`_wt`). Rows are buffered and written as one Parquet file per
+partition when the buffer holds `flush_rows` rows or its oldest row is `flush_interval` old, and
+on close. Layout and semantics: featurestore/SPEC.md ("Offline log").
+
+    <root>/_manifest.json                                  what is committed (see below)
+    <root>/group=<group>/hour=<YYYY-MM-DDTHH>/part-*.parquet
+
+Nothing lost, nothing twice, across crashes: a file counts only once the manifest lists it, and
+the manifest (replaced atomically) also holds the topic positions the committed rows cover. The
+writer resumes from the lower of its Redis positions and these (`resume_positions`), and skips
+logging messages below the log's positions. A file written but not yet in the manifest when the
+process died is an orphan: readers ignore it and the next writer deletes it. Once rows of a new
+hour arrive, each earlier hour's files are merged into one per group, so the manifest stays small.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from featurestore import layout
+from featurestore.updates import FeatureUpdate
+from schemas.features import FeatureGroup
+
+log = logging.getLogger("fyp.offline")
+
+MANIFEST = "_manifest.json"
+LOCK = "_writer.lock"
+FORMAT = 1
+META_COLUMNS = (("entity_id", pa.string()), ("as_of", pa.int64()), ("absorbed", pa.int64()),
+                ("written_at", pa.int64()))
+ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "str": pa.string(), "json": pa.string()}
+
+
+class OfflineLogError(RuntimeError):
+    pass
+
+
+def arrow_schema(group: FeatureGroup, features=None) -> pa.Schema:
+    """Columns of a group's log files: the version and write time, then one typed column per
+    feature (json features hold the compact JSON text the online store holds)."""
+    names = group.names if features is None else features
+    return pa.schema([*META_COLUMNS, *((n, ARROW_TYPES[group.dtype(n)]) for n in names)])
+
+
+def hour_of(ms: int) -> str:
+    """The partition of a write time: its UTC hour, `YYYY-MM-DDTHH`."""
+    return time.strftime("%Y-%m-%dT%H", time.gmtime(ms // 1000))
+
+
+def read_manifest(root: Path) -> dict:
+    """The committed state of the log at `root`: {"format", "files": [...], "positions": {...}};
+    empty when no writer has committed there yet."""
+    try:
+        m = json.loads((root / MANIFEST).read_text())
+    except FileNotFoundError:
+        return {"format": FORMAT, "files": [], "positions": {}}
+    except json.JSONDecodeError as e:  # replaced atomically, so this is damage, not a torn write
+        raise OfflineLogError(f"offline log manifest {root / MANIFEST} is not valid JSON: {e}") from None
+    if m.get("format") != FORMAT:
+        raise OfflineLogError(f"offline log manifest {root / MANIFEST} has format {m.get('format')!r}, "
+                              f"this code reads format {FORMAT}")
+    return m
+
+
+def resume_positions(writer_positions: dict[str, int], log_positions: dict[str, int] | None) -> dict[str, int]:
+    """Where the writer service resumes ("topic:partition" -> next offset): the lower of its Redis
+    positions and the log's, so a batch stored in Redis but lost from the log's buffer in a crash
+    is read again (Redis ignores the repeat: versioned writes). A partition the log has no position
+    for starts from the beginning (absent from the result). Without a log: the Redis positions."""
+    if log_positions is None:
+        return dict(writer_positions)
+    return {tp: min(off, log_positions[tp]) for tp, off in writer_positions.items() if tp in log_positions}
+
+
+class OfflineLog:
+    """Appended to by one writer process (a lock file enforces it: two writers on one log would
+    log every update twice)."""
+
+    def __init__(self, root: str | Path, groups: dict[str, FeatureGroup], flush_rows: int = 50_000,
+                 flush_interval_ms: int = 10_000, clock=time.monotonic):
+        if flush_rows < 1 or flush_interval_ms < 1:
+            raise ValueError("flush_rows and flush_interval_ms must be positive")
+        self.root = Path(root)
+        self.groups = groups
+        self.flush_rows = flush_rows
+        self.flush_interval = flush_interval_ms / 1000
+        self.clock = clock
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.root / LOCK, "a+")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise OfflineLogError(f"offline log {self.root} is in use by another writer process "
+                                  "(one writer per log: stop it, or give this writer its own offline.root)") from None
+        self._manifest = read_manifest(self.root)
+        self._delete_orphans()
+        self._buffer: dict[tuple[str, str], list[tuple[int, list[FeatureUpdate]]]] = {}
+        self._buffered_rows = 0
+        self._pending_positions: dict[str, int] = {}
+        self._oldest: float | None = None  # clock() of the first append since the last flush
+        self._newest_hour: str | None = None  # of the rows logged: the hours before it are closed
+        self._compacted_before: str | None = None
+        self.stats = {"rows_logged": 0, "files_written": 0, "flushes": 0, "coerced_values": 0, "compactions": 0}
+
+    @property
+    def positions(self) -> dict[str, int]:
+        """The committed positions ("topic:partition" -> next offset): every message below them is
+        in a committed file (or was undecodable), and none at or above them is."""
+        return dict(self._manifest["positions"])
+
+    def append(self, updates: list[FeatureUpdate], written_at: int, positions: dict[str, int]) -> None:
+        """Buffers one batch: the updates consumed (every version, not only the newest per key),
+        stored in Redis at `written_at`, and the positions consumed up to. Flushes when due."""
+        for u in updates:
+            if u.group not in self.groups:
+                raise OfflineLogError(f"update for unknown feature group {u.group!r}")
+        if updates:
+            by_group: dict[str, list[FeatureUpdate]] = {}
+            for u in updates:
+                by_group.setdefault(u.group, []).append(u)
+            hour = hour_of(written_at)
+            self._newest_hour = max(hour, self._newest_hour or hour)
+            for group, rows in by_group.items():
+                self._buffer.setdefault((group, hour), []).append((written_at, rows))
+            self._buffered_rows += len(updates)
+        if updates or positions:
+            self._pending_positions.update(positions)
+            if self._oldest is None:
+                self._oldest = self.clock()
+        self.flush_if_due()
+
+    def flush_if_due(self) -> bool:
+        """Flushes if the buffer is full or its oldest row has waited `flush_interval` (the writer
+        calls this on idle polls too, so a quiet topic still gets its rows out)."""
+        if self._oldest is None:
+            return False
+        if self._buffered_rows >= self.flush_rows or self.clock() - self._oldest >= self.flush_interval:
+            self.flush()
+            return True
+        return False
+
+    def flush(self) -> None:
+        """Writes one file per buffered partition, then commits them and the positions in one
+        manifest replace. A crash before the replace leaves orphans and the previous manifest."""
+        if self._oldest is None:
+            return
+        new_files = [self._write_file(group, hour, chunks) for (group, hour), chunks in sorted(self._buffer.items())]
+        manifest = {"format": FORMAT, "files": self._manifest["files"] + new_files,
+                    "positions": {**self._manifest["positions"], **self._pending_positions}}
+        self._commit(manifest)
+        self._manifest = manifest
+        self.stats["rows_logged"] += self._buffered_rows
+        self.stats["files_written"] += len(new_files)
+        self.stats["flushes"] += 1
+        self._buffer.clear()
+        self._buffered_rows = 0
+        self._pending_positions.clear()
+        self._oldest = None
+        try:
+            self._compact_closed_hours()
+        except OSError:  # an optimisation: what is committed stays readable; tried again next hour
+            log.exception("offline log: compacting closed hours failed")
+
+    def close(self) -> None:
+        """Flushes what is buffered and releases the log."""
+        if self._lock.closed:
+            return
+        self.flush()
+        self._lock.close()
+
+    def abandon(self) -> None:
+        """Releases the log without flushing: the buffer is dropped, as in a crash. (Tests use this
+        to crash a writer in-process; the rows come back from the topic on the next start.)"""
+        self._buffer.clear()
+        self._lock.close()
+
+    def _write_file(self, group: str, hour: str, chunks: list[tuple[int, list[FeatureUpdate]]]) -> dict:
+        g = self.groups[group]
+        rows = [(wt, u) for wt, us in chunks for u in us]
+        columns = [pa.array([u.entity_id for _, u in rows], pa.string()),
+                   pa.array([u.as_of for _, u in rows], pa.int64()),
+                   pa.array([u.absorbed for _, u in rows], pa.int64()),
+                   pa.array([wt for wt, _ in rows], pa.int64())]
+        for i, f in enumerate(g.features):
+            columns.append(self._column(g, f.name, f.dtype, [u.values[i] for _, u in rows]))
+        return self._write_table(group, hour, pa.Table.from_arrays(columns, schema=arrow_schema(g)))
+
+    def _write_table(self, group: str, hour: str, table: pa.Table) -> dict:
+        """Writes a new file of one partition, on disk before the manifest can name it; returns
+        its manifest entry."""
+        written_at, as_of = table.column("written_at"), table.column("as_of")
+        rel = f"group={group}/hour={hour}/part-{pc.min(written_at).as_py()}-{uuid.uuid4().hex[:12]}.parquet"
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            pq.write_table(table, f, compression="zstd")
+            f.flush()
+            os.fsync(f.fileno())
+        return {"path": rel, "group": group, "hour": hour, "rows": table.num_rows,
+                "min_written_at": pc.min(written_at).as_py(), "max_written_at": pc.max(written_at).as_py(),
+                "min_as_of": pc.min(as_of).as_py(), "max_as_of": pc.max(as_of).as_py()}
+
+    def _compact_closed_hours(self) -> None:
+        """Merges the files of each hour before the newest logged one into one file, so the
+        manifest (rewritten on every flush) and readers deal with a file per group and hour, not
+        one per flush. Crash-safe like a flush: the merged file counts once the manifest names it
+        instead of the parts; parts left on disk after that are orphans, deleted at the next start."""
+        if self._newest_hour is None or self._newest_hour == self._compacted_before:
+            return
+        self._compacted_before = self._newest_hour
+        parts: dict[tuple[str, str], list[dict]] = {}
+        for f in self._manifest["files"]:
+            if f["hour"] < self._newest_hour:
+                parts.setdefault((f["group"], f["hour"]), []).append(f)
+        merged = {}
+        for (group, hour), files in sorted(parts.items()):
+            if len(files) > 1:
+                tables = [pq.read_table(self.root / f["path"]) for f in files]
+                # promote: a feature added by a restart with a new config is null in older parts
+                merged[(group, hour)] = self._write_table(
+                    group, hour, pa.concat_tables(tables, promote_options="default"))
+        if merged:
+            gone = set(merged)
+            files = []  # in log order: the merged file where its first part was
+            for f in self._manifest["files"]:
+                k = (f["group"], f["hour"])
+                if k not in gone:
+                    files.append(f)
+                elif k in merged:
+                    files.append(merged.pop(k))
+            manifest = {**self._manifest, "files": files}
+            self._commit(manifest)
+            old, self._manifest = self._manifest, manifest
+            for f in old["files"]:
+                if (f["group"], f["hour"]) in gone:
+                    (self.root / f["path"]).unlink(missing_ok=True)
+            self.stats["compactions"] += len(gone)
+
+    def _column(self, group: FeatureGroup, name: str, dtype: str, values: list) -> pa.Array:
+        if dtype == "json":
+            return pa.array([layout.encode_value(v) for v in values], pa.string())
+        # pyarrow would truncate 2.5 into an int64 column: only exact ints take the fast path there
+        if dtype != "int" or all(type(v) is int for v in values):
+            try:
+                return pa.array(values, ARROW_TYPES[dtype])
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+                pass
+        # A producer sent a value of another type (e.g. 2.5 for an int). Store what the online
+        # store's reader would decode from it, or null where it could not decode it either.
+        out = []
+        for v in values:
+            try:
+                out.append(layout.decode_value(dtype, layout.encode_value(v)))
+            except (TypeError, ValueError):
+                out.append(None)
+                self.stats["coerced_values"] += 1
+                log.error("offline log: %s.%s value %r is not %s; logged as null", group.name, name, v, dtype)
+        return pa.array(out, ARROW_TYPES[dtype])
+
+    def _commit(self, manifest: dict) -> None:
+        tmp = self.root / (MANIFEST + ".tmp")
+        with open(tmp, "w") as f:
+            json.dump(manifest, f, separators=(",", ":"))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.root / MANIFEST)
+        dir_fd = os.open(self.root, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the rename itself survives a power loss
+        finally:
+            os.close(dir_fd)
+
+    def _delete_orphans(self) -> None:
+        committed = {f["path"] for f in self._manifest["files"]}
+        for path in self.root.glob("group=*/hour=*/*.parquet"):
+            rel = path.relative_to(self.root).as_posix()
+            if rel not in committed:
+                log.warning("offline log: deleting %s, written by a writer that stopped before committing it", rel)
+                path.unlink()
+        (self.root / (MANIFEST + ".tmp")).unlink(missing_ok=True)
