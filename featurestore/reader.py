@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from featurestore import layout
+from featurestore.read_plan import select
 from schemas.features import FeatureGroup
 
 
@@ -24,41 +24,27 @@ class FeatureRow:
 
 
 class FeatureReader:
+    """The plain reader for tools and tests: no cache, no fallbacks, None for missing values.
+    Ranking services use featurestore/client.py (same selection and decoding, read_plan.py)."""
+
     def __init__(self, client: redis.Redis, groups: dict[str, FeatureGroup]):
         self.client = client
         self.groups = groups
 
-    def _plan(self, entity: str, features):
-        """Groups of this entity that hold the requested features, with those features."""
-        own = [g for g in self.groups.values() if g.entity == entity]
-        if not own:
-            raise KeyError(f"no feature group for entity {entity!r}")
-        if features is None:
-            return [(g, list(g.names)) for g in own]
-        plan = {}
-        for f in features:
-            g = next((g for g in own if f in g.names), None)
-            if g is None:
-                raise KeyError(f"unknown feature {f!r} for entity {entity!r}")
-            plan.setdefault(g.name, (g, []))[1].append(f)
-        return list(plan.values())
-
     def get(self, entity: str, ids, features=None) -> list[FeatureRow]:
         """One pipelined round trip for all ids and groups. Missing values are None."""
-        plan = self._plan(entity, features)
+        sels = select(self.groups, entity, features)
         pipe = self.client.pipeline(transaction=False)
         for eid in ids:
-            for g, names in plan:
-                pipe.hmget(layout.entity_key(g.name, eid), [*names, layout.META_TS])
+            for sel in sels:
+                pipe.hmget(sel.key(eid), sel.fields())
         replies = iter(pipe.execute())
         rows = []
         for eid in ids:
             row = FeatureRow(eid)
-            for g, names in plan:
-                raw = next(replies)
-                for name, value in zip(names, raw):
-                    row.values[name] = layout.decode_value(g.dtype(name), value)
-                ts = raw[-1]
-                row.as_of[g.name] = int(ts) if ts is not None else None
+            for sel in sels:
+                values, as_of, _ = sel.decode(next(replies))
+                row.values.update(zip(sel.names, values or [None] * len(sel.names)))
+                row.as_of[sel.group.name] = as_of
             rows.append(row)
         return rows
