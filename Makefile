@@ -7,7 +7,7 @@ FYP := $(BIN)/fyp
 STAMP := $(VENV)/.installed
 CONFIG ?= configs/local.yaml
 
-.PHONY: setup system-deps up down status demo test test-unit bench clean
+.PHONY: setup system-deps up down status demo test test-unit bench clean cluster-up cluster-down
 
 setup: system-deps $(STAMP)
 	$(FYP) --config $(CONFIG) setup
@@ -39,6 +39,14 @@ down:
 status:
 	$(FYP) --config $(CONFIG) status
 
+# A standalone Flink cluster (JobManager + TaskManager) from the apache-flink package; jobs go to
+# it with `fyp submit JOB` (README "Running on a Flink cluster").
+cluster-up: setup
+	$(FYP) --config $(CONFIG) cluster up
+
+cluster-down:
+	@if test -x $(FYP); then $(FYP) --config $(CONFIG) cluster down; fi
+
 demo: up
 	$(FYP) --config $(CONFIG) demo
 
@@ -54,5 +62,5 @@ bench: up
 	$(BIN)/python -m bench.spikes --config $(CONFIG)
 	$(BIN)/python -m bench.read_path --config $(CONFIG)
 
-clean: down
-	rm -rf .fyp/run .fyp/logs .fyp/checkpoints
+clean: down cluster-down
+	rm -rf .fyp/run .fyp/logs .fyp/checkpoints .fyp/cluster

@@ -10,6 +10,7 @@ import orjson
 
 from fyp.acl_cli import add_commands as add_acl_commands
 from fyp.alerts.cli import add_commands as add_alert_commands
+from fyp.cluster_cli import add_commands as add_cluster_commands
 from fyp.offline_cli import add_commands as add_offline_commands
 from fyp.config import ConfigError, load_config
 
@@ -201,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("setup", help="fetch the broker and connector jars, build the UDF jar").set_defaults(fn=cmd_setup)
     sub.add_parser("up", help="start the local broker and Redis, create topics").set_defaults(fn=cmd_up)
     sub.add_parser("down", help="stop what `up` started").set_defaults(fn=cmd_down)
-    sub.add_parser("status", help="show the local stack").set_defaults(fn=cmd_status)
+    sub.add_parser("status", help="show the local stack and the Flink cluster's jobs").set_defaults(fn=cmd_status)
 
     g = sub.add_parser("generate", help="synthetic engagement traffic")
     g.add_argument("--to", choices=("kafka", "file"), default="kafka")
@@ -259,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(fn=cmd_anomaly_eval)
 
     add_alert_commands(sub, _cfg)
+    add_cluster_commands(sub, _cfg)  # cluster up|down|status, submit, cancel, stop; jobs in `status`
     add_acl_commands(sub, _cfg)
     add_offline_commands(sub, _cfg)
 
