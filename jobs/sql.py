@@ -5,7 +5,7 @@ that is not also in schemas/ or operators/."""
 from __future__ import annotations
 
 from fyp.config import Config
-from schemas.engagement import ENGAGEMENT_V1, EVENT_TIME_FIELD, MAX_FUTURE_SKEW_MS, MIN_EVENT_TIME_MS
+from schemas.engagement import ENGAGEMENT_V1, EVENT_TIME_FIELD
 from schemas.upload import UPLOAD_TIME_FIELD, UPLOAD_V1
 
 PARSE_FN = "FYP_PARSE_RECORD"
@@ -33,8 +33,11 @@ def register_functions(t_env) -> None:
 
 
 def _watermark_columns(cfg: Config, time_field: str = EVENT_TIME_FIELD) -> str:
+    # the time of valid records only (EventTimeOf validates the whole record): a malformed record
+    # with a time ahead of the stream must not push the watermark past the valid records around it
+    schema = UPLOAD_V1 if time_field == UPLOAD_TIME_FIELD else ENGAGEMENT_V1
     return (f"  rowtime AS TO_TIMESTAMP_LTZ({EVENT_TIME_FN}(payload, {quote(time_field)}, "
-            f"{MIN_EVENT_TIME_MS}, {MAX_FUTURE_SKEW_MS}), 3),\n"
+            f"{quote(schema.descriptor_json())}), 3),\n"
             f"  WATERMARK FOR rowtime AS rowtime - {interval(cfg.engagement.max_out_of_orderness)}")
 
 

