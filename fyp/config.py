@@ -96,6 +96,14 @@ class StackConfig:
     artifacts_dir: str = ""  # broker binary and jars; default: <state_dir>
     broker_port: int = 19092
     redis_port: int = 16379
+    # memory: tansu keeps topics in memory (lost on a broker restart). s3: tansu stores them in a
+    # local SeaweedFS (started by `fyp up`), so a broker restart loses nothing. S3 credentials only
+    # from the environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), else generated locally.
+    broker_storage: str = "memory"
+    seaweedfs_port: int = 18333  # its S3 endpoint
+    seaweedfs_internal_ports: int = 18340  # the first of 7 consecutive ports (master, volume, filer, gRPC)
+    seaweedfs_dir: str = ""  # its data; default <state_dir>/seaweedfs
+    s3_bucket: str = "tansu"  # the broker's bucket
 
 
 @dataclass
@@ -356,6 +364,13 @@ class Config:
         return p if p.is_absolute() else (REPO_ROOT / p)
 
     @property
+    def seaweedfs_dir(self) -> Path:
+        if not self.stack.seaweedfs_dir:
+            return self.state_dir / "seaweedfs"
+        p = Path(self.stack.seaweedfs_dir)
+        return p if p.is_absolute() else (REPO_ROOT / p)
+
+    @property
     def checkpoint_dir(self) -> Path:
         return Path(self.flink.checkpoint_dir) if self.flink.checkpoint_dir else self.state_dir / "checkpoints"
 
@@ -392,6 +407,7 @@ ENV_OVERRIDES = {
     "FYP_ARTIFACTS_DIR": "stack.artifacts_dir",
     "FYP_BROKER_PORT": "stack.broker_port",
     "FYP_REDIS_PORT": "stack.redis_port",
+    "FYP_BROKER_STORAGE": "stack.broker_storage",
     "FYP_PARALLELISM": "flink.parallelism",
     "FYP_CHECKPOINT_DIR": "flink.checkpoint_dir",
 }
@@ -489,6 +505,19 @@ def _check(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: flink.watermark_emit must be on-periodic or on-event")
     if cfg.flink.python_worker_mode not in ("process", "loopback"):
         raise ConfigError(f"{source}: flink.python_worker_mode must be process or loopback")
+    st = cfg.stack
+    if st.broker_storage not in ("memory", "s3"):
+        raise ConfigError(f"{source}: stack.broker_storage must be memory or s3, got {st.broker_storage!r}")
+    internal = range(st.seaweedfs_internal_ports, st.seaweedfs_internal_ports + 7)
+    if not (0 < st.seaweedfs_port < 65536 and 0 < internal.start and internal.stop <= 65536):
+        raise ConfigError(f"{source}: stack.seaweedfs_port and stack.seaweedfs_internal_ports (+6) must be ports")
+    ports = [st.seaweedfs_port, *internal, st.broker_port, st.redis_port]
+    if st.broker_storage == "s3" and len(set(ports)) != len(ports):
+        raise ConfigError(f"{source}: stack.seaweedfs_port, the 7 ports from stack.seaweedfs_internal_ports, "
+                          f"broker_port and redis_port must not overlap")
+    if not re.match(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", st.s3_bucket):
+        raise ConfigError(f"{source}: stack.s3_bucket must be an S3 bucket name (3-63 of a-z 0-9 . -), "
+                          f"got {st.s3_bucket!r}")
     cl = cfg.cluster
     for key in ("jobmanager_memory", "taskmanager_memory"):
         if not re.match(r"^\d+\s*(m|mb|g|gb)$", getattr(cl, key).strip().lower()):

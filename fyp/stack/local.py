@@ -1,7 +1,11 @@
-"""The local stack as one unit: `up` installs what is missing and starts broker and Redis,
-creates the topics; `down` stops what `up` started. Tests use the same code on free ports."""
+"""The local stack as one unit: `up` installs what is missing and starts broker and Redis (and,
+with stack.broker_storage: s3, SeaweedFS as the broker's storage, first), creates the topics; `down`
+stops what `up` started. Tests use the same code on free ports."""
 from __future__ import annotations
 
+import json
+import os
+import secrets
 import time
 from pathlib import Path
 
@@ -9,25 +13,75 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from fyp.config import Config
 from fyp.stack import artifacts, services
+from fyp.stack.s3 import Credentials
+
+CREDENTIALS_FILE = "fyp-s3-credentials.json"  # in the SeaweedFS data folder, mode 0600
 
 
-def stack_services(cfg: Config, tansu: Path | None = None) -> list[services.Service]:
-    state = cfg.state_dir
+def s3_credentials(data_dir: Path, env: dict | None = None, create: bool = True) -> Credentials | None:
+    """The S3 credentials of the local SeaweedFS and the broker: AWS_ACCESS_KEY_ID and
+    AWS_SECRET_ACCESS_KEY from the environment when both are set; otherwise a random pair generated
+    once for this data folder and kept in it (readable by its owner only; never in the config,
+    never printed). None when there are none yet and `create` is false."""
+    env = os.environ if env is None else env
+    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+        return Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+    path = data_dir / CREDENTIALS_FILE
+    if not path.exists():
+        if not create:
+            return None
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".part")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"access_key": "fyp" + secrets.token_hex(8), "secret_key": secrets.token_urlsafe(30)}, f)
+        tmp.replace(path)
+    raw = json.loads(path.read_text())
+    return Credentials(raw["access_key"], raw["secret_key"])
+
+
+def durable_services(tansu: Path, weed: Path, broker_port: int, s3_port: int, internal_from: int, data_dir: Path,
+                     bucket: str, creds: Credentials | None) -> list[services.Service]:
+    """SeaweedFS and tansu on s3://<bucket>/ in it, in start order (startable only with `creds`)."""
+    if creds is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    endpoint = f"http://127.0.0.1:{s3_port}"
+    return [services.seaweedfs_service(weed, s3_port, internal_from, data_dir, creds, bucket),
+            services.tansu_service(tansu, broker_port, f"s3://{bucket}/",
+                                   services.s3_env(creds, endpoint) if creds else None)]
+
+
+def stack_services(cfg: Config, tansu: Path | None = None, weed: Path | None = None,
+                   create_credentials: bool = False) -> list[services.Service]:
+    """The stack's services in start order (stopped in reverse)."""
+    state, st = cfg.state_dir, cfg.stack
     tansu = tansu or cfg.artifacts_dir / "bin" / "tansu"
     data = state / "redis"
     data.mkdir(parents=True, exist_ok=True)
-    return [services.tansu_service(tansu, cfg.stack.broker_port), services.redis_service(cfg.stack.redis_port, data)]
+    if st.broker_storage == "s3":
+        creds = s3_credentials(cfg.seaweedfs_dir, create=create_credentials)
+        broker = durable_services(tansu, weed or cfg.artifacts_dir / "bin" / "weed", st.broker_port, st.seaweedfs_port,
+                                  st.seaweedfs_internal_ports, cfg.seaweedfs_dir, st.s3_bucket, creds)
+    else:
+        broker = [services.tansu_service(tansu, st.broker_port)]
+    return [*broker, services.redis_service(st.redis_port, data)]
 
 
 def up(cfg: Config) -> None:
     arts = artifacts.ensure_all(cfg.artifacts_dir)
-    for svc in stack_services(cfg, arts["tansu"]):
+    weed = artifacts.ensure_seaweedfs(cfg.artifacts_dir) if cfg.stack.broker_storage == "s3" else None
+    for svc in stack_services(cfg, arts["tansu"], weed, create_credentials=True):
         services.start(svc, cfg.state_dir)
     ensure_topics(cfg)
 
 
 def down(cfg: Config) -> list[str]:
-    return [svc.name for svc in stack_services(cfg) if services.stop(svc, cfg.state_dir)]
+    svcs = stack_services(cfg)
+    if cfg.stack.broker_storage != "s3":  # also one started while the config said s3
+        st = cfg.stack
+        svcs.insert(0, services.seaweedfs_service(cfg.artifacts_dir / "bin" / "weed", st.seaweedfs_port,
+                                                  st.seaweedfs_internal_ports, cfg.seaweedfs_dir))
+    return [svc.name for svc in reversed(svcs) if services.stop(svc, cfg.state_dir)]
 
 
 def status(cfg: Config) -> list[str]:

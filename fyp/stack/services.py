@@ -1,6 +1,6 @@
-"""Start and stop the local broker (tansu) and Redis: loopback only, pid files and logs under the
-state folder, and `stop` touches only processes this project started (checked by pid file and
-command line)."""
+"""Start and stop the local broker (tansu), its optional object store (SeaweedFS) and Redis:
+loopback only, pid files and logs under the state folder, and `stop` touches only processes this
+project started (checked by pid file and command line)."""
 from __future__ import annotations
 
 import os
@@ -9,8 +9,9 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 
 class ServiceError(RuntimeError):
@@ -22,6 +23,11 @@ class Service:
     name: str
     argv: list
     port: int
+    env: dict | None = field(default=None, repr=False, compare=False)  # the whole environment; None: inherit
+    ready: Callable[[], str | None] | None = field(default=None, repr=False, compare=False)  # None when ready
+    other_ports: tuple = ()  # further loopback ports it listens on (checked free before a start)
+    start_timeout: float = 15.0
+    stop_timeout: float = 10.0  # SIGTERM, then SIGKILL after this long
 
     def pid_file(self, state_dir: Path) -> Path:
         return state_dir / "run" / f"{self.name}.pid"
@@ -30,10 +36,55 @@ class Service:
         return state_dir / "logs" / f"{self.name}.log"
 
 
-def tansu_service(tansu: Path, port: int) -> Service:
+def tansu_service(tansu: Path, port: int, storage: str = "memory://tansu/", env: dict | None = None) -> Service:
+    """`storage`: memory://tansu/ (nothing survives a restart) or s3://<bucket>/ with `env` from
+    s3_env (the object store's endpoint and credentials)."""
     url = f"tcp://127.0.0.1:{port}"
     return Service("tansu", [str(tansu), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                             "--storage-engine", "memory://tansu/"], port)
+                             "--storage-engine", storage], port, env=env)
+
+
+SEAWEEDFS_INTERNAL_PORTS = 7  # master, volume, filer (HTTP and gRPC each) and the S3 gateway's gRPC
+
+
+def s3_env(creds, endpoint: str | None = None) -> dict:
+    """This process's environment without any AWS_* variable, plus the S3 credentials (which both
+    SeaweedFS and tansu read from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) and, with `endpoint`,
+    what tansu's S3 client needs to reach the local store over plain HTTP."""
+    from fyp.stack.s3 import REGION
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=creds.access_key, AWS_SECRET_ACCESS_KEY=creds.secret_key)
+    if endpoint:
+        env.update(AWS_ENDPOINT=endpoint, AWS_ALLOW_HTTP="true", AWS_DEFAULT_REGION=REGION, AWS_REGION=REGION)
+    return env
+
+
+def seaweedfs_service(weed: Path, s3_port: int, internal_from: int, data_dir: Path, creds=None,
+                      bucket: str = "tansu") -> Service:
+    """SeaweedFS in one process (`weed server`: master, volume server, filer, S3 gateway), every
+    port on loopback: the S3 endpoint on `s3_port`, the rest on SEAWEEDFS_INTERNAL_PORTS ports
+    from `internal_from`. Data (volumes and the filer's metadata) under `data_dir`. With `creds`
+    the S3 API takes only those credentials and the service is ready once `bucket` exists and
+    takes writes; without them (for stop/status) it cannot be started."""
+    from fyp.stack import s3
+
+    m, mg, v, vg, f, fg, sg = range(internal_from, internal_from + SEAWEEDFS_INTERNAL_PORTS)
+    argv = [str(weed), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data_dir}",
+            f"-master.port={m}", f"-master.port.grpc={mg}", f"-volume.port={v}", f"-volume.port.grpc={vg}",
+            "-filer", f"-filer.port={f}", f"-filer.port.grpc={fg}",
+            "-s3", f"-s3.port={s3_port}", f"-s3.port.grpc={sg}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+            # unix sockets next to the data (the defaults are shared names in /tmp)
+            f"-filer.localSocket={data_dir / 'filer.sock'}", f"-s3.localSocket={data_dir / 's3.sock'}",
+            # one master: elect itself in ~1 s instead of ~10 s on a restart
+            "-master.electionTimeout=1s", "-volume.max=0", "-master.volumeSizeLimitMB=1024",
+            "-volume.preStopSeconds=0", "-master.telemetry=false"]
+    endpoint = f"http://127.0.0.1:{s3_port}"
+    ready = (lambda: s3.bucket_problem(endpoint, bucket, creds)) if creds else None
+    # its filer waits 15 s for its own metadata streams on SIGTERM; a longer grace than that
+    return Service("seaweedfs", argv, s3_port, env=s3_env(creds) if creds else None, ready=ready,
+                   other_ports=tuple(range(internal_from, internal_from + SEAWEEDFS_INTERNAL_PORTS)),
+                   start_timeout=60.0, stop_timeout=20.0)
 
 
 def redis_service(port: int, data_dir: Path) -> Service:
@@ -68,45 +119,60 @@ def _alive_pid(svc: Service, state_dir: Path) -> int | None:
     return pid if Path(program).name == Path(svc.argv[0]).name else None
 
 
-def start(svc: Service, state_dir: Path, timeout: float = 15.0) -> int:
+def start(svc: Service, state_dir: Path, timeout: float | None = None) -> int:
     """Starts the service unless this state folder's instance already runs. Returns its pid."""
     pid = _alive_pid(svc, state_dir)
     if pid:
         return pid
-    if port_open(svc.port):
-        raise ServiceError(f"{svc.name}: port {svc.port} is taken by another process; "
-                           f"choose another port in the config or with an environment variable")
+    for port in (svc.port, *svc.other_ports):
+        if port_open(port):
+            raise ServiceError(f"{svc.name}: port {port} is taken by another process; "
+                               f"choose another port in the config or with an environment variable")
     for d in (svc.pid_file(state_dir).parent, svc.log_file(state_dir).parent):
         d.mkdir(parents=True, exist_ok=True)
     log = open(svc.log_file(state_dir), "ab")
     proc = subprocess.Popen(svc.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
+                            start_new_session=True, env=svc.env)
     svc.pid_file(state_dir).write_text(str(proc.pid))
+    timeout = svc.start_timeout if timeout is None else timeout
     deadline = time.monotonic() + timeout
+    problem = f"did not open port {svc.port}"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise ServiceError(f"{svc.name} exited with {proc.returncode}; see {svc.log_file(state_dir)}")
         if port_open(svc.port):
-            return proc.pid
+            problem = svc.ready() if svc.ready else None
+            if problem is None:
+                return proc.pid
+            time.sleep(0.2)
         time.sleep(0.05)
     stop(svc, state_dir)
-    raise ServiceError(f"{svc.name} did not open port {svc.port} in {timeout}s; see {svc.log_file(state_dir)}")
+    raise ServiceError(f"{svc.name} not ready in {timeout}s ({problem}); see {svc.log_file(state_dir)}")
 
 
-def stop(svc: Service, state_dir: Path, timeout: float = 10.0) -> bool:
+def stop(svc: Service, state_dir: Path, timeout: float | None = None) -> bool:
     """Stops the instance this state folder started, if any. Returns whether one was running."""
     pid = _alive_pid(svc, state_dir)
     svc.pid_file(state_dir).unlink(missing_ok=True)
     if not pid:
         return False
+    timeout = svc.stop_timeout if timeout is None else timeout
     os.kill(pid, signal.SIGTERM)
+    if not wait_gone(pid, svc.port, timeout):
+        os.kill(pid, signal.SIGKILL)
+        wait_gone(pid, svc.port, 5.0)
+    return True
+
+
+def wait_gone(pid: int, port: int, timeout: float) -> bool:
+    """Waits until the process has exited and its port is closed (a multi-threaded process's
+    leader shows as a zombie while its other threads, and its sockets, are still going away)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not Path(f"/proc/{pid}").exists() or _zombie(pid):
+        if (not Path(f"/proc/{pid}").exists() or _zombie(pid)) and not port_open(port):
             return True
         time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    return True
+    return False
 
 
 def _zombie(pid: int) -> bool:
