@@ -105,6 +105,43 @@ class Likelihood:
         return q
 
 
+class ExpTailLikelihood:
+    """Anomaly likelihood with a heavy (peaks-over-threshold) tail instead of a normal fit.
+
+    Among the last `long` surprises, those above their `quantile` u (5 % by default) are modelled
+    by an exponential tail, the generalised Pareto distribution with shape 0 (extreme-value
+    theory: excesses over a high threshold), whose scale is the mean excess over u:
+    tail(s) = P(S > u) * exp(-(s - u) / mean_excess) above u, and the empirical tail below it.
+    On a log-compressed surprise such as log1p(robust z) that is a power-law tail in z itself,
+    where a normal fit of log1p(z) falls like exp(-c log(z)^2), ever faster. Before `warmup`
+    surprises it returns 0.5 (no opinion), as Likelihood does before two. Cost: the sorted window
+    (insort / delete, as RollingQuantiles) plus a sum over the top 5 % per row.
+    """
+
+    def __init__(self, long: int, short: int = 1, quantile: float = 0.95, warmup: int = 100):
+        self.values = RollingQuantiles(long)
+        self.recent = deque(maxlen=short) if short > 1 else None
+        self.quantile, self.warmup = quantile, warmup
+
+    def tail(self, surprise: float) -> float:
+        if self.recent is not None:
+            self.recent.append(surprise)
+            surprise = sum(self.recent) / len(self.recent)
+        s, m = self.values.sorted, len(self.values)
+        q = 0.5
+        if m >= self.warmup:
+            k = int(self.quantile * m)
+            u, top = s[k], s[k + 1:]
+            share = len(top) / m
+            if surprise <= u:
+                q = max(1.0 - bisect_left(s, surprise) / m, share)
+            else:
+                excess = max(sum(top) / len(top) - u, 1e-9) if top else 1e-9
+                q = share * math.exp(-(surprise - u) / excess)
+        self.values.push(surprise)
+        return q
+
+
 def combined_tail(tails, how: str) -> float:
     """One tail probability from several: "min" (the most surprising stage decides) or "fisher"
     (Fisher's method: -2 sum log q is chi-square with 2k degrees of freedom when the stages are

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from anomaly.detector import DetectorParams, SpikeDetector, score_series
-from anomaly.stages import FlatForest, Likelihood, RangeWatch, SeasonalBaseline, SpectralResidual
+from anomaly.stages import (ExpTailLikelihood, FlatForest, Likelihood, RangeWatch, SeasonalBaseline,
+                            SpectralResidual)
 
 
 def _series(n=3000, seed=1):
@@ -22,7 +23,8 @@ def _daily(n=3000, seed=2, period=288, noise=0.3):
 
 
 # every optional stage on, small enough for a test (Prophet has its own, slower test)
-ALL_STAGES = DetectorParams(likelihood_short=3, range_tolerance=0.02, season_buffer=1200,
+ALL_STAGES = DetectorParams(likelihood_short=3, range_tolerance=0.02, range_bypasses_refractory=True,
+                            deviation_tail="exp", season_buffer=1200,
                             season_refresh=200, sr_window=32, iforest_history=400,
                             iforest_refit=300, iforest_trees=10)
 
@@ -153,6 +155,48 @@ def test_range_watch_flags_only_a_new_extreme_beyond_the_tolerance():
     r = RangeWatch(0.1)
     assert [r.update(x) for x in (0.0, 10.0, 5.0, 10.5, 11.6, -1.2)] == [False, False, False,
                                                                           False, True, True]
+
+
+def test_a_new_extreme_inside_a_hold_is_reported_only_with_range_bypasses_refractory():
+    values = _series()
+    values[2000] += 15  # a new extreme: an alert, so row 2050 is inside a hold (150 rows)
+    values[2050] += 40  # beyond everything seen, the row-2000 spike included
+    values[2100] -= 3  # inside the hold, ordinary
+    on = DetectorParams.nab_tuned()
+    assert on.range_bypasses_refractory and not DetectorParams().range_bypasses_refractory
+    off = replace(on, range_bypasses_refractory=False)
+    with_bypass, without = score_series(values, on), score_series(values, off)
+    assert with_bypass[2050] == 1.0 and without[2050] == 0.0
+    assert with_bypass[2100] == without[2100] == 0.0
+    # only new extremes inside a hold change, from 0 to 1 (the hold itself runs on unchanged)
+    watch = RangeWatch(on.range_tolerance)
+    new_extremes = {i for i, v in enumerate(values) if watch.update(v)}
+    changed = [i for i, (a, b) in enumerate(zip(with_bypass, without)) if a != b]
+    assert 2050 in changed and set(changed) <= new_extremes
+    assert all(with_bypass[i] == 1.0 and without[i] == 0.0 for i in changed)
+
+
+def test_exp_tail_likelihood_is_heavier_tailed_than_the_normal_fit_and_empirical_below_u():
+    rng = random.Random(6)
+    normal, heavy = Likelihood(1000), ExpTailLikelihood(1000)
+    for _ in range(1000):  # log1p of |a Gaussian|: the deviation surprise of plain noise
+        s = math.log1p(abs(rng.gauss(0, 1)))
+        normal.tail(s)
+        heavy.tail(s)
+    # a typical surprise: the empirical tail (about 60 % of |N(0,1)| exceed 0.5)
+    assert 0.5 < heavy.tail(math.log1p(0.5)) < 0.7
+    # far out the normal fit of the surprises is ever more confident than the exponential tail
+    # (8 sigma: ~1e-7 against ~3e-6; 16 sigma: ~5e-13 against ~1e-8), which stays monotone
+    tails = [(normal.tail(math.log1p(z)), heavy.tail(math.log1p(z))) for z in (8.0, 16.0)]
+    assert 10 * tails[0][0] < tails[0][1] < 1e-4
+    assert 1000 * tails[1][0] < tails[1][1] < tails[0][1]
+    young = ExpTailLikelihood(1000)
+    assert all(young.tail(1.0) == 0.5 for _ in range(100))  # no opinion during warm-up
+
+
+def test_unknown_deviation_tail_is_rejected():
+    with pytest.raises(ValueError):
+        score_series([1.0, 2.0, 3.0], replace(DetectorParams(), deviation_tail="cauchy"))
 
 
 def test_likelihood_tail_puts_series_of_different_noise_on_one_scale():
