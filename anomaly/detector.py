@@ -48,22 +48,36 @@ Pipeline per row (every stage beyond the first is switched by a DetectorParams f
    hold too, and the hold runs on unchanged: the hold is meant to silence more of the same
    event, and a value beyond everything seen is a stronger event, not more of the same (the
    simplest form of "suppress only similar re-alerts"). With the bypass the hold can be long
-   (200 rows) without the refractory_share cap that the earlier configuration needed.
+   (200 rows) without the refractory_share cap that the earlier configuration needed. With
+   bypass_tolerance (0.05 in nab_tuned()) only a new extreme beyond the seen range by more than
+   5 % of it bypasses the hold (outside a hold the 2 % of range_tolerance still applies): an
+   event that drifts on keeps making marginal new extremes, each a separate alert; a clearly
+   stronger one still gets through (135 -> 129 false alarms at NAB's standard threshold, no
+   window lost or delayed).
 
 Measured on the 48-file NAB copy (standard / reward low FP / reward low FN; `fyp anomaly eval`,
 and `python -m anomaly.ablation` for variants; anomaly/RESULTS.md has the commands and more):
-- nab_tuned(): 71.71 / 62.80 / 76.72; halves (files sorted by name, every other file) A / B
-  71.79 / 72.51. The previous nab_tuned() (no range bypass, normal-fit deviation, refractory 150
+- nab_tuned(): 72.11 / 63.60 / 76.99; halves (files sorted by name, every other file) A / B
+  72.14 / 72.96. Without bypass_tolerance (the nab_tuned() of the round before): 71.71 / 62.80 /
+  76.72, halves 71.79 / 72.51. The previous nab_tuned() (no range bypass, normal-fit deviation, refractory 150
   capped at 10 % of the rows) 69.71 / 59.92 / 74.99; the earlier detector (= DetectorParams())
   50.91 / 39.11 / 56.83. ARTime, the best published detector, scores 72.08 / 63.20 / 77.37:
-  not beaten (0.37 / 0.40 / 0.65 short; in-sample, within the noise of the benchmark).
-- removing one component from nab_tuned(): heavy deviation tail 70.75; range bypass 64.36 (the
-  200-row uncapped hold needs it; with both new parts off and the old hold: 69.71); range watch
-  52.95; seasonal baseline 70.46; novelty 60.17; refractory period 51.22; with the
-  refractory_share cap of 10 % back 71.38; refractory 150 instead of 200 71.25.
-- Held-out check (a grid refractory {100, 150, 200, 250} x refractory_share {0, 0.1} with the
-  new parts on, picked on one half, scored on the other): both halves pick nab_tuned() (200, no
-  cap); held-out 72.51 (B, picked on A) and 71.79 (A, picked on B) with NAB's threshold
+  standard and low-FP profiles beaten by 0.03 / 0.40, low-FN still 0.38 short; in-sample, and
+  within the noise of the benchmark (bypass_tolerance 0.03 / 0.04 / 0.05 / 0.055 / 0.06 / 0.1:
+  71.91 / 71.98 / 72.11 / 72.18 / 71.05 / 71.11; from 0.06 on speed_7578's last window, a new
+  extreme 6.0 % beyond the range inside a hold, is lost).
+- removing one component from nab_tuned(): bypass tolerance 71.71; heavy deviation tail 71.15;
+  range bypass 64.36 (the 200-row uncapped hold needs it; with the round-before-last's parts
+  and hold: 69.71); range watch 52.95; seasonal baseline 70.92; novelty 60.43; refractory
+  period 51.22; with the refractory_share cap of 10 % back 71.65; refractory 150 / 250 instead
+  of 200 71.52 / 70.20.
+- Held-out check of bypass_tolerance (grid none, 0.03, 0.04, 0.05, 0.055, 0.06, 0.1): half A
+  picks 0.055 (72.26), held-out B 72.96; half B is flat at 72.96 for 0.05-0.1 and picks 0.05
+  at the smallest of the tie, held-out A 72.14 (at 0.06 or 0.1 it would be 70.23 / 70.35).
+  Both halves gain against no tolerance (A 71.79 -> 72.14, B 72.51 -> 72.96).
+- Held-out check of the round before (a grid refractory {100, 150, 200, 250} x refractory_share
+  {0, 0.1} with its new parts on, no bypass tolerance, picked on one half, scored on the other):
+  both halves pick 200, no cap; held-out 72.51 (B, picked on A) and 71.79 (A, picked on B) with NAB's threshold
   re-optimised, 71.62 and 62.74 with the picking half's threshold carried over. The grid spans
   69.47-71.71 on all files; differences below ~1-2 points are noise (neighbouring settings move
   the score by that much).
@@ -78,8 +92,9 @@ and `python -m anomaly.ablation` for variants; anomaly/RESULTS.md has the comman
   (ARTime-style), raw, level-free, LOF-scaled, L1 / Linf, prediction-error and coarse novelty,
   a volatility stage, 2-3 row confirmation, longer shape memory, multi-scale novelty (6, 8, 10
   rows averaged: 72.04 with halves 72.27 / 72.02, but the held-out pick is split and it doubles
-  the novelty cost).
-nab_tuned() was tuned on these same 48 files, so 71.71 is an in-sample number.
+  the novelty cost); in the last round: a CUSUM stage, a rank floor on the novelty tail,
+  muting alerts one season after an earlier alert (+0.10-0.16, not kept).
+nab_tuned() was tuned on these same 48 files, so 72.11 is an in-sample number.
 
 The per-video streaming job (operators/spikes.py) names only core fields, so every optional stage
 stays off for it; for such a configuration (DetectorParams.per_video()) the state pickles to < 8 KB
@@ -119,6 +134,8 @@ class DetectorParams:
     tail_quantile: float = 0.95  # with deviation_tail="exp": the exponential tail starts here
     range_tolerance: float | None = None  # a new extreme beyond this share of the range scores 1
     range_bypasses_refractory: bool = False  # a new extreme is reported even inside a hold
+    bypass_tolerance: float | None = None  # inside a hold only an extreme beyond this share of the
+    # range bypasses it (None: any new extreme, i.e. beyond range_tolerance)
     season_buffer: int = 0  # rows searched for a period (0: no seasonal stage)
     season_refresh: int = 288  # rows between period searches
     season_min_lag: int = 12  # shortest period considered
@@ -138,7 +155,8 @@ class DetectorParams:
         """The configuration tuned on the NAB copy (anomaly/RESULTS.md): the default of
         score_series and SpikeDetector, hence of `fyp anomaly eval` and `fyp anomaly score`."""
         return cls(knn_length=8, alert_level=0.9998, refractory=200, range_tolerance=0.02,
-                   range_bypasses_refractory=True, season_buffer=2000, deviation_tail="exp")
+                   range_bypasses_refractory=True, bypass_tolerance=0.05, season_buffer=2000,
+                   deviation_tail="exp")
 
     @classmethod
     def per_video(cls, **overrides) -> "DetectorParams":
@@ -214,7 +232,8 @@ class SpikeDetector:
         new_extreme = self.range is not None and self.range.update(x)
         if new_extreme:
             score = 1.0
-        return self._gate(score, new_extreme)
+        bt = self.params.bypass_tolerance
+        return self._gate(score, new_extreme and (bt is None or self.range.excess > bt))
 
     def _surprises(self, x: float) -> dict[str, float]:
         """Each enabled stage's surprise at x (>= 0, larger = more unusual); pushes x everywhere."""
@@ -289,7 +308,9 @@ class SpikeDetector:
         """Warm-up, then the refractory period after an alert. With range_bypasses_refractory a
         new extreme (the range watch) is reported inside the hold too (the hold runs on
         unchanged): the hold is there to make one event one alert, and a value beyond everything
-        seen is not more of the event that started the hold but a stronger one."""
+        seen is not more of the event that started the hold but a stronger one; with
+        bypass_tolerance it must be clearly stronger (beyond the seen range by more than that
+        share of it: an ongoing drift keeps making marginal new extremes)."""
         p = self.params
         if self.rows < p.min_rows:
             score = 0.0

@@ -187,10 +187,12 @@ class RangeWatch:
 
     def __init__(self, tolerance: float):
         self.tolerance, self.lo, self.hi = tolerance, math.inf, -math.inf
+        self.excess = 0.0  # of the newest value: how far beyond the seen range, as a share of it
 
     def update(self, x: float) -> bool:
         margin = self.tolerance * (self.hi - self.lo)
         outside = self.hi > self.lo and (x > self.hi + margin or x < self.lo - margin)
+        self.excess = (max(x - self.hi, self.lo - x) / (self.hi - self.lo)) if outside else 0.0
         self.lo, self.hi = min(self.lo, x), max(self.hi, x)
         return outside
 

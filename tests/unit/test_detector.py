@@ -24,6 +24,7 @@ def _daily(n=3000, seed=2, period=288, noise=0.3):
 
 # every optional stage on, small enough for a test (Prophet has its own, slower test)
 ALL_STAGES = DetectorParams(likelihood_short=3, range_tolerance=0.02, range_bypasses_refractory=True,
+                            bypass_tolerance=0.05,
                             deviation_tail="exp", season_buffer=1200,
                             season_refresh=200, sr_window=32, iforest_history=400,
                             iforest_refit=300, iforest_trees=10)
@@ -174,6 +175,30 @@ def test_a_new_extreme_inside_a_hold_is_reported_only_with_range_bypasses_refrac
     changed = [i for i, (a, b) in enumerate(zip(with_bypass, without)) if a != b]
     assert 2050 in changed and set(changed) <= new_extremes
     assert all(with_bypass[i] == 1.0 and without[i] == 0.0 for i in changed)
+
+
+def test_range_watch_reports_how_far_beyond_the_seen_range_a_new_extreme_is():
+    r = RangeWatch(0.02)
+    assert [r.update(x) for x in (0.0, 10.0, 10.1, 10.5)] == [False, False, False, True]
+    assert r.excess == pytest.approx(0.4 / 10.1)
+    assert not r.update(5.0) and r.excess == 0.0
+
+
+def test_inside_a_hold_only_a_clearly_stronger_extreme_bypasses_with_bypass_tolerance():
+    values = _series()
+    values[2000] += 15  # a new extreme: an alert, so rows 2030 and 2050 are inside its hold
+    hi, lo = max(values[:2001]), min(values[:2001])
+    values[2030] = hi + 0.03 * (hi - lo)  # a marginal new extreme (3 % beyond the seen range)
+    values[2050] = hi + 0.5 * (hi - lo)  # a clearly stronger one (far beyond the 5 % tolerance)
+    tuned = DetectorParams.nab_tuned()
+    assert tuned.bypass_tolerance == 0.05
+    assert DetectorParams().bypass_tolerance is None and DetectorParams.per_video().bypass_tolerance is None
+    strict, lax = score_series(values, tuned), score_series(values, replace(tuned, bypass_tolerance=None))
+    assert lax[2030] == 1.0 and strict[2030] == 0.0
+    assert lax[2050] == strict[2050] == 1.0
+    # the tolerance only removes bypass reports inside a hold: everything else is unchanged
+    changed = [i for i, (a, b) in enumerate(zip(strict, lax)) if a != b]
+    assert 2030 in changed and all(lax[i] == 1.0 and strict[i] == 0.0 for i in changed)
 
 
 def test_exp_tail_likelihood_is_heavier_tailed_than_the_normal_fit_and_empirical_below_u():
