@@ -211,6 +211,8 @@ class FeatureClient:
         now_ms = self.wall_ms()
         results = [self._assemble(eid, sels, reads, now_ms) for eid in ids]
         self._count_sources(results)
+        self._count("requests")
+        self._count("keys", len(wanted) * len(sels))
         return results
 
     def _read(self, wanted):

@@ -21,6 +21,7 @@ import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from featurestore.offline_log import OfflineLog, resume_positions
+from featurestore.latency import LatencyHistogram
 from featurestore.updates import decode_update, latest_per_entity
 from featurestore.writer import FeatureWriter
 
@@ -40,6 +41,13 @@ class FeatureUpdateConsumer:
         self.backoff_max = backoff_max_ms / 1000
         self.on_write = on_write  # optional callback(list[FeatureUpdate]) after each stored batch
         self.stats = {"consumed": 0, "written": 0, "stale": 0, "undecodable": 0, "redis_retries": 0}
+        # for the metrics exporter (fyp/observability): Redis write latency, the newest as-of time
+        # stored per feature group (freshness), and the next offset per partition (lag)
+        self.write_latency = LatencyHistogram()
+        self.newest_as_of: dict[str, int] = {}
+        self.positions: dict[int, int] = {}
+        self.high_watermarks: dict[int, int] = {}
+        self._high_noted_at = 0.0
         self.name = group_id
         self.consumer = Consumer({
             "bootstrap.servers": bootstrap,
@@ -92,13 +100,22 @@ class FeatureUpdateConsumer:
 
         def write():
             written_at = int(time.time() * 1000)  # per attempt: a retried batch is stamped when it lands
-            return self.writer.write(batch, positions, self.name, written_at=written_at), written_at
+            started = time.perf_counter()
+            n = self.writer.write(batch, positions, self.name, written_at=written_at)
+            self.write_latency.observe(time.perf_counter() - started)
+            return n, written_at
 
         written, written_at = self._with_retry(write, len(batch))
         if self.offline_log is not None:
             self.offline_log.append(to_log, written_at, positions)
         self.stats["consumed"] += len(msgs)
         self.stats["written"] += written
+        for u in batch:
+            if u.as_of > self.newest_as_of.get(u.group, 0):
+                self.newest_as_of[u.group] = u.as_of
+        for (_, p), o in offsets.items():
+            self.positions[p] = o
+        self._note_high_watermarks()
         self.stats["stale"] += len(batch) - written
         if self.on_write is not None:
             self.on_write(batch)
@@ -109,6 +126,26 @@ class FeatureUpdateConsumer:
             self.stats["redis_retries"] += 1
             log.warning("redis unavailable (%s); retrying %d updates in %.2fs", e, n_updates, delay)
         return retry_with_backoff(call, REDIS_UNAVAILABLE, self.backoff_max, note)
+
+    def lag(self) -> dict[int, int]:
+        """Messages behind the partition's end, per partition, from the high watermarks the fetches
+        carried (noted by the consumer's own thread: the client is not thread-safe, and a call from
+        a scrape thread blocks behind consume()). On tansu the end offset is wrong when batches hold
+        several records (stack notes), so there it is approximate; freshness is the reliable signal."""
+        return {p: max(0, high - self.positions.get(p, 0)) for p, high in dict(self.high_watermarks).items()}
+
+    def _note_high_watermarks(self) -> None:
+        now = time.monotonic()
+        if now - self._high_noted_at < 1.0:
+            return
+        self._high_noted_at = now
+        for p in list(self.positions):
+            try:
+                _, high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), cached=True)
+            except Exception:
+                continue
+            if high >= 0:
+                self.high_watermarks[p] = high
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():

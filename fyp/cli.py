@@ -108,9 +108,11 @@ def cmd_demo(args):
 def cmd_writer(args):
     import threading
 
-    from fyp.runner import make_writer
+    from fyp.runner import make_writer, start_metrics
 
-    w = make_writer(_cfg(args))
+    cfg = _cfg(args)
+    w = make_writer(cfg)
+    start_metrics(cfg, "writer", [w], None, None)
     stop = threading.Event()
     try:
         w.run(stop)

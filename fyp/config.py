@@ -300,6 +300,14 @@ class HttpServerConfig:
 
 
 @dataclass
+class ObservabilityConfig:
+    """The Prometheus endpoint of `fyp run` / `fyp writer` (README "Observability")."""
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: no endpoint; configs/local.yaml sets 19464
+    flink_rest_port: int = 0  # the embedded mini-cluster's REST port, read for job metrics; 0: a free one
+
+
+@dataclass
 class ServingConfig:
     """The read path (featurestore/client.py, `fyp serve`)."""
     timeout: Duration = Duration(50)  # a read waits this long for Redis, then falls back
@@ -349,6 +357,7 @@ class Config:
     featurestore: FeatureStoreConfig = field(default_factory=FeatureStoreConfig)
     offline: OfflineConfig = field(default_factory=OfflineConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
+    observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
     source: str = field(default="<defaults>", compare=False)
 
     @property

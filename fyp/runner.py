@@ -98,13 +98,41 @@ def _stop_gateway() -> None:
     logging.disable(logging.CRITICAL)
 
 
+def _metrics_rest(cfg: Config) -> str | None:
+    """With a metrics endpoint, the mini-cluster serves its REST API on a known port (the
+    exporter reads the job's metrics there): flink.extra's rest.port, observability's, or a free one."""
+    if not cfg.observability.port:
+        return None
+    from fyp.stack.services import free_port
+
+    port = cfg.flink.extra.get("rest.port") or cfg.observability.flink_rest_port or free_port()
+    cfg.flink.extra["rest.port"] = str(port)
+    return f"http://127.0.0.1:{port}"
+
+
+def start_metrics(cfg: Config, job: str, services: list, rest_url: str | None, job_name: str | None) -> None:
+    """The process's /metrics: its services' counters and, given a REST URL, the Flink job's."""
+    if not cfg.observability.port:
+        return
+    from fyp.observability.exporter import start_exporter
+    from fyp.observability.flink_metrics import FlinkJobCollector
+    from fyp.observability.service_metrics import ServiceCollector
+
+    collectors = [ServiceCollector(services, job)]
+    if rest_url and job_name:
+        collectors.append(FlinkJobCollector(rest_url, job, job_name))
+    start_exporter(cfg.observability.port, collectors, cfg.observability.host)
+
+
 def run_streaming(cfg: Config, job: str, fresh: bool = False, with_writer: bool = True) -> None:
     module = _job_module(job)
     restore = None if fresh else latest_checkpoint(cfg.checkpoint_dir / module.JOB_NAME)
     print(f"starting {job} " + ( f"from checkpoint {restore}" if restore else "with fresh state"), flush=True)
+    rest_url = _metrics_rest(cfg)
     handle = front.start(module.build(cfg, restore_from=restore))
     stopper = _Stopper()
     services = make_services(cfg, job) if with_writer else []
+    start_metrics(cfg, job, services, rest_url, module.JOB_NAME)
     threads = [threading.Thread(target=s.run, args=(stopper.event,), daemon=True) for s in services]
     for thread in threads:
         thread.start()

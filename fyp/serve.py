@@ -12,6 +12,7 @@ Starlette on uvicorn. Each worker process has its own FeatureClient (pool, cache
                                  closed: 200, else 503 (take the instance out of the balancer; its
                                  reads would be fallbacks)
     GET  /v1/stats               the client's counters (requests, cache hits, fallbacks, ...)
+    GET  /metrics                the same, and request latency, for Prometheus
 
 A bad request (unparsable JSON, unknown feature, too many ids) is a 400 with {"error": ...}. The
 reads are blocking socket calls, so they run in Starlette's thread pool, off the event loop: a
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 
 import orjson
 from starlette.applications import Starlette
@@ -30,6 +32,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from featurestore.client import READ_ERRORS, FeatureClient
+from featurestore.latency import LatencyHistogram
+from fyp.observability.read_metrics import ReadClientCollector, metrics_text
 
 MAX_IDS = 2000  # per request: a feed ranks hundreds of candidates, not the catalogue
 REQUEST_KEYS = {"videos", "video_features", "user", "user_features", "region", "region_features"}
@@ -76,10 +80,15 @@ def parse_request(body: bytes) -> dict:
 
 
 def create_app(client: FeatureClient) -> Starlette:
+    latency = LatencyHistogram()
+    collector = ReadClientCollector(client, latency)
+
     async def features(request: Request) -> Response:
+        started = time.perf_counter()
         try:
             args = parse_request(await request.body())
             resp = await run_in_threadpool(client.get, **args)
+            latency.observe(time.perf_counter() - started)
         except BadRequest as e:
             return _json({"error": str(e)}, 400)
         except KeyError as e:
@@ -118,7 +127,10 @@ def create_app(client: FeatureClient) -> Starlette:
         return _json({**client.stats, "cache_entries": len(client.cache), "breaker": client.breaker.state,
                       "breaker_trips": client.breaker.trips})
 
-    routes = [Route("/v1/features", features, methods=["POST"]),
+    async def metrics(request: Request) -> Response:
+        return Response(metrics_text(collector), media_type="text/plain; version=0.0.4")
+
+    routes = [Route("/metrics", metrics), Route("/v1/features", features, methods=["POST"]),
               Route("/v1/features/{entity}", entity_features, methods=["GET"]),
               Route("/healthz", healthz), Route("/readyz", readyz), Route("/v1/stats", stats)]
     @contextlib.asynccontextmanager

@@ -10,17 +10,35 @@ import pytest
 from schemas.engagement import ENGAGEMENT_V1
 from tests import oracle
 from tests.hostile import hostile_payloads
+from fyp.stack.services import free_port
 from tests.conftest import kill_group, start_fyp, wait_for_no_problems
 from tests.integration.engagement_support import (expected_features, final_as_of, produce, redis_features,
                                                   sentinel_time, topic_records, traffic_for)
 
 pytestmark = pytest.mark.integration
 
+
+def scrape(port: int) -> dict:
+    """Prometheus text -> {name: value} of the unlabelled-by-partition series this test reads."""
+    import urllib.request
+
+    out = {}
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        if line.startswith("fyp_") and "partition=" not in line and "group=" not in line and "le=" not in line:
+            name, value = line.split("{")[0], float(line.rsplit(" ", 1)[1])
+            out[name] = out.get(name, 0) + value
+    return out
+
 START_MS = 1_790_000_000_000  # a fixed past instant: the traffic is the same on every run
 
 
 def test_streaming_features_equal_oracle_with_ooo_late_and_malformed(stack, tmp_path):
-    cfg, path = stack.config("stream")
+    metrics_port = free_port()
+    cfg, path = stack.config("stream", **{"observability.port": metrics_port})
     # 26 h of event time so that tiles leave the 1 h, 6 h and 24 h windows during the run
     traffic = traffic_for(cfg, seed=11, start_ms=START_MS, hours=26, rate=0.8)
     # hand-made hostile payloads early in the stream, each between valid events
@@ -42,6 +60,25 @@ def test_streaming_features_equal_oracle_with_ooo_late_and_malformed(stack, tmp_
         client = stack.redis(cfg)
         wait_for_no_problems(lambda: oracle.compare(expected, redis_features(client, cfg)),
                              timeout=300, what="features equal to the oracle")
+
+        # the process's /metrics count what the topics hold (Flink's counters through its REST API)
+        n_valid = sum(1 for k in traffic.kinds if k not in ("malformed", "late"))
+        want = {"fyp_job_records_in_total": len(traffic.payloads) + 2,  # and the two sentinels
+                "fyp_job_dead_letters_total": kinds["malformed"], "fyp_job_late_events_total": kinds["late"]}
+
+        def metric_problems():
+            got = scrape(metrics_port)
+            out = [f"{k}: {got.get(k)} != {v}" for k, v in want.items() if got.get(k) != v]
+            if not got.get("fyp_writer_consumed_total") or got.get("fyp_writer_consumed_total") != got.get(
+                    "fyp_job_feature_updates_total"):
+                out.append(f"writer consumed {got.get('fyp_writer_consumed_total')} of "
+                           f"{got.get('fyp_job_feature_updates_total')} feature updates")
+            if not got.get("fyp_writer_redis_write_seconds_count") or got.get("fyp_job_up") != 1:
+                out.append(f"no Redis writes timed or job not up: {got}")
+            return out
+
+        wait_for_no_problems(metric_problems, timeout=60, what="metrics equal to the stream's counts")
+        assert n_valid > 0
     finally:
         kill_group(proc, signal.SIGTERM)
 

@@ -257,6 +257,12 @@ def test_http_server_serves_the_same_reads_and_reports_readiness(own_redis, tmp_
         assert _http(port, "POST", "/v1/features", {"video": ["v1"]})[0] == 400
         assert _http(port, "GET", "/v1/features/video")[0] == 400
 
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode()
+        assert "fyp_read_requests_total 2.0" in text and "fyp_serve_request_seconds_count" in text
+        assert "fyp_read_breaker_open 0.0" in text
+
         os.kill(own_redis["pid"], signal.SIGSTOP)
         time.sleep(0.15)
         status, ready = _http(port, "GET", "/readyz")
