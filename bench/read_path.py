@@ -6,6 +6,8 @@ features (10 engagement features and 2 spike features: two keys per video). Meas
 and 100, with 1 and 8 concurrent clients (separate processes, each one request at a time), for:
 - client:       featurestore.client.FeatureClient, local cache off (every key from Redis), so the
                 number is the Redis path itself;
+- client_gc_frozen: "client" in a process that froze its heap (gc.freeze()) after warm-up, as
+                latency-sensitive Python services do: how much of the tail is the collector's;
 - client_hot:   the same client with its cache on (default TTL) and candidates drawn Zipf(1.1)
                 from the catalogue, as a feed's candidates are: hot videos come from the cache;
 - naive:        one HGETALL per key, no pipelining (two round trips per video), values decoded
@@ -127,6 +129,7 @@ def worker(kind: str, cfg_path: str, port: int, n_entities: int, n_videos: int, 
            seed: int, start_at: float, out) -> None:
     cfg = load_config(cfg_path)
     read = {"client": lambda: _client_reader(cfg, cache=False),
+            "client_gc_frozen": lambda: _client_reader(cfg, cache=False),
             "client_hot": lambda: _client_reader(cfg, cache=True),
             "naive": lambda: _naive_reader(cfg),
             "http": lambda: _http_reader(port)}[kind]()
@@ -134,6 +137,11 @@ def worker(kind: str, cfg_path: str, port: int, n_entities: int, n_videos: int, 
     zipf = kind == "client_hot"
     for _ in range(200):  # warm-up: connections, caches of the plan, the server's first requests
         read(_pick(rng, n_videos, n_entities, zipf))
+    if kind == "client_gc_frozen":
+        import gc
+
+        gc.collect()
+        gc.freeze()
     lat = []
     while time.time() < start_at:  # every process starts measuring together
         time.sleep(0.001)
@@ -211,12 +219,12 @@ def main(argv=None) -> None:
         server_cfg = tmp / "server.yaml"
         server_cfg.write_text(yaml.safe_dump(raw))
         server = start_server(str(server_cfg), http_port)
-        for kind in ("client", "naive", "http", "client_hot"):
+        for kind in ("client", "client_gc_frozen", "naive", "http", "client_hot"):
             for n_entities in (1, 100):
                 for clients in (1, 8):
                     r = run_case(kind, str(cfg_path), http_port, n_entities, clients, args.videos, args.seconds)
                     results.append(r)
-                    print(f"{kind:<11} {n_entities:>3} entities x {len(FEATURES)} features, {clients} client(s): "
+                    print(f"{kind:<16} {n_entities:>3} entities x {len(FEATURES)} features, {clients} client(s): "
                           f"p50 {r['p50_ms']:.3f} ms  p99 {r['p99_ms']:.3f} ms  p99.9 {r['p999_ms']:.3f} ms  "
                           f"{r['requests_per_s']:,.0f} req/s", flush=True)
     finally:

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 class CachedRead(NamedTuple):
     read_at: float  # monotonic seconds when Redis answered
-    values: list | None  # in the selection's feature order; None: the key did not exist
+    values: tuple | None  # in the selection's feature order; None: the key did not exist
     as_of: int | None
     written_at: int | None
 

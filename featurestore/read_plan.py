@@ -57,13 +57,15 @@ class GroupSelection:
     def fields(self) -> list[str]:
         return [*self.names, *VERSION_FIELDS]
 
-    def decode(self, reply) -> tuple[list | None, int | None, int | None]:
-        """HMGET reply -> ([value or None per name], as_of ms, write time ms); (None, None, None)
+    def decode(self, reply) -> tuple[tuple | None, int | None, int | None]:
+        """HMGET reply -> ((value or None per name), as_of ms, write time ms); (None, None, None)
         when the key does not exist (every field nil)."""
         ts, wt = reply[-2], reply[-1]
         if ts is None:
             return None, None, None
-        return ([None if raw is None else dec(raw) for dec, raw in zip(self._decoders, reply)],
+        # a tuple: of numbers and strings only, the garbage collector stops tracking it, so a
+        # cache of many entries does not lengthen every full collection
+        return (tuple([None if raw is None else dec(raw) for dec, raw in zip(self._decoders, reply)]),
                 int(ts), int(wt) if wt is not None else None)
 
 

@@ -43,11 +43,11 @@ def test_selection_groups_features_and_names_unknown_ones():
 def test_decode_types_missing_fields_and_absent_key():
     (eng,) = select(GROUPS, "video", ["views_1h", "completion_rate_1h"])
     (usr,) = select(GROUPS, "user", ["top_categories"])
-    assert eng.decode([b"12", None, b"1700", b"1800"]) == ([12, None], 1700, 1800)
-    assert eng.decode([b"12", b"0.25", b"1700", None]) == ([12, 0.25], 1700, None)
+    assert eng.decode([b"12", None, b"1700", b"1800"]) == ((12, None), 1700, 1800)
+    assert eng.decode([b"12", b"0.25", b"1700", None]) == ((12, 0.25), 1700, None)
     assert eng.decode([None, None, None, None]) == (None, None, None)
     raw = layout.encode_value([["music", 1.5]]).encode()
-    assert usr.decode([raw, b"5", b"6"]) == ([[["music", 1.5]]], 5, 6)
+    assert usr.decode([raw, b"5", b"6"]) == (([["music", 1.5]],), 5, 6)
 
 
 def test_cache_fresh_within_ttl_then_last_known_and_bounded():
