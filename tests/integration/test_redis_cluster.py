@@ -28,8 +28,10 @@ def cluster(tmp_path):
         root = tmp_path / str(p)
         root.mkdir()
         base = services.redis_service(p, root)
+        # the cluster bus on a free port of its own (the default, port + 10000, may be taken or > 65535)
         svc = services.Service(f"redis-{p}", base.argv + ["--cluster-enabled", "yes", "--cluster-config-file",
-                                                          str(root / "nodes.conf")], p)
+                                                          str(root / "nodes.conf"),
+                                                          "--cluster-port", str(services.free_port())], p)
         services.start(svc, root)
         svcs.append((svc, root))
     cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
