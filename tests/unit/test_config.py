@@ -53,3 +53,13 @@ def test_allowed_lateness_must_fit_in_the_longest_window(tmp_path):
     p.write_text("engagement:\n  allowed_lateness: 2d\n")
     with pytest.raises(ConfigError, match="allowed_lateness"):
         load_config(p, env={})
+
+
+def test_production_example_loads_without_secrets_in_it():
+    from fyp.config import REPO_ROOT
+
+    path = REPO_ROOT / "configs" / "production.example.yaml"
+    cfg = load_config(path, env={})
+    assert cfg.redis.url.startswith("rediss://") and cfg.redis.writer_user and cfg.redis.reader_user
+    text = path.read_text().lower()
+    assert "password:" not in text and "secret:" not in text  # secrets come from the environment only
