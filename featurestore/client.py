@@ -51,25 +51,65 @@ class ClientSettings:
     fallback_trends: str = "top_1h"  # the region_trends feature whose videos are the fallback list
 
 
-@dataclass
+class FeatureLayout:
+    """One feature list's shape, computed once per list: where each feature sits among the
+    selections' rows, its group and its default."""
+
+    def __init__(self, sels, default):
+        self.names = tuple(n for sel in sels for n in sel.names)
+        self.index = {n: (i, pos) for i, sel in enumerate(sels) for pos, n in enumerate(sel.names)}
+        self.group_of = {n: sel.group.name for sel in sels for n in sel.names}
+        self.defaults = [tuple(default(sel.group, n) for n in sel.names) for sel in sels]
+
+
 class EntityFeatures:
-    id: str
-    values: dict  # feature -> typed value, the default when missing
-    as_of: dict  # group -> as-of event time (ms), None when defaulted
-    source: dict  # group -> redis | cache | stale | default
-    missing: list  # features that got their default (absent key or field)
-    now_ms: int  # when the response was assembled: ages are measured against it
-    group_of: dict = field(repr=False, default_factory=dict)  # feature -> group
+    """One entity's features. Values are decoded once, when read from Redis, and kept as the rows
+    Redis answered; a value is looked up (or defaulted) when asked for, so a response for hundreds
+    of candidates does not build hundreds of dicts nobody reads."""
+
+    __slots__ = ("id", "as_of", "source", "now_ms", "_layout", "_rows", "_values")
+
+    def __init__(self, id: str, layout: FeatureLayout, rows: list, as_of: dict, source: dict, now_ms: int):
+        self.id = id
+        self.as_of = as_of  # group -> as-of event time (ms), None when defaulted
+        self.source = source  # group -> redis | cache | stale | default
+        self.now_ms = now_ms  # when the response was assembled: ages are measured against it
+        self._layout = layout
+        self._rows = rows  # per selection: the values in its order (None: missing), or None
+        self._values = None
 
     def __getitem__(self, feature: str):
-        return self.values[feature]
+        i, pos = self._layout.index[feature]
+        row = self._rows[i]
+        v = row[pos] if row is not None else None
+        if v is None:
+            v = self._layout.defaults[i][pos]
+            return list(v) if v.__class__ is list else v
+        return v
+
+    @property
+    def values(self) -> dict:
+        """feature -> typed value, the feature's default when missing."""
+        if self._values is None:
+            self._values = {n: self[n] for n in self._layout.names}
+        return self._values
+
+    @property
+    def missing(self) -> list:
+        """Features that got their default (absent key or field)."""
+        out = []
+        for n, (i, pos) in self._layout.index.items():
+            row = self._rows[i]
+            if row is None or row[pos] is None:
+                out.append(n)
+        return out
 
     @property
     def found(self) -> bool:
         return any(t is not None for t in self.as_of.values())
 
     def age_ms(self, feature: str) -> int | None:
-        ts = self.as_of[self.group_of[feature]]
+        ts = self.as_of[self._layout.group_of[feature]]
         return None if ts is None else self.now_ms - ts
 
     def to_json(self) -> dict:
@@ -279,38 +319,25 @@ class FeatureClient:
         finally:
             pool.release(conn)
 
-    def _layout(self, sels):
-        """Per feature list, computed once: each selection's defaults, and feature -> group."""
+    def _layout(self, sels) -> FeatureLayout:
         k = tuple(map(id, sels))
         lay = self._layouts.get(k)
         if lay is None:
-            defaults = [[self.default(sel.group, n) for n in sel.names] for sel in sels]
-            group_of = {n: sel.group.name for sel in sels for n in sel.names}
-            lay = self._layouts[k] = (defaults, group_of)
+            lay = self._layouts[k] = FeatureLayout(sels, self.default)
         return lay
 
     def _assemble(self, eid: str, sels, reads, now_ms: int) -> EntityFeatures:
-        defaults, group_of = self._layout(sels)
-        values, as_of, source, missing = {}, {}, {}, []
-        for sel, dflt in zip(sels, defaults):
+        rows, as_of, source = [], {}, {}
+        for sel in sels:
             gname = sel.group.name
             entry, src = reads[(sel, eid)]
             got = entry.values if entry is not None else None
+            rows.append(got)
             if got is None:
-                src = DEFAULT
-                as_of[gname] = None
-                for name, d in zip(sel.names, dflt):
-                    values[name] = list(d) if d.__class__ is list else d
-                missing.extend(sel.names)
+                source[gname], as_of[gname] = DEFAULT, None
             else:
-                as_of[gname] = entry.as_of
-                for name, v, d in zip(sel.names, got, dflt):
-                    if v is None:
-                        v = list(d) if d.__class__ is list else d
-                        missing.append(name)
-                    values[name] = v
-            source[gname] = src
-        return EntityFeatures(eid, values, as_of, source, missing, now_ms, group_of)
+                source[gname], as_of[gname] = src, entry.as_of
+        return EntityFeatures(eid, self._layout(sels), rows, as_of, source, now_ms)
 
     def _note_trending(self, region: str, res: EntityFeatures | None) -> None:
         name = self.settings.fallback_trends

@@ -5,13 +5,15 @@ transitions after the restart are absorbed by the alerter's Redis dedup)."""
 from __future__ import annotations
 
 import signal
+import threading
 import time
 
 import pytest
+from confluent_kafka import Producer
 
 from jobs.flink_env import latest_checkpoint
 from tests.conftest import kill_group, start_fyp
-from tests.integration.engagement_support import produce
+from tests.integration.engagement_support import paced_produce, sentinel_payload
 from tests.integration.test_alerts import Receiver
 from tests.integration.test_spikes import (MINUTE, assert_matches_oracle, expected_run, labelled_traffic,
                                            transitions_on_topic)
@@ -25,24 +27,36 @@ def test_spike_job_hard_kill_and_restart(stack, tmp_path):
     traffic = labelled_traffic(cfg, hours=4.0)
     newest = max(e["event_time"] for e in traffic.events if e)
     sentinel = (newest // MINUTE + 1) * MINUTE + cfg.engagement.max_out_of_orderness + 1000
-    produce(stack.bootstrap, cfg.kafka.topics.engagement, traffic.payloads, sentinel_at=sentinel)
     expected, states = expected_run(cfg, traffic, sentinel)
 
+    # the stream is sent at a steady pace and holds its last 40 % until the job was killed and
+    # restarted, so the kill lands mid-stream however fast the job is
+    gate, done = threading.Event(), threading.Event()
+    producer = threading.Thread(target=paced_produce, daemon=True,
+                                args=(stack.bootstrap, cfg.kafka.topics.engagement, traffic.payloads, 5000, gate, done))
     first = start_fyp(path, "run", "spikes", "--fresh", log=tmp_path / "run1.log")
+    producer.start()
     try:
         deadline = time.monotonic() + 180
         while latest_checkpoint(cfg.checkpoint_dir / "spikes") is None:
             assert time.monotonic() < deadline, "no checkpoint was retained"
             time.sleep(0.5)
         seen = transitions_on_topic(stack.bootstrap, cfg.kafka.topics.spike_transitions)
+        assert not done.is_set(), "the whole stream was sent before the kill"
     finally:
         kill_group(first, signal.SIGKILL)
     killed_at = time.monotonic()
     print(f"killed with {len(seen)} of {len(expected)} transitions on the topic")
-    assert len(seen) < len(expected), "the job had finished before the kill: the test did not test a restart"
 
     second = start_fyp(path, "run", "spikes", log=tmp_path / "run2.log")
+    gate.set()
     try:
+        producer.join(timeout=180)
+        assert done.is_set()
+        p = Producer({"bootstrap.servers": stack.bootstrap})
+        for part in (0, 1):
+            p.produce(cfg.kafka.topics.engagement, sentinel_payload(part, sentinel), partition=part)
+        p.flush(30)
         assert_matches_oracle(stack, cfg, traffic, expected, states, receiver)
         print(f"recovered to the oracle {time.monotonic() - killed_at:.1f}s after the kill")
     finally:
