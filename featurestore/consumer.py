@@ -171,7 +171,9 @@ def drain_until_idle(step, idle_ms: int, stop: threading.Event | None = None) ->
             return
 
 
-REDIS_UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+# what a retry can outlast: Redis down or loading, and a cluster between topologies
+REDIS_UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError,
+                     redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError)
 
 
 def retry_with_backoff(call, errors: tuple, backoff_max_s: float, on_retry):

@@ -177,7 +177,11 @@ def test_offline_answers_equal_what_the_online_store_returned(stack):
         found += all(hi["as_of"].values())
         # videos 0-9 were last written in the first 1.5 s of the send period; 3 s later they expire
         expired += eid < "v010" and not hi["found"] and before > started + 6000
-    assert checked >= 0.8 * len(samples), f"only {checked} of {len(samples)} samples unambiguous (margin {margin} ms)"
+    # every unambiguous sample was compared above; this only guards against a vacuous test (the
+    # share depends on the slowest write of the run: one 90 ms write on a loaded machine widens
+    # every sample's window)
+    assert checked >= max(300, 0.5 * len(samples)), \
+        f"only {checked} of {len(samples)} samples unambiguous (margin {margin} ms)"
     assert found > 100 and expired > 20, (found, expired)
 
     # the command line gives the same answer (ISO-8601 time, as an analyst would type it)

@@ -7,6 +7,7 @@ import subprocess
 import time
 
 import pytest
+import redis
 from redis.cluster import RedisCluster
 
 from featurestore import layout
@@ -37,11 +38,14 @@ def cluster(tmp_path):
     cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
     subprocess.run([cli, "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports], "--cluster-replicas", "0",
                     "--cluster-yes"], check=True, capture_output=True, timeout=60)
+    # every node must see the cluster as ok (each converges on its own after the create)
+    deadline = time.monotonic() + 30
+    for p in ports:
+        node = redis.Redis(port=p)
+        while node.cluster("INFO").get("cluster_state") != "ok":
+            assert time.monotonic() < deadline, f"node {p} did not see the cluster converge"
+            time.sleep(0.1)
     rc = RedisCluster(host="127.0.0.1", port=ports[0])
-    deadline = time.monotonic() + 20
-    while rc.cluster_info().get("cluster_state") != "ok":
-        assert time.monotonic() < deadline, "cluster did not converge"
-        time.sleep(0.1)
     yield rc
     rc.close()
     for svc, root in svcs:
