@@ -23,8 +23,16 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def cluster(tmp_path):
-    ports = [services.free_port() for _ in range(3)]
     svcs = []
+    try:
+        yield _start_cluster(tmp_path, svcs)
+    finally:  # also when the start failed half-way: no node outlives the test
+        for svc, root in svcs:
+            services.stop(svc, root)
+
+
+def _start_cluster(tmp_path, svcs: list) -> RedisCluster:
+    ports = [services.free_port() for _ in range(3)]
     for p in ports:
         root = tmp_path / str(p)
         root.mkdir()
@@ -33,8 +41,8 @@ def cluster(tmp_path):
         svc = services.Service(f"redis-{p}", base.argv + ["--cluster-enabled", "yes", "--cluster-config-file",
                                                           str(root / "nodes.conf"),
                                                           "--cluster-port", str(services.free_port())], p)
-        services.start(svc, root)
         svcs.append((svc, root))
+        services.start(svc, root)
     cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
     subprocess.run([cli, "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports], "--cluster-replicas", "0",
                     "--cluster-yes"], check=True, capture_output=True, timeout=60)
@@ -45,11 +53,7 @@ def cluster(tmp_path):
         while node.cluster("INFO").get("cluster_state") != "ok":
             assert time.monotonic() < deadline, f"node {p} did not see the cluster converge"
             time.sleep(0.1)
-    rc = RedisCluster(host="127.0.0.1", port=ports[0])
-    yield rc
-    rc.close()
-    for svc, root in svcs:
-        services.stop(svc, root)
+    return RedisCluster(host="127.0.0.1", port=ports[0])
 
 
 def test_writer_and_client_on_a_cluster(cluster):
