@@ -35,7 +35,9 @@ from featurestore.read_plan import GroupSelection, select
 from schemas.features import FeatureGroup
 
 REDIS, CACHE, STALE, DEFAULT = "redis", "cache", "stale", "default"
-READ_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+# Redis unreachable, stuck, loading, or (on a cluster) down or resharding: the read falls back
+READ_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.exceptions.ClusterDownError,
+               redis.exceptions.TryAgainError, OSError)
 TYPE_DEFAULTS = {"int": 0, "float": 0.0, "str": "", "json": []}
 
 

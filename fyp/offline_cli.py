@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import orjson
 
-from fyp.config import Config, ConfigError, load_config
+from fyp.config import Config
 
 
 def parse_time_ms(text: str) -> int:
@@ -57,14 +57,7 @@ def cmd_offline_get(cfg: Config, args) -> None:
         sys.stdout.write(orjson.dumps(row).decode() + "\n")
 
 
-def _load(args) -> Config:
-    try:
-        return load_config(args.config)
-    except ConfigError as e:
-        raise SystemExit(f"config error: {e}") from None
-
-
-def add_commands(subparsers, load_cfg=_load) -> None:
+def add_commands(subparsers, load_cfg) -> None:
     """Adds `offline get` to the `fyp` parser's subparsers. `load_cfg(args)` turns the parsed
     arguments (with `--config`) into a Config."""
     o = subparsers.add_parser("offline", help="the offline feature log (Parquet): point-in-time reads")
