@@ -7,7 +7,7 @@ FYP := $(BIN)/fyp
 STAMP := $(VENV)/.installed
 CONFIG ?= configs/local.yaml
 
-.PHONY: setup system-deps up down status demo test test-unit bench clean cluster-up cluster-down
+.PHONY: setup system-deps up down status demo test test-long test-all test-unit bench clean cluster-up cluster-down
 
 setup: system-deps $(STAMP)
 	$(FYP) --config $(CONFIG) setup
@@ -50,7 +50,15 @@ cluster-down:
 demo: up
 	$(FYP) --config $(CONFIG) demo
 
+# The default run (and CI's): every feature against its oracle, in about 11 min on 2 cores. The
+# `long` tests (crashes, outages, restarts, savepoints: ~10 min more) run with test-long / test-all.
 test: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not long" tests
+
+test-long: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m long tests
+
+test-all: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 test-unit: setup

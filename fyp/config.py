@@ -138,6 +138,11 @@ class ClusterConfig:
     dir: str = ""  # its config, logs and pid files; default <state_dir>/cluster
     savepoint_dir: str = ""  # default target of `fyp stop --savepoint`; default <state_dir>/savepoints
     startup_timeout: Duration = Duration(120_000)  # `cluster up` waits this long for a free slot
+    # How fast the JobManager declares a crashed TaskManager dead and restarts its tasks elsewhere
+    # (Flink's heartbeat.interval / heartbeat.timeout; Flink's own defaults are 10 s / 50 s, so a
+    # kill -9 of a TaskManager stalls the job for up to 50 s; shorter costs a little RPC traffic)
+    heartbeat_interval: Duration = Duration(2_000)
+    heartbeat_timeout: Duration = Duration(10_000)
 
 
 @dataclass

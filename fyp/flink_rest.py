@@ -89,6 +89,20 @@ def restored_from(rest_url: str, job_id: str) -> str | None:
     return restored.get("external_path")
 
 
+def latest_completed_checkpoint(rest_url: str, job_id: str) -> dict | None:
+    """The job's newest completed checkpoint (id, trigger_timestamp and latest_ack_timestamp in
+    epoch ms, external_path), or None before the first one."""
+    got = _request("GET", f"{rest_url}/jobs/{job_id}/checkpoints")
+    return (got.get("latest") or {}).get("completed")
+
+
+def checkpoint_stats(rest_url: str, job_id: str) -> dict:
+    """The job's checkpoint statistics: counts (restored: how often it restored state, once per
+    failover), latest.completed (trigger_timestamp, epoch ms) and latest.restored
+    (restore_timestamp). Unlike REST metrics these are not cached for 10 s."""
+    return _request("GET", f"{rest_url}/jobs/{job_id}/checkpoints")
+
+
 def cancel_job(rest_url: str, job_id: str) -> None:
     _request("PATCH", f"{rest_url}/jobs/{job_id}?mode=cancel")
 

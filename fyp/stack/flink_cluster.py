@@ -82,6 +82,8 @@ def flink_conf(cfg: Config) -> dict:
         "taskmanager.bind-host": c.host,
         "taskmanager.numberOfTaskSlots": slots(cfg),
         "taskmanager.memory.process.size": c.taskmanager_memory,
+        "heartbeat.interval": f"{c.heartbeat_interval} ms",
+        "heartbeat.timeout": f"{c.heartbeat_timeout} ms",
         "rest.address": c.host,
         "rest.bind-address": c.host,
         "rest.port": c.rest_port,
@@ -221,6 +223,18 @@ def wait_ready(cfg: Config, timeout_s: float) -> dict:
             last = str(e)
         time.sleep(0.5)
     raise ClusterError(f"the cluster at {url} was not ready after {timeout_s:.0f}s ({last}){_log_tail(cfg)}")
+
+
+def python_workers(cfg: Config) -> list[int]:
+    """The Python worker processes of this cluster's TaskManagers (they run the jobs' Python
+    operators)."""
+    return [p for tm in daemon_pids(cfg)["taskmanager"] for p in procs.tree(tm) if p != tm and _python_worker(p)]
+
+
+def start_taskmanager(cfg: Config) -> None:
+    """Starts one more TaskManager for this cluster folder: after one crashed (as a supervisor
+    would), or to add slots. Its slots register with the running JobManager."""
+    _script(cfg, "taskmanager", "start")
 
 
 def down(cfg: Config, timeout_s: float = 30.0) -> list[str]:

@@ -31,14 +31,16 @@ def traffic_for(cfg, *, seed: int, start_ms: int, hours: float, rate: float, vid
     return generate(spec)
 
 
-def paced_produce(bootstrap, topic, payloads, per_second, gate, done, keyed: bool = False):
-    """Sends at `per_second`; after 60 % of the stream waits for `gate` (set once a test killed
-    its job), so a kill always lands mid-stream however slowly the job starts. Round-robin over two
-    partitions, or keyed by video (one video's events keep their order)."""
+def paced_produce(bootstrap, topic, payloads, per_second, gate, done, keyed: bool = False,
+                  pause_share: float = 0.6, hurry=None):
+    """Sends at `per_second`; after `pause_share` of the stream waits for `gate` (set once a test
+    killed its job), so a kill always lands mid-stream however slowly the job starts. Once the
+    event `hurry` is set, sends the rest unpaced. Round-robin over two partitions, or keyed by
+    video (one video's events keep their order)."""
     import time
 
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"})
-    t0, pause_at = time.monotonic(), int(len(payloads) * 0.6)
+    t0, pause_at = time.monotonic(), int(len(payloads) * pause_share)
     for i, payload in enumerate(payloads):
         if i == pause_at:
             p.flush(60)
@@ -50,6 +52,8 @@ def paced_produce(bootstrap, topic, payloads, per_second, gate, done, keyed: boo
             p.produce(topic, payload, partition=i % 2)
         if i % 200 == 0:
             p.poll(0)
+            if hurry is not None and hurry.is_set():
+                continue
             ahead = i / per_second - (time.monotonic() - t0)
             if ahead > 0:
                 time.sleep(ahead)
@@ -68,6 +72,14 @@ def final_as_of(cfg, sentinel_ms: int) -> int:
     e = cfg.engagement
     geo = TileGeometry(e.tile, e.emit_interval, tuple(e.window_ms))
     return geo.as_of_at_watermark(sentinel_ms - e.max_out_of_orderness)
+
+
+def send_sentinels(bootstrap: str, topic: str, t: int, partitions: int = 2) -> None:
+    """A sentinel event at `t` on every partition: the watermark passes every step before it."""
+    p = Producer({"bootstrap.servers": bootstrap})
+    for part in range(partitions):
+        p.produce(topic, sentinel_payload(part, t), partition=part)
+    assert p.flush(30) == 0
 
 
 def sentinel_payload(partition: int, t: int) -> bytes:

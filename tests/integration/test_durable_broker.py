@@ -1,7 +1,8 @@
 """The durable broker option (stack.broker_storage: s3): tansu on its s3:// storage in a local
 SeaweedFS, started with the same code as `fyp up`. A broker restart, orderly (SIGTERM) or a crash
 (SIGKILL), loses nothing: topics, every record exactly once in its partition's order, offsets
-that continue; and the feature writer carries on across it."""
+that continue; the feature writer carries on across it; and so does a streaming job: a broker
+crash in the middle of its stream leaves its features equal to the oracle."""
 from __future__ import annotations
 
 import os
@@ -247,3 +248,54 @@ def test_feature_writer_carries_on_across_a_broker_crash(durable_broker, stack):
         stop.set()
         thread.join(timeout=10)
         writer.close()
+
+
+@pytest.mark.long
+def test_streaming_job_carries_on_across_a_broker_crash(durable_broker, stack, tmp_path):
+    """`fyp run engagement` (job and writer) reading a stream when the broker is killed (SIGKILL)
+    and started again on its s3 storage: the job's source, its sinks and the writer reconnect, and
+    the features end equal to the oracle: nothing lost, nothing counted twice."""
+    from tests import oracle
+    from tests.conftest import kill_group, start_fyp, wait_for_no_problems
+    from tests.integration.engagement_support import (expected_features, final_as_of, paced_produce,
+                                                      redis_features, send_sentinels, sentinel_time,
+                                                      traffic_for)
+
+    b = durable_broker
+    # as in the restart tests: a 2 h lateness keeps a compressed replay that stalls and resumes
+    # about the broker, not about which events the watermark judges late
+    cfg, path = stack.config("durable-job", **{"kafka.bootstrap": b.bootstrap, "engagement.allowed_lateness": "2h"})
+    traffic = traffic_for(cfg, seed=47, start_ms=1_793_000_000_000, hours=6, rate=1.5, late_share=0.0,
+                          malformed_share=0.002, videos=150)
+    sentinel = sentinel_time(cfg, max(e["event_time"] for e in traffic.events if e))
+    expected, _ = expected_features(cfg, traffic.payloads, final_as_of(cfg, sentinel))
+    client = stack.redis(cfg)
+
+    done, gate = threading.Event(), threading.Event()
+    producer = threading.Thread(target=paced_produce, daemon=True,
+                                args=(b.bootstrap, cfg.kafka.topics.engagement, traffic.payloads, 1000, gate, done))
+    job = start_fyp(path, "run", "engagement", "--fresh", log=tmp_path / "run.log")
+    try:
+        producer.start()
+        deadline = time.monotonic() + 180
+        while len(redis_features(client, cfg)) < 20:  # the job is well into the stream
+            assert time.monotonic() < deadline and job.poll() is None, "the job wrote no features"
+            time.sleep(0.5)
+        assert not done.is_set(), "the whole stream was sent before the crash: not mid-stream"
+        b.stop_broker(signal.SIGKILL)
+        crashed = time.monotonic()
+        time.sleep(5)  # the job's consumers and producers, and the writer, meet a dead broker
+        assert job.poll() is None, "the job exited while the broker was away"
+        b.start_broker()
+        gate.set()
+        producer.join(timeout=180)
+        assert done.is_set(), "the producer did not finish"
+        send_sentinels(b.bootstrap, cfg.kafka.topics.engagement, sentinel)
+        took = wait_for_no_problems(lambda: oracle.compare(expected, redis_features(client, cfg)),
+                                    timeout=300, what="features equal to the oracle after a broker crash")
+        print(f"equal to the oracle {took:.1f}s after the last event, {time.monotonic() - crashed:.1f}s after "
+              f"the crash ({len(expected)} videos, {len(traffic.payloads)} events)")
+        assert job.poll() is None
+    finally:
+        gate.set()
+        kill_group(job, signal.SIGTERM)

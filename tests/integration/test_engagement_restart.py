@@ -16,7 +16,7 @@ from tests.conftest import kill_group, start_fyp, wait_for_no_problems
 from tests.integration.engagement_support import (expected_features, final_as_of, paced_produce, redis_features,
                                                   sentinel_payload, sentinel_time, traffic_for)
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 START_MS = 1_790_500_000_000
 

@@ -6,86 +6,21 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
 import threading
 import time
 
 import pytest
-from confluent_kafka import Producer
 
 from fyp import flink_rest
-from fyp.config import REPO_ROOT
-from fyp.stack import flink_cluster
-from fyp.stack.services import free_port
 from tests import oracle
-from tests.conftest import fyp_command, kill_group, start_fyp, wait_for_no_problems
+from tests.conftest import kill_group, start_fyp, wait_for_no_problems
+from tests.integration.cluster_support import cancel_quietly, fyp, jobmanager, submitted_id, wait_state
 from tests.integration.engagement_support import (expected_features, final_as_of, paced_produce, produce,
-                                                  redis_features, sentinel_payload, sentinel_time, traffic_for)
+                                                  redis_features, send_sentinels, sentinel_time, traffic_for)
 
 pytestmark = pytest.mark.integration
 
 START_MS = 1_791_000_000_000
-
-
-@pytest.fixture(scope="module")
-def cluster(stack):
-    """A cluster on free ports in the stack's temporary folder, stopped even when a test fails.
-    Returns the config overrides that point a test's config at it."""
-    overrides = {"cluster.rest_port": free_port(), "cluster.rpc_port": free_port()}
-    cfg, _ = stack.config("flink-cluster", **overrides)
-    overrides["cluster.dir"] = str(cfg.cluster_dir)
-    started = time.monotonic()
-    try:
-        ov = flink_cluster.up(cfg, timeout_s=180)
-        assert ov["taskmanagers"] == 1 and ov["slots-total"] == cfg.flink.parallelism
-        print(f"cluster up in {time.monotonic() - started:.1f}s")
-        yield overrides
-    finally:
-        stopped = flink_cluster.down(cfg)
-        assert not any(flink_cluster.daemon_pids(cfg).values()), "a cluster daemon survived `down`"
-        print(f"cluster down: {stopped}")
-
-
-def jobmanager(cfg) -> str:
-    return f"{cfg.cluster.host}:{cfg.cluster.rest_port}"
-
-
-def fyp(path, *args, timeout: float = 240) -> str:
-    """Runs `fyp ...` to its end; returns its output (fails the test on a non-zero exit)."""
-    got = subprocess.run(fyp_command(path, *args), cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
-    out = got.stdout + got.stderr
-    assert got.returncode == 0, f"fyp {' '.join(args)} exited {got.returncode}:\n{out[-3000:]}"
-    return out
-
-
-def submitted_id(out: str) -> str:
-    m = re.search(r"^job id: ([0-9a-f]{32})$", out, re.M)
-    assert m, f"no job id in the output of fyp submit:\n{out[-2000:]}"
-    return m.group(1)
-
-
-def wait_state(cfg, job_id: str, states: tuple, timeout: float = 90) -> str:
-    url = f"http://{jobmanager(cfg)}"
-    deadline = time.monotonic() + timeout
-    state = "?"
-    while time.monotonic() < deadline:
-        state = flink_rest.job_state(url, job_id)
-        if state in states:
-            return state
-        time.sleep(0.5)
-    raise AssertionError(f"job {job_id} is {state}, not {states}, after {timeout}s")
-
-
-def cancel_quietly(cfg, path, job_id: str | None) -> None:
-    if job_id is None:
-        return
-    url = f"http://{jobmanager(cfg)}"
-    try:
-        if flink_rest.job_state(url, job_id) in flink_rest.ACTIVE_STATES:
-            fyp(path, "cancel", job_id, "--jobmanager", jobmanager(cfg), timeout=60)
-        wait_state(cfg, job_id, ("CANCELED", "FINISHED", "FAILED"), timeout=60)  # its slots are free again
-    except (AssertionError, flink_rest.RestError) as e:
-        print(f"cleanup of {job_id}: {e}")
 
 
 def test_submitted_job_features_equal_oracle(stack, cluster, tmp_path):
@@ -117,6 +52,7 @@ def test_submitted_job_features_equal_oracle(stack, cluster, tmp_path):
         kill_group(writer, signal.SIGTERM)
 
 
+@pytest.mark.long
 def test_stop_with_savepoint_and_resubmit_loses_and_doubles_nothing(stack, cluster, tmp_path):
     # As in test_engagement_restart: a compressed paced replay restarted mid-stream can run one
     # partition's event time far ahead of the other's; a 2 h lateness keeps this test about the
@@ -165,10 +101,7 @@ def test_stop_with_savepoint_and_resubmit_loses_and_doubles_nothing(stack, clust
         assert restored.rstrip("/").endswith(savepoint.rstrip("/")), restored
         producer.join(timeout=120)
         assert done.is_set(), "the producer did not finish"
-        p = Producer({"bootstrap.servers": stack.bootstrap})
-        for part in (0, 1):
-            p.produce(cfg.kafka.topics.engagement, sentinel_payload(part, sentinel), partition=part)
-        assert p.flush(30) == 0
+        send_sentinels(stack.bootstrap, cfg.kafka.topics.engagement, sentinel)
         took = wait_for_no_problems(lambda: oracle.compare(expected, redis_features(client, cfg)),
                                     timeout=300, what="features equal to the oracle after stop and resubmit")
         print(f"equal to the oracle {took:.1f}s after the last event was sent ({len(expected)} videos, "

@@ -18,7 +18,7 @@ from fyp.stack.services import free_port
 from jobs.interests import OPERATOR
 from tests.conftest import kill_group, start_fyp
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 START_MS = 1_792_000_000_000
 USERS = 20_000

@@ -8,16 +8,15 @@ import threading
 import time
 
 import pytest
-from confluent_kafka import Producer
 
 from fyp.stack import services
 from tests import oracle
 from tests.conftest import kill_group, start_fyp, wait_for_no_problems
 from tests.integration.engagement_support import (expected_features, final_as_of, paced_produce, redis_features,
-                                                  sentinel_payload, sentinel_time, traffic_for)
+                                                  send_sentinels, sentinel_time, traffic_for)
 from tests.integration.test_engagement_streaming import scrape
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 START_MS = 1_792_000_000_000
 OUTAGE_S = 30
@@ -64,10 +63,7 @@ def test_redis_stopped_30s_mid_stream(stack, tmp_path):
         producer.join(timeout=180)
         assert done.is_set()
         stream_end = time.monotonic()
-        p = Producer({"bootstrap.servers": stack.bootstrap})
-        for part in (0, 1):
-            p.produce(cfg.kafka.topics.engagement, sentinel_payload(part, sentinel), partition=part)
-        p.flush(30)
+        send_sentinels(stack.bootstrap, cfg.kafka.topics.engagement, sentinel)
         import redis as redis_lib
         client = redis_lib.Redis(port=port)
         wait_for_no_problems(lambda: oracle.compare(expected, redis_features(client, cfg)),

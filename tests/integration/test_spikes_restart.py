@@ -9,16 +9,15 @@ import threading
 import time
 
 import pytest
-from confluent_kafka import Producer
 
 from jobs.flink_env import latest_checkpoint
 from tests.conftest import kill_group, start_fyp
-from tests.integration.engagement_support import paced_produce, sentinel_payload
+from tests.integration.engagement_support import paced_produce, send_sentinels
 from tests.integration.test_alerts import Receiver
 from tests.integration.test_spikes import (MINUTE, assert_matches_oracle, expected_run, labelled_traffic,
                                            transitions_on_topic)
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 
 def test_spike_job_hard_kill_and_restart(stack, tmp_path):
@@ -53,10 +52,7 @@ def test_spike_job_hard_kill_and_restart(stack, tmp_path):
     try:
         producer.join(timeout=180)
         assert done.is_set()
-        p = Producer({"bootstrap.servers": stack.bootstrap})
-        for part in (0, 1):
-            p.produce(cfg.kafka.topics.engagement, sentinel_payload(part, sentinel), partition=part)
-        p.flush(30)
+        send_sentinels(stack.bootstrap, cfg.kafka.topics.engagement, sentinel)
         assert_matches_oracle(stack, cfg, traffic, expected, states, receiver)
         print(f"recovered to the oracle {time.monotonic() - killed_at:.1f}s after the kill")
     finally:
