@@ -13,11 +13,13 @@ setup: system-deps $(STAMP)
 	$(FYP) --config $(CONFIG) setup
 
 # Debian packages the project needs: Redis (tests start their own instances of it) and a JDK
-# (Flink's JVM, and javac for the parser UDF). Installed only when missing.
+# (Flink's JVM, and javac for the parser UDF), socat (TLS in front of the broker: stack.broker_tls_*).
+# Installed only when missing.
 system-deps:
 	@need=""; \
 	command -v redis-server >/dev/null || need="$$need redis-server"; \
 	command -v javac >/dev/null || need="$$need openjdk-17-jdk-headless"; \
+	command -v socat >/dev/null || need="$$need socat"; \
 	if [ -n "$$need" ]; then \
 	  echo "installing:$$need"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need) >/dev/null; \

@@ -32,6 +32,7 @@ from fyp import procs
 from featurestore import layout
 from fyp.config import REPO_ROOT, load_config
 from fyp.generator import output
+from fyp.kafka_clients import client_config
 from fyp.generator.traffic import TrafficSpec, generate
 from fyp.stack.local import ensure_topics
 from schemas.features import VIDEO_ENGAGEMENT
@@ -95,9 +96,9 @@ def send_backlog(cfg, payloads, keys, newest: int, marker: str) -> None:
     """The backlog, a marker view at its newest event time, and one event per partition past the
     marker's step so that the watermark closes the whole backlog."""
     e = cfg.engagement
-    output.send(cfg.kafka.bootstrap, cfg.kafka.topics.engagement, payloads + [event(marker, newest, 0)],
+    output.send(client_config(cfg.kafka), cfg.kafka.topics.engagement, payloads + [event(marker, newest, 0)],
                 keys=keys + [marker.encode()])
-    closer = Producer({"bootstrap.servers": cfg.kafka.bootstrap})
+    closer = Producer(client_config(cfg.kafka))
     for part in range(cfg.kafka.partitions):
         closer.produce(cfg.kafka.topics.engagement,
                        event("zz-closer", newest + e.max_out_of_orderness + 2 * e.emit_interval, part), partition=part)
@@ -209,7 +210,7 @@ class LiveTraffic(threading.Thread):
     def run(self):
         poller = threading.Thread(target=self._poll, daemon=True)
         poller.start()
-        p = Producer({"bootstrap.servers": self.cfg.kafka.bootstrap, "linger.ms": 1})
+        p = Producer(client_config(self.cfg.kafka, {"linger.ms": 1}))
         topic = self.cfg.kafka.topics.engagement
         end = time.time() + self.seconds
         i = 0

@@ -31,6 +31,7 @@ from fyp import procs
 from fyp.config import REPO_ROOT
 from fyp.flink_rest import operator_metric
 from fyp.generator import output
+from fyp.kafka_clients import client_config
 from fyp.generator.traffic import TrafficSpec, generate
 from fyp.stack.services import free_port
 from jobs.interests import OPERATOR
@@ -128,7 +129,7 @@ def bench_interest_state(args, tag) -> dict:
                                   "event_time": start + span + 600_000, "region": "US", "watch_time_ms": 1,
                                   "video_duration_ms": 1000, "liked": False, "shared": False, "commented": False,
                                   "skipped": False}))
-    output.send(cfg.kafka.bootstrap, cfg.kafka.topics.engagement, payloads,
+    output.send(client_config(cfg.kafka), cfg.kafka.topics.engagement, payloads,
                 keys=[str(i % 64).encode() for i in range(len(payloads))])
     log = cfg.state_dir / "bench" / f"{tag}-state" / "run.log"
     proc = subprocess.Popen([sys.executable, "-m", "fyp.cli", "--config", str(path), "run", "interests", "--fresh",

@@ -33,6 +33,7 @@ from bench.engagement import RESULTS, bench_config
 from bench.feature_jobs import TreeMemory, make_inputs, start_backfill, stats_of
 from fyp.config import REPO_ROOT
 from fyp.generator import output
+from fyp.kafka_clients import client_config
 from fyp.generator.traffic import TrafficSpec, generate
 from operators import spikes
 from operators.spikes import IntervalCounts, SpikeRules
@@ -51,8 +52,8 @@ def run_backfill(args, tag: str, events: Path) -> tuple[dict, int, object]:
     return stats_of(log), mem.peak, cfg
 
 
-def topic_json(bootstrap: str, topic: str, idle_s: float = 3.0) -> list[dict]:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-reader", "enable.auto.commit": False})
+def topic_json(kafka: dict, topic: str, idle_s: float = 3.0) -> list[dict]:
+    c = Consumer({**kafka, "group.id": "bench-reader", "enable.auto.commit": False})
     parts = sorted(c.list_topics(topic, timeout=10).topics[topic].partitions)
     c.assign([TopicPartition(topic, p, 0) for p in parts])
     out, last = [], time.monotonic()
@@ -139,7 +140,7 @@ def main():
         path = folder / "labelled.jsonl"
         output.write_jsonl(path, traffic.payloads)
         st, peak, cfg = run_backfill(args, f"{tag}-q", path)
-        transitions = topic_json(cfg.kafka.bootstrap, cfg.kafka.topics.spike_transitions)
+        transitions = topic_json(client_config(cfg.kafka), cfg.kafka.topics.spike_transitions)
         q = alert_quality(transitions, traffic.spikes, args.hours)
         result["quality_through_job"] = summary(q, threshold_delays(counts, transitions, traffic.spikes,
                                                                      cfg.spikes.super_rate))

@@ -29,7 +29,7 @@ log = logging.getLogger("fyp.writer")
 
 
 class FeatureUpdateConsumer:
-    def __init__(self, bootstrap: str, topic: str, group_id: str, writer: FeatureWriter,
+    def __init__(self, kafka: dict, topic: str, group_id: str, writer: FeatureWriter,
                  batch_max: int = 2000, poll_timeout_ms: int = 50, backoff_max_ms: int = 5000,
                  on_write=None, offline_log: OfflineLog | None = None):
         self.topic = topic
@@ -50,7 +50,7 @@ class FeatureUpdateConsumer:
         self._high_noted_at = 0.0
         self.name = group_id
         self.consumer = Consumer({
-            "bootstrap.servers": bootstrap,
+            **kafka,  # connection settings (fyp.kafka_clients.client_config)
             "group.id": group_id,  # only for client identification: no subscribe, no commits
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",

@@ -13,6 +13,7 @@ from fyp.alerts.cli import add_commands as add_alert_commands
 from fyp.cluster_cli import add_commands as add_cluster_commands
 from fyp.offline_cli import add_commands as add_offline_commands
 from fyp.config import ConfigError, load_config
+from fyp.kafka_clients import client_config
 
 
 def _cfg(args):
@@ -79,8 +80,8 @@ def cmd_generate(args):
         if args.uploads_output:
             output.write_jsonl(args.uploads_output, [orjson.dumps(u) for u in traffic.uploads])
     else:
-        output.send(cfg.kafka.bootstrap, cfg.kafka.topics.uploads, [orjson.dumps(u) for u in traffic.uploads])
-        n = output.send(cfg.kafka.bootstrap, cfg.kafka.topics.engagement, traffic.payloads,
+        output.send(client_config(cfg.kafka), cfg.kafka.topics.uploads, [orjson.dumps(u) for u in traffic.uploads])
+        n = output.send(client_config(cfg.kafka), cfg.kafka.topics.engagement, traffic.payloads,
                         target_rate=args.target_rate)
     kinds = {k: traffic.kinds.count(k) for k in sorted(set(traffic.kinds))}
     print(orjson.dumps({"events": n, "uploads": len(traffic.uploads), "spikes": len(traffic.spikes),
@@ -283,10 +284,11 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from fyp.connections import RedisAccessError
+    from fyp.kafka_clients import KafkaAccessError
 
     try:
         args.fn(args)
-    except RedisAccessError as e:  # a refused login: one line naming the user and the variable
+    except (RedisAccessError, KafkaAccessError) as e:  # one line naming what to fix, never a secret
         raise SystemExit(f"fyp: {e}") from None
 
 

@@ -61,11 +61,32 @@ class TopicsConfig:
     spike_alerts: str = "spike-alerts"  # alerts for on-call, one per video per cooldown
 
 
+KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+
+
+@dataclass
+class KafkaSecurityConfig:
+    """How every Kafka client connects (fyp/kafka_clients.py). Files, not secrets: the SASL
+    password only from FYP_KAFKA_SASL_PASSWORD, a client key's password only from
+    FYP_KAFKA_SSL_KEY_PASSWORD."""
+    protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+    sasl_mechanism: str = "SCRAM-SHA-512"  # SCRAM-SHA-512 | SCRAM-SHA-256 | PLAIN
+    sasl_username: str = ""
+    ssl_ca_file: str = ""  # PEM CA bundle that signed the broker's certificate; empty: the system's
+    # client certificate, for brokers that require one. The JVM clients (Flink) read certificate
+    # and key from one PEM file: put both in ssl_cert_file and leave ssl_key_file empty (or equal).
+    ssl_cert_file: str = ""
+    ssl_key_file: str = ""
+    ssl_check_hostname: bool = True
+
+
 @dataclass
 class KafkaConfig:
     bootstrap: str = "127.0.0.1:19092"
     partitions: int = 2
     topics: TopicsConfig = field(default_factory=TopicsConfig)
+    security: KafkaSecurityConfig = field(default_factory=KafkaSecurityConfig)
     consumer_group: str = "fyp-engagement"
     starting_offsets: str = "earliest"  # for a job with no checkpoint: earliest | group
 
@@ -104,6 +125,13 @@ class StackConfig:
     seaweedfs_internal_ports: int = 18340  # the first of 7 consecutive ports (master, volume, filer, gRPC)
     seaweedfs_dir: str = ""  # its data; default <state_dir>/seaweedfs
     s3_bucket: str = "tansu"  # the broker's bucket
+    # TLS on broker_port (server certificate chain and key, PEM): a TLS terminator (socat) listens
+    # there and tansu moves to broker_internal_port on loopback. Clients then need
+    # kafka.security.protocol SSL and kafka.security.ssl_ca_file (README "Kafka security").
+    broker_tls_cert: str = ""
+    broker_tls_key: str = ""
+    broker_tls_client_ca: str = ""  # when set, clients must present a certificate it signed
+    broker_internal_port: int = 19093
 
 
 @dataclass
@@ -503,6 +531,54 @@ def _coerce(tp, value, source: str, where: str):
     raise ConfigError(f"{source}: '{where}' must be {tp.__name__}, got {value!r}")
 
 
+def _check_broker_tls(st: StackConfig, source: str) -> None:
+    files = {"broker_tls_cert": st.broker_tls_cert, "broker_tls_key": st.broker_tls_key,
+             "broker_tls_client_ca": st.broker_tls_client_ca}
+    if not any(files.values()):
+        return
+    if not (st.broker_tls_cert and st.broker_tls_key):
+        raise ConfigError(f"{source}: stack.broker_tls_cert and stack.broker_tls_key go together")
+    for key, value in files.items():
+        if value and (not Path(value).is_file() or re.search(r"[,:!]", value)):
+            # socat, the TLS terminator, splits its address on these characters
+            raise ConfigError(f"{source}: stack.{key}: expected an existing file whose path has no ',' ':' '!', "
+                              f"got {value!r}")
+    if st.broker_internal_port in (st.broker_port, st.redis_port) or not 0 < st.broker_internal_port < 65536:
+        raise ConfigError(f"{source}: stack.broker_internal_port must be a port other than broker_port and redis_port")
+
+
+def _check_kafka_security(sec: KafkaSecurityConfig, source: str) -> None:
+    """Combinations that cannot work fail at load. The SASL password is checked where a client is
+    built (fyp/kafka_clients.py): a config without Kafka use must load without it."""
+    where = "kafka.security"
+    if sec.protocol not in KAFKA_PROTOCOLS:
+        raise ConfigError(f"{source}: {where}.protocol must be one of {', '.join(KAFKA_PROTOCOLS)}, "
+                          f"got {sec.protocol!r}")
+    if sec.protocol.startswith("SASL_"):
+        if sec.sasl_mechanism not in SASL_MECHANISMS:
+            raise ConfigError(f"{source}: {where}.sasl_mechanism must be one of {', '.join(SASL_MECHANISMS)}, "
+                              f"got {sec.sasl_mechanism!r}")
+        if not sec.sasl_username:
+            raise ConfigError(f"{source}: {where}.protocol {sec.protocol} needs {where}.sasl_username "
+                              f"(its password comes from FYP_KAFKA_SASL_PASSWORD)")
+    files = {"ssl_ca_file": sec.ssl_ca_file, "ssl_cert_file": sec.ssl_cert_file, "ssl_key_file": sec.ssl_key_file}
+    if not sec.protocol.endswith("SSL"):
+        for key, value in files.items():
+            if value:  # would be ignored: say so rather than run without the TLS the file suggests
+                raise ConfigError(f"{source}: {where}.{key} is set but {where}.protocol is {sec.protocol} "
+                                  f"(TLS files need SSL or SASL_SSL)")
+        return
+    for key, value in files.items():
+        if value and not Path(value).is_file():
+            raise ConfigError(f"{source}: {where}.{key}: no such file: {value}")
+    if sec.ssl_key_file and not sec.ssl_cert_file:
+        raise ConfigError(f"{source}: {where}.ssl_key_file needs {where}.ssl_cert_file (the client certificate)")
+    if sec.ssl_key_file and Path(sec.ssl_key_file).resolve() != Path(sec.ssl_cert_file).resolve():
+        # Flink's Kafka client (PEM keystore) reads the certificate chain and key from one file
+        raise ConfigError(f"{source}: {where}.ssl_key_file must be empty or the same file as "
+                          f"{where}.ssl_cert_file: put the client certificate and its key in one PEM file")
+
+
 def _check(cfg: Config, source: str) -> None:
     e = cfg.engagement
     if e.emit_interval <= 0 or e.tile % e.emit_interval:
@@ -525,6 +601,7 @@ def _check(cfg: Config, source: str) -> None:
     internal = range(st.seaweedfs_internal_ports, st.seaweedfs_internal_ports + 7)
     if not (0 < st.seaweedfs_port < 65536 and 0 < internal.start and internal.stop <= 65536):
         raise ConfigError(f"{source}: stack.seaweedfs_port and stack.seaweedfs_internal_ports (+6) must be ports")
+    _check_broker_tls(st, source)
     ports = [st.seaweedfs_port, *internal, st.broker_port, st.redis_port]
     if st.broker_storage == "s3" and len(set(ports)) != len(ports):
         raise ConfigError(f"{source}: stack.seaweedfs_port, the 7 ports from stack.seaweedfs_internal_ports, "
@@ -543,6 +620,7 @@ def _check(cfg: Config, source: str) -> None:
                           f"cluster.startup_timeout must be positive")
     if cfg.kafka.starting_offsets not in ("earliest", "group"):
         raise ConfigError(f"{source}: kafka.starting_offsets must be earliest or group")
+    _check_kafka_security(cfg.kafka.security, source)
     for group in ("video_engagement", "user_interests", "region_trends", "video_milestones", "video_spikes",
                   "spike_alerts"):
         if group not in cfg.featurestore.ttl:

@@ -18,6 +18,7 @@ from featurestore.reader import FeatureReader
 from fyp import procs
 from fyp.config import Config
 from fyp.generator import output
+from fyp.kafka_clients import client_config
 from fyp.generator.traffic import TrafficSpec, generate
 from fyp.runner import redis_client
 from schemas.features import groups_for
@@ -48,7 +49,7 @@ def _reset(cfg: Config) -> None:
 
     from fyp.stack.local import all_topics, ensure_topics
 
-    admin = AdminClient({"bootstrap.servers": cfg.kafka.bootstrap})
+    admin = AdminClient(client_config(cfg.kafka))
     for fut in admin.delete_topics(all_topics(cfg)).values():
         try:
             fut.result()
@@ -66,7 +67,7 @@ def run_demo(cfg: Config, config_path: str | None, live_seconds: int = 30) -> No
     now = int(time.time() * 1000)
     seed = int(now // 1000) % 1000  # one catalog for backlog and live traffic
     backlog = _traffic(cfg, now - 600_000, 10, 60, seed=seed)
-    n = output.send(cfg.kafka.bootstrap, cfg.kafka.topics.engagement, backlog.payloads)
+    n = output.send(client_config(cfg.kafka), cfg.kafka.topics.engagement, backlog.payloads)
     print(f"sent a 10-minute backlog: {n} events (incl. {backlog.kinds.count('malformed')} malformed)", flush=True)
     top = [v for v, _ in Counter(e["video_id"] for e in backlog.events if e).most_common(5)]
 
@@ -86,7 +87,7 @@ def run_demo(cfg: Config, config_path: str | None, live_seconds: int = 30) -> No
         print(f"\nstreaming live traffic for {live_seconds}s (event time = now) ...", flush=True)
         live = _traffic(cfg, int(time.time() * 1000), live_seconds / 60, 150, seed=seed)
         release = [orjson.loads(p)["event_time"] if e else time.time() * 1000 for p, e in zip(live.payloads, live.events)]
-        output.send(cfg.kafka.bootstrap, cfg.kafka.topics.engagement, live.payloads, release_at_ms=release)
+        output.send(client_config(cfg.kafka), cfg.kafka.topics.engagement, live.payloads, release_at_ms=release)
         time.sleep(3)
         print(f"\nfeatures in Redis {time.strftime('%H:%M:%S', time.gmtime())} UTC, after the live traffic:")
         _print_top(reader, top)

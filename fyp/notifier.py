@@ -42,17 +42,18 @@ def notification(c: dict) -> dict:
 
 
 class MilestoneNotifier:
-    def __init__(self, bootstrap: str, crossings_topic: str, notifications_topic: str, client: redis.Redis,
+    def __init__(self, kafka: dict, crossings_topic: str, notifications_topic: str, client: redis.Redis,
                  name: str, ttl_ms: int, batch_max: int = 500, poll_timeout_ms: int = 100,
                  backoff_max_ms: int = 5000):
-        self.bootstrap, self.topic, self.out_topic = bootstrap, crossings_topic, notifications_topic
+        # kafka: connection settings (fyp.kafka_clients.client_config), extended per client below
+        self.kafka, self.topic, self.out_topic = kafka, crossings_topic, notifications_topic
         self.client, self.name, self.ttl_ms = client, name, ttl_ms
         self.batch_max, self.poll_timeout, self.backoff_max = batch_max, poll_timeout_ms / 1000, backoff_max_ms / 1000
         self.claim = client.register_script(CLAIM_SCRIPT)
         self.stats = {"crossings": 0, "notified": 0, "duplicates": 0, "reconciled": 0, "retries": 0}
-        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": name, "enable.auto.commit": False,
+        self.consumer = Consumer({**kafka, "group.id": name, "enable.auto.commit": False,
                                   "auto.offset.reset": "earliest", "fetch.wait.max.ms": 50})
-        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+        self.producer = Producer({**kafka, "acks": "all", "linger.ms": 5})
         meta = self.consumer.list_topics(self.topic, timeout=30)
         parts = sorted(meta.topics[self.topic].partitions) if self.topic in meta.topics else []
         if not parts:
@@ -128,7 +129,7 @@ class MilestoneNotifier:
         """Ids already on the notification topic, read until nothing arrives for `idle_s` (the
         broker's end offsets count batches, not records, so they cannot say where the end is).
         Rare: only after a crash between claim and mark."""
-        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"{self.name}-scan",
+        c = Consumer({**self.kafka, "group.id": f"{self.name}-scan",
                       "enable.auto.commit": False})
         meta = c.list_topics(self.out_topic, timeout=30)
         parts = sorted(meta.topics[self.out_topic].partitions)

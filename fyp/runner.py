@@ -15,6 +15,7 @@ from featurestore.writer import FeatureWriter
 from fyp import procs
 from fyp.config import Config
 from fyp.connections import redis_client
+from fyp.kafka_clients import client_config
 from jobs import engagement, front, interests, milestones, spikes, trends
 from jobs.flink_env import latest_checkpoint
 from operators.sliding_tiles import TileGeometry
@@ -45,7 +46,7 @@ def make_writer(cfg: Config) -> FeatureUpdateConsumer:
             # to start logs for all of them (every writer sees every update). Not an error.
             log.warning("%s; this writer stores to Redis only", e)
     try:
-        return FeatureUpdateConsumer(cfg.kafka.bootstrap, cfg.kafka.topics.feature_updates, writer_group(cfg), writer,
+        return FeatureUpdateConsumer(client_config(cfg.kafka), cfg.kafka.topics.feature_updates, writer_group(cfg), writer,
                                      batch_max=w.batch_max, poll_timeout_ms=w.poll_timeout,
                                      backoff_max_ms=w.retry_backoff_max, offline_log=offline_log)
     except BaseException:
@@ -58,7 +59,7 @@ def make_notifier(cfg: Config):
     from fyp.notifier import MilestoneNotifier
 
     t = cfg.kafka.topics
-    return MilestoneNotifier(cfg.kafka.bootstrap, t.milestone_crossings, t.notifications, redis_client(cfg),
+    return MilestoneNotifier(client_config(cfg.kafka), t.milestone_crossings, t.notifications, redis_client(cfg),
                              f"{cfg.kafka.consumer_group}-notifier", cfg.ttl_ms("video_milestones"))
 
 

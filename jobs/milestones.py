@@ -27,8 +27,7 @@ def crossing_sink_ddl(cfg: Config, table: str) -> str:
 ) WITH (
   'connector' = 'kafka',
   'topic' = {sql.quote(cfg.kafka.topics.milestone_crossings)},
-  'properties.bootstrap.servers' = {sql.quote(cfg.kafka.bootstrap)},
-  'sink.delivery-guarantee' = 'at-least-once',
+{sql.kafka_connection(cfg)}  'sink.delivery-guarantee' = 'at-least-once',
   'key.format' = 'raw',
   'key.fields' = 'video_id',
   'value.format' = 'raw',

@@ -5,6 +5,7 @@ that is not also in schemas/ or operators/."""
 from __future__ import annotations
 
 from fyp.config import Config
+from fyp.kafka_clients import sql_options
 from schemas.engagement import ENGAGEMENT_V1, EVENT_TIME_FIELD
 from schemas.upload import UPLOAD_TIME_FIELD, UPLOAD_V1
 
@@ -25,6 +26,13 @@ def interval(ms: int) -> str:
 
 def quote(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
+
+
+def kafka_connection(cfg: Config) -> str:
+    """The connector's 'properties.*' options for bootstrap and security (fyp/kafka_clients.py):
+    lines of a WITH clause, each ending with a comma. Holds the SASL password: never print it
+    unredacted (fyp.kafka_clients.redacted)."""
+    return sql_options(cfg.kafka, quote)
 
 
 def register_functions(t_env) -> None:
@@ -55,8 +63,7 @@ def kafka_source_ddl(cfg: Config, table: str, topic: str, group_id: str, time_fi
 ) WITH (
   'connector' = 'kafka',
   'topic' = {quote(topic)},{idle}
-  'properties.bootstrap.servers' = {quote(k.bootstrap)},
-  'properties.group.id' = {quote(group_id)},
+{kafka_connection(cfg)}  'properties.group.id' = {quote(group_id)},
   'properties.session.timeout.ms' = '6000',
   {startup},
   'scan.watermark.emit.strategy' = {quote(cfg.flink.watermark_emit)},
@@ -110,8 +117,7 @@ def side_output_sink_ddl(cfg: Config, table: str, topic: str) -> str:
 ) WITH (
   'connector' = 'kafka',
   'topic' = {quote(topic)},
-  'properties.bootstrap.servers' = {quote(cfg.kafka.bootstrap)},
-  'sink.delivery-guarantee' = 'at-least-once',
+{kafka_connection(cfg)}  'sink.delivery-guarantee' = 'at-least-once',
   'format' = 'raw'
 )"""
 
@@ -154,8 +160,7 @@ def keyed_update_sink_ddl(cfg: Config, table: str, topic: str) -> str:
 ) WITH (
   'connector' = 'kafka',
   'topic' = {quote(topic)},
-  'properties.bootstrap.servers' = {quote(cfg.kafka.bootstrap)},
-  'properties.linger.ms' = '5',
+{kafka_connection(cfg)}  'properties.linger.ms' = '5',
   'sink.delivery-guarantee' = 'at-least-once',
   'key.format' = 'raw',
   'key.fields' = 'entity_id',

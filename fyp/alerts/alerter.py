@@ -33,6 +33,7 @@ from featurestore import layout
 from featurestore.consumer import REDIS_UNAVAILABLE, drain_until_idle, retry_with_backoff
 from fyp.alerts.alert import alert_id, build_alert, enters_super_spike, safe_file_stem
 from fyp.alerts.delivery import WebhookDelivery
+from fyp.kafka_clients import client_config
 from fyp.alerts.ledger import CLAIMED, COOLDOWN, DUPLICATE, PENDING, AlertLedger
 from fyp.alerts.plot import alert_png
 from fyp.alerts.severity import severity
@@ -43,11 +44,12 @@ log = logging.getLogger("fyp.alerts")
 
 
 class SpikeAlerter:
-    def __init__(self, bootstrap: str, transitions_topic: str, alerts_topic: str, client: redis.Redis, name: str,
+    def __init__(self, kafka: dict, transitions_topic: str, alerts_topic: str, client: redis.Redis, name: str,
                  alerts: AlertsConfig, ttl_ms: int, plot_dir: str | Path, critical_score: float = 0.0,
                  batch_max: int = 500, poll_timeout_ms: int = 100, backoff_max_ms: int = 5000,
                  environ=None, deliver: bool = True):
-        self.bootstrap, self.topic, self.out_topic = bootstrap, transitions_topic, alerts_topic
+        # kafka: connection settings (fyp.kafka_clients.client_config), extended per client below
+        self.kafka, self.topic, self.out_topic = kafka, transitions_topic, alerts_topic
         self.client, self.name, self.alerts = client, name, alerts
         self.plot_dir, self.critical_score = Path(plot_dir), critical_score
         self.batch_max, self.poll_timeout, self.backoff_max = batch_max, poll_timeout_ms / 1000, backoff_max_ms / 1000
@@ -63,9 +65,9 @@ class SpikeAlerter:
         names = [w.name for w in self.webhooks]
         if len(set(names)) != len(names):
             raise ValueError(f"alerts.webhooks: names must be unique (each has its own outbox), got {names}")
-        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": name, "enable.auto.commit": False,
+        self.consumer = Consumer({**kafka, "group.id": name, "enable.auto.commit": False,
                                   "auto.offset.reset": "earliest", "fetch.wait.max.ms": 50})
-        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+        self.producer = Producer({**kafka, "acks": "all", "linger.ms": 5})
         meta = self.consumer.list_topics(self.topic, timeout=30)
         parts = sorted(meta.topics[self.topic].partitions) if self.topic in meta.topics else []
         if not parts:
@@ -150,7 +152,7 @@ class SpikeAlerter:
                 log.info("alert %s suppressed: video %s alerted within the cooldown", alert["id"], alert["video_id"])
         reconciled = []
         if unsure:
-            published = published_alert_ids(self.bootstrap, self.out_topic, f"{self.name}-scan")
+            published = published_alert_ids(self.kafka, self.out_topic, f"{self.name}-scan")
             for aid, alert in unsure.items():
                 if aid in published:
                     reconciled.append(alert)
@@ -226,11 +228,11 @@ class SpikeAlerter:
         self.consumer.close()
 
 
-def published_alert_ids(bootstrap: str, topic: str, group: str, idle_s: float = 3.0) -> set[str]:
+def published_alert_ids(kafka: dict, topic: str, group: str, idle_s: float = 3.0) -> set[str]:
     """Ids (keys) already on the spike-alerts topic, read until nothing arrives for `idle_s` (the
     broker's end offsets count batches, not records, so they cannot say where the end is). Rare:
     only after an alerter died between claim and publish."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    c = Consumer({**kafka, "group.id": group, "enable.auto.commit": False})
     meta = c.list_topics(topic, timeout=30)
     parts = sorted(meta.topics[topic].partitions)
     c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
@@ -255,6 +257,6 @@ def make_alerter(cfg: Config, client: redis.Redis | None = None, deliver: bool =
 
         client = redis_client(cfg, "writer", environ)
     t = cfg.kafka.topics
-    return SpikeAlerter(cfg.kafka.bootstrap, t.spike_transitions, t.spike_alerts, client, alerter_name(cfg),
+    return SpikeAlerter(client_config(cfg.kafka, environ=environ), t.spike_transitions, t.spike_alerts, client, alerter_name(cfg),
                         cfg.alerts, cfg.ttl_ms("spike_alerts"), cfg.state_dir / "alerts",
                         critical_score=cfg.spikes.rise_score, environ=environ, deliver=deliver)

@@ -18,9 +18,10 @@ from fyp.config import Config, ConfigError, load_config
 
 def cmd_alerts_tail(cfg: Config, args) -> None:
     from fyp.alerts.tail import alert_line, follow_alerts
+    from fyp.kafka_clients import client_config
 
     stop = threading.Event()  # never set here: Ctrl-C or --count ends the command
-    alerts = follow_alerts(cfg.kafka.bootstrap, cfg.kafka.topics.spike_alerts, args.from_beginning, stop)
+    alerts = follow_alerts(client_config(cfg.kafka), cfg.kafka.topics.spike_alerts, args.from_beginning, stop)
     shown = 0
     try:
         for raw in alerts:

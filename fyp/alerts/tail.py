@@ -16,11 +16,11 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from fyp.alerts.payloads import per_interval, rfc3339
 
 
-def follow_alerts(bootstrap: str, topic: str, from_beginning: bool, stop: threading.Event,
+def follow_alerts(kafka: dict, topic: str, from_beginning: bool, stop: threading.Event,
                   catch_up_idle_s: float = 1.0, group: str = "fyp-alerts-tail") -> Iterator[bytes]:
     """Yields the raw value of each alert on `topic` (all of them with `from_beginning`, else those
     arriving after the catch-up) until `stop` is set."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+    c = Consumer({**kafka, "group.id": group, "enable.auto.commit": False,
                   "fetch.wait.max.ms": 100})
     try:
         meta = c.list_topics(topic, timeout=30)

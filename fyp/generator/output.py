@@ -8,8 +8,9 @@ import orjson
 from confluent_kafka import Producer
 
 
-def producer(bootstrap: str) -> Producer:
-    return Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "batch.num.messages": 10000,
+def producer(kafka: dict) -> Producer:
+    """`kafka`: connection settings (fyp.kafka_clients.client_config)."""
+    return Producer({**kafka, "linger.ms": 5, "batch.num.messages": 10000,
                      "queue.buffering.max.messages": 1_000_000, "enable.idempotence": False,
                      "acks": "all"})
 
@@ -23,11 +24,11 @@ def key_of(payload: bytes) -> bytes | None:
         return None
 
 
-def send(bootstrap: str, topic: str, payloads, keys=None, target_rate: float = 0.0, release_at_ms=None) -> int:
+def send(kafka: dict, topic: str, payloads, keys=None, target_rate: float = 0.0, release_at_ms=None) -> int:
     """Produces payloads in order. `target_rate` > 0 paces them (events per second of wall time);
     `release_at_ms` (one wall-clock time per payload) holds each back until its time: live
     traffic whose event time is the moment it is sent."""
-    p = producer(bootstrap)
+    p = producer(kafka)
     start = time.monotonic()
     n = 0
     for i, payload in enumerate(payloads):

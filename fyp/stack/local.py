@@ -3,6 +3,7 @@ with stack.broker_storage: s3, SeaweedFS as the broker's storage, first), create
 stops what `up` started. Tests use the same code on free ports."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
@@ -12,6 +13,7 @@ from pathlib import Path
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from fyp.config import Config
+from fyp.kafka_clients import KafkaAccessError, client_config, connect_problem
 from fyp.stack import artifacts, services
 from fyp.stack.s3 import Credentials
 
@@ -64,7 +66,22 @@ def stack_services(cfg: Config, tansu: Path | None = None, weed: Path | None = N
                                   st.seaweedfs_internal_ports, cfg.seaweedfs_dir, st.s3_bucket, creds)
     else:
         broker = [services.tansu_service(tansu, st.broker_port)]
+    if st.broker_tls_cert:
+        broker = [*broker[:-1], *tls_fronted(broker[-1], cfg)]
     return [*broker, services.redis_service(st.redis_port, data)]
+
+
+def tls_fronted(tansu: services.Service, cfg: Config) -> list[services.Service]:
+    """tansu moved to stack.broker_internal_port (loopback, plain) and advertising
+    stack.broker_port, where the TLS terminator listens: every client connection, also the ones
+    metadata sends clients to, goes through TLS."""
+    st = cfg.stack
+    argv = list(tansu.argv)
+    argv[argv.index("--listener-url") + 1] = f"tcp://127.0.0.1:{st.broker_internal_port}"
+    inner = dataclasses.replace(tansu, argv=argv, port=st.broker_internal_port)
+    ca = Path(st.broker_tls_client_ca) if st.broker_tls_client_ca else None
+    return [inner, services.broker_tls_service(st.broker_port, st.broker_internal_port, Path(st.broker_tls_cert),
+                                               Path(st.broker_tls_key), ca)]
 
 
 def up(cfg: Config) -> None:
@@ -95,7 +112,11 @@ def all_topics(cfg: Config) -> list[str]:
 
 
 def ensure_topics(cfg: Config, partitions: int | None = None, timeout: float = 20.0) -> None:
-    admin = AdminClient({"bootstrap.servers": cfg.kafka.bootstrap})
+    conf = client_config(cfg.kafka)
+    problem = connect_problem(conf, timeout)
+    if problem:  # a refused login or TLS handshake says so here, in one line, not as a timeout below
+        raise KafkaAccessError(problem)
+    admin = AdminClient(conf)
     n = partitions or cfg.kafka.partitions
     deadline = time.monotonic() + timeout
     while True:

@@ -36,12 +36,28 @@ class Service:
         return state_dir / "logs" / f"{self.name}.log"
 
 
-def tansu_service(tansu: Path, port: int, storage: str = "memory://tansu/", env: dict | None = None) -> Service:
+def tansu_service(tansu: Path, port: int, storage: str = "memory://tansu/", env: dict | None = None,
+                  advertised_port: int | None = None) -> Service:
     """`storage`: memory://tansu/ (nothing survives a restart) or s3://<bucket>/ with `env` from
-    s3_env (the object store's endpoint and credentials)."""
+    s3_env (the object store's endpoint and credentials). `advertised_port`: the port clients are
+    sent to in metadata when it is not `port` (behind the TLS terminator)."""
     url = f"tcp://127.0.0.1:{port}"
-    return Service("tansu", [str(tansu), "broker", "--listener-url", url, "--advertised-listener-url", url,
+    advertised = f"tcp://127.0.0.1:{advertised_port or port}"
+    return Service("tansu", [str(tansu), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
                              "--storage-engine", storage], port, env=env)
+
+
+def broker_tls_service(port: int, broker_port: int, cert: Path, key: Path, client_ca: Path | None = None) -> Service:
+    """TLS in front of the broker: socat takes TLS connections on `port` and forwards each, in
+    plain TCP over loopback, to tansu on `broker_port`. WHY not tansu's own TLS: tansu 0.6.0 takes
+    --cert and --key as mutually exclusive options (one clap group) and needs both, so its TLS
+    listener cannot be switched on (README "Kafka security"). With `client_ca`, a client must
+    present a certificate signed by it (mutual TLS)."""
+    socat = shutil.which("socat") or "/usr/bin/socat"
+    verify = f"verify=1,cafile={client_ca}" if client_ca else "verify=0"
+    # socat splits its address on ',' and ':': the config rejects such file names (fyp/config.py)
+    listen = f"OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={cert},key={key},{verify}"
+    return Service("broker-tls", [socat, listen, f"TCP:127.0.0.1:{broker_port}"], port)
 
 
 SEAWEEDFS_INTERNAL_PORTS = 7  # master, volume, filer (HTTP and gRPC each) and the S3 gateway's gRPC

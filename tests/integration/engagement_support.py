@@ -89,9 +89,14 @@ def sentinel_payload(partition: int, t: int) -> bytes:
                          "commented": False, "skipped": True})
 
 
-def produce(bootstrap: str, topic: str, payloads, partitions: int = 2, sentinel_at: int | None = None) -> None:
+def connection(bootstrap: str | dict) -> dict:
+    """A bootstrap address, or client settings (fyp.kafka_clients.client_config) for a secured broker."""
+    return dict(bootstrap) if isinstance(bootstrap, dict) else {"bootstrap.servers": bootstrap}
+
+
+def produce(bootstrap: str | dict, topic: str, payloads, partitions: int = 2, sentinel_at: int | None = None) -> None:
     """Payloads keyed by video (malformed ones round-robin), then a sentinel on every partition."""
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"})
+    p = Producer({**connection(bootstrap), "linger.ms": 5, "acks": "all"})
     for i, payload in enumerate(payloads):
         try:
             vid = orjson.loads(payload).get("video_id")
@@ -129,11 +134,11 @@ def redis_features(client, cfg) -> dict:
     return {r.entity_id: r.values for r in rows}
 
 
-def topic_records(bootstrap: str, topic: str, partitions: int = 2, idle_s: float = 3.0) -> list:
+def topic_records(bootstrap: str | dict, topic: str, partitions: int = 2, idle_s: float = 3.0) -> list:
     """All records of a topic as (value, headers dict), reading until idle."""
     import time
 
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader", "enable.auto.commit": False})
+    c = Consumer({**connection(bootstrap), "group.id": "reader", "enable.auto.commit": False})
     c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     out, last = [], time.monotonic()
     while time.monotonic() - last < idle_s:

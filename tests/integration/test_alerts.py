@@ -25,6 +25,7 @@ from featurestore import layout
 from fyp.alerts import cli as alerts_cli
 from fyp.alerts.alerter import SpikeAlerter, make_alerter
 from fyp.alerts.tail import follow_alerts
+from fyp.kafka_clients import client_config
 from fyp.stack.services import free_port
 
 pytestmark = pytest.mark.integration
@@ -175,7 +176,7 @@ def test_one_alert_per_video_per_cooldown_across_restarts_and_replays(stack):
     assert client.pttl(layout.spike_alert_key("v1")) > 6 * 86_400_000  # featurestore.ttl.spike_alerts: 7d
 
     # a full replay of the topic (an alerter with no stored positions) alerts nothing again
-    replay = SpikeAlerter(cfg.kafka.bootstrap, cfg.kafka.topics.spike_transitions, cfg.kafka.topics.spike_alerts,
+    replay = SpikeAlerter(client_config(cfg.kafka), cfg.kafka.topics.spike_transitions, cfg.kafka.topics.spike_alerts,
                           client, "replaying-alerter", cfg.alerts, cfg.ttl_ms("spike_alerts"),
                           cfg.state_dir / "alerts")
     try:
@@ -315,7 +316,7 @@ def test_alerts_tail(stack, capsys):
     stop, seen = threading.Event(), []
 
     def follow():
-        for raw in follow_alerts(cfg.kafka.bootstrap, cfg.kafka.topics.spike_alerts, False, stop):
+        for raw in follow_alerts(client_config(cfg.kafka), cfg.kafka.topics.spike_alerts, False, stop):
             seen.append(orjson.loads(raw)["id"])
     follower = threading.Thread(target=follow, daemon=True)
     follower.start()

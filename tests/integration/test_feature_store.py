@@ -14,6 +14,7 @@ from featurestore.consumer import FeatureUpdateConsumer
 from featurestore.reader import FeatureReader
 from featurestore.updates import FeatureUpdate, encode_update
 from featurestore.writer import FeatureWriter
+from fyp.kafka_clients import client_config
 from fyp.stack import services
 from schemas.features import VIDEO_ENGAGEMENT, groups_for
 
@@ -60,7 +61,7 @@ def test_writer_service_survives_a_redis_outage_without_losing_updates(stack, tm
     services.start(svc, tmp_path)
     client = redis_lib.Redis(port=port, socket_timeout=0.5, socket_connect_timeout=0.5)
     writer = FeatureWriter(client, groups, {VIDEO_ENGAGEMENT: 600_000})
-    consumer = FeatureUpdateConsumer(stack.bootstrap, cfg.kafka.topics.feature_updates, "outage-writer", writer,
+    consumer = FeatureUpdateConsumer(client_config(cfg.kafka), cfg.kafka.topics.feature_updates, "outage-writer", writer,
                                      batch_max=200, backoff_max_ms=500)
     stop = threading.Event()
     thread = threading.Thread(target=consumer.run, args=(stop,), daemon=True)

@@ -8,6 +8,7 @@ import pytest
 from confluent_kafka import Producer
 
 from featurestore import layout
+from fyp.kafka_clients import client_config
 from fyp.notifier import MilestoneNotifier, notification
 from tests.integration.engagement_support import topic_records
 
@@ -32,7 +33,7 @@ def test_pending_claims_are_reconciled_against_the_topic(stack):
         p.produce(t.milestone_crossings, orjson.dumps(c), key=c["video_id"].encode())
     p.flush(30)
 
-    n = MilestoneNotifier(stack.bootstrap, t.milestone_crossings, t.notifications, client, "nt", 600_000)
+    n = MilestoneNotifier(client_config(cfg.kafka), t.milestone_crossings, t.notifications, client, "nt", 600_000)
     try:
         n.drain(idle_ms=2000)
     finally:

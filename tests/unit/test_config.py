@@ -61,5 +61,6 @@ def test_production_example_loads_without_secrets_in_it():
     path = REPO_ROOT / "configs" / "production.example.yaml"
     cfg = load_config(path, env={})
     assert cfg.redis.url.startswith("rediss://") and cfg.redis.writer_user and cfg.redis.reader_user
+    assert cfg.kafka.security.protocol == "SASL_SSL" and cfg.kafka.security.sasl_username
     text = path.read_text().lower()
     assert "password:" not in text and "secret:" not in text  # secrets come from the environment only
