@@ -162,6 +162,7 @@ def test_scram_login_reaches_the_broker_over_tls_and_a_refusal_is_clear(pki, scr
 START_MS = 1_790_000_000_000
 
 
+@pytest.mark.long
 def test_engagement_job_reads_and_writes_through_tls(stack, tls_broker, tmp_path):
     """The Flink job (Java kafka-clients, configured by flink_properties) reads the engagement
     topic and writes feature updates, dead letters and late events over TLS; the writer reads
