@@ -29,6 +29,9 @@ from fyp.stack.services import port_open
 
 # (script, daemon name in the pid file)
 DAEMONS = (("jobmanager", "standalonesession"), ("taskmanager", "taskexecutor"))
+# the JVM main class of each daemon, as it appears on the command line
+MAIN_CLASSES = {"jobmanager": b"org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint",
+                "taskmanager": b"org.apache.flink.runtime.taskexecutor.TaskManagerRunner"}
 IDENT = "fyp"
 
 
@@ -160,17 +163,38 @@ def _python_worker(pid: int) -> bool:
         return False
 
 
+def _scan(cfg: Config) -> dict[str, set[int]]:
+    """{script: pids} of the JVMs started with this cluster folder's configuration, found in /proc."""
+    conf = str(_dirs(cfg)["conf"]).encode()
+    found: dict[str, set[int]] = {script: set() for script, _ in DAEMONS}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if conf in cmd:
+            for script, cls in MAIN_CLASSES.items():
+                if cls in cmd and _ours(int(entry.name), cfg):
+                    found[script].add(int(entry.name))
+    return found
+
+
 def daemon_pids(cfg: Config) -> dict[str, list[int]]:
-    """{script: [pid, ...]} of this cluster folder's running daemons."""
+    """{script: [pid, ...]} of this cluster folder's running daemons: from the pid files, and from
+    /proc (WHY: a pid file can lag its daemon, and a daemon missed while starting would be left
+    running by `down`)."""
+    scanned = _scan(cfg)
     out = {}
     for script, daemon in DAEMONS:
         pf = _pid_file(cfg, daemon)
-        pids = []
+        pids = set(scanned[script])
         if pf.exists():
             for line in pf.read_text().split():
                 if line.isdigit() and _ours(int(line), cfg):
-                    pids.append(int(line))
-        out[script] = pids
+                    pids.add(int(line))
+        out[script] = sorted(pids)
     return out
 
 
@@ -210,8 +234,13 @@ def wait_ready(cfg: Config, timeout_s: float) -> dict:
     need = slots(cfg)
     deadline = time.monotonic() + timeout_s
     last = "no answer"
+    missing_before: set = set()
     while time.monotonic() < deadline:
-        dead = [s for s, p in daemon_pids(cfg).items() if not p]
+        # dead only when missing twice in a row, 0.5 s apart: once, a TaskManager that went on to
+        # start was not found for a moment while starting (cause not found), and `up` gave up
+        missing = {s for s, p in daemon_pids(cfg).items() if not p}
+        dead = sorted(missing & missing_before)
+        missing_before = missing
         if dead:
             raise ClusterError(f"the {' and '.join(dead)} exited during startup{_log_tail(cfg)}")
         try:
