@@ -38,9 +38,11 @@ def test_redis_stopped_30s_mid_stream(stack, tmp_path):
     expected, _ = expected_features(cfg, traffic.payloads, final_as_of(cfg, sentinel))
 
     gate, done = threading.Event(), threading.Event()
-    gate.set()  # no pause: the outage, not a kill, is what happens mid-stream
+    # the last 30 % of the stream waits until Redis is back, so the outage is mid-stream however
+    # long the job takes to start on this machine
     producer = threading.Thread(target=paced_produce, daemon=True,
-                                args=(stack.bootstrap, cfg.kafka.topics.engagement, traffic.payloads, 500, gate, done))
+                                args=(stack.bootstrap, cfg.kafka.topics.engagement, traffic.payloads, 500, gate, done),
+                                kwargs={"pause_share": 0.7})
     proc = start_fyp(path, "run", "engagement", "--fresh", log=tmp_path / "run.log")
     client = None
     try:
@@ -49,9 +51,10 @@ def test_redis_stopped_30s_mid_stream(stack, tmp_path):
             assert time.monotonic() < deadline, (tmp_path / "run.log").read_text()[-2000:]
             time.sleep(1)
         producer.start()
-        time.sleep(8)
-        before = scrape(metrics_port).get("fyp_writer_written_total", 0)
-        assert before > 0, "nothing written before the outage"
+        deadline = time.monotonic() + 120
+        while scrape(metrics_port).get("fyp_writer_written_total", 0) < 100:  # the job is into the stream
+            assert time.monotonic() < deadline, "nothing written before the outage"
+            time.sleep(0.5)
         services.stop(redis_svc, tmp_path)
         stopped_at = time.monotonic()
         time.sleep(OUTAGE_S)
@@ -60,6 +63,7 @@ def test_redis_stopped_30s_mid_stream(stack, tmp_path):
         assert during["fyp_writer_redis_retries_total"] > 0  # the writer noticed, and kept retrying
         services.start(redis_svc, tmp_path)
         back_at = time.monotonic()
+        gate.set()
         producer.join(timeout=180)
         assert done.is_set()
         stream_end = time.monotonic()
@@ -72,5 +76,6 @@ def test_redis_stopped_30s_mid_stream(stack, tmp_path):
               f"after it came back; features equal to the oracle {time.monotonic() - back_at:.1f}s after it "
               f"came back ({time.monotonic() - stream_end:.1f}s after the last event)")
     finally:
+        gate.set()
         kill_group(proc, signal.SIGTERM)
         services.stop(redis_svc, tmp_path)
