@@ -30,12 +30,13 @@ from confluent_kafka import Producer
 
 from fyp import procs
 from featurestore import layout
+from featurestore.reader import FeatureReader
 from fyp.config import REPO_ROOT, load_config
 from fyp.generator import output
 from fyp.kafka_clients import client_config
 from fyp.generator.traffic import TrafficSpec, generate
 from fyp.stack.local import ensure_topics
-from schemas.features import VIDEO_ENGAGEMENT
+from schemas.features import VIDEO_ENGAGEMENT, groups_for
 
 RESULTS = REPO_ROOT / "bench" / "results"
 PROBE = "zz-probe"
@@ -236,13 +237,13 @@ class LiveTraffic(threading.Thread):
 
     def _poll(self):
         client = redis.Redis.from_url(self.cfg.redis.url)
-        key = layout.entity_key(VIDEO_ENGAGEMENT, PROBE)
+        reader = FeatureReader(client, groups_for(self.cfg))
         self.done = False
         while not self.done:
-            raw = client.hget(key, "views_1h")
+            (row,) = reader.get("video", [PROBE], ["views_1h"])
             now = time.time() * 1000
-            if raw is not None:
-                n = int(raw)
+            if row.found:
+                n = row.values["views_1h"]
                 for k in range(1, n + 1):
                     self.seen.setdefault(k, now)
             time.sleep(0.002)

@@ -10,8 +10,8 @@ and 100, with 1 and 8 concurrent clients (separate processes, each one request a
                 latency-sensitive Python services do: how much of the tail is the collector's;
 - client_hot:   the same client with its cache on (default TTL) and candidates drawn Zipf(1.1)
                 from the catalogue, as a feed's candidates are: hot videos come from the cache;
-- naive:        one HGETALL per key, no pipelining (two round trips per video), values decoded
-                to the same types, for comparison;
+- naive:        one GET per key, no pipelining (two round trips per video), whole values
+                decoded to the same types, for comparison;
 - http:         POST /v1/features to `fyp serve` (uvicorn, 1 worker, cache off) through a
                 keep-alive http.client connection, JSON encoded and parsed by the caller.
 Latency is per request, measured by the caller with perf_counter: p50, p99, p99.9 and requests/s
@@ -82,7 +82,8 @@ def _pick(rng, n_videos: int, n: int, zipf: bool) -> list[str]:
 
 
 def _naive_reader(cfg):
-    """The baseline: one HGETALL per key, one round trip each, typed like the client's values."""
+    """The baseline: one GET per key, one round trip each, the whole value decoded, typed like
+    the client's values."""
     r = redis.Redis.from_url(cfg.redis.url)
     groups = groups_for(cfg)
     eg, sg = groups["video_engagement"], groups["video_spikes"]
@@ -92,11 +93,11 @@ def _naive_reader(cfg):
         for vid in ids:
             row = {}
             for g, names in ((eg, ENGAGEMENT_FEATURES), (sg, SPIKE_FEATURES)):
-                h = r.hgetall(layout.entity_key(g.name, vid))
+                stored = layout.decode_row(g, r.get(layout.entity_key(g.name, vid)))
+                values = dict(zip(g.names, stored[0])) if stored else {}
                 for n in names:
-                    raw = h.get(n.encode())
-                    row[n] = None if raw is None else layout.decode_value(g.dtype(n), raw)
-                row[f"{g.name}_as_of"] = int(h[b"_ts"]) if b"_ts" in h else None
+                    row[n] = values.get(n)
+                row[f"{g.name}_as_of"] = stored[1] if stored else None
             out[vid] = row
         return out
     return read

@@ -2,12 +2,13 @@
 only read them. WHY: a ranking service with a bug (or an attacker on its host) must not be able to
 change what every other request is ranked on.
 
-Roles and what they may do (keys: everything under the layout's prefix, `fyp:v1:*`):
+Roles and what they may do (keys: the feature layout's, `fyp:v2:*`, and the services' records,
+`fyp:v1:*`; featurestore/SPEC.md):
 - writer (feature writer, milestone notifier, spike alerter): read and write the store's keys
   with the commands those services send (versioned-write and claim scripts, hashes, expiry);
   nothing else: no FLUSHALL, CONFIG, KEYS, DEBUG, no keys outside the prefix.
-- reader (featurestore/client.py, `fyp serve`, `fyp features get`): HMGET/HGET/HGETALL on the
-  store's keys, read-only (`%R~`), plus PING.
+- reader (featurestore/client.py, `fyp serve`, `fyp features get`): GET/MGET on the feature
+  keys, read-only (`%R~`), plus PING.
 Passwords never appear in config files or in commands sent to Redis: `fyp acl apply` reads them
 from the environment and sends their SHA-256 (`#<hex>`), so they are not in MONITOR output or the
 slow log either.
@@ -23,9 +24,9 @@ from featurestore import layout
 # asks to learn the slot map
 HOUSEKEEPING = ["+ping", "+hello", "+auth", "+select", "+cluster|slots", "+cluster|shards",
                 "+cluster|info", "+cluster|nodes", "+readonly"]
-WRITER_COMMANDS = ["+evalsha", "+eval", "+script|load", "+script|exists", "+hset", "+hsetnx", "+hget", "+hmget",
-                   "+hgetall", "+hdel", "+hlen", "+del", "+pexpire"]
-READER_COMMANDS = ["+hmget", "+hget", "+hgetall"]
+WRITER_COMMANDS = ["+evalsha", "+eval", "+script|load", "+script|exists", "+get", "+set", "+hset",
+                   "+hsetnx", "+hget", "+hmget", "+hgetall", "+hdel", "+hlen", "+del", "+pexpire"]
+READER_COMMANDS = ["+get", "+mget"]
 ROLES = ("writer", "reader")
 
 
@@ -36,9 +37,9 @@ def setuser_args(role: str, password: str) -> list[str]:
     if not password:
         raise ValueError(f"the {role} password is empty")
     digest = hashlib.sha256(password.encode()).hexdigest()
-    keys = f"~{layout.PREFIX}:*" if role == "writer" else f"%R~{layout.PREFIX}:*"
+    keys = [f"~{layout.PREFIX}:*", f"~{layout.RECORDS_PREFIX}:*"] if role == "writer" else [f"%R~{layout.PREFIX}:*"]
     commands = WRITER_COMMANDS if role == "writer" else READER_COMMANDS
-    return ["reset", "on", f"#{digest}", keys, "resetchannels", "-@all", *HOUSEKEEPING, *commands]
+    return ["reset", "on", f"#{digest}", *keys, "resetchannels", "-@all", *HOUSEKEEPING, *commands]
 
 
 def apply(admin, users: dict[str, tuple[str, str]]) -> list[str]:

@@ -16,11 +16,13 @@ value this process read for that key (source "stale", however old), else the fea
 (source "default"); and if a region was asked, its last-known trending list in `fallback_videos`,
 candidates for a feed that cannot be ranked on features.
 
-Redis Cluster: keys of one entity share a hash tag (layout.py), so every key is in one slot; a
-`redis.cluster.RedisCluster` client is read through its pipeline, which groups keys by node.
+Redis: every key of a request in one MGET. Redis Cluster: keys of one entity share a hash tag
+(layout.py), so they are in one slot; a `redis.cluster.RedisCluster` client reads one MGET per
+slot, pipelined per node.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,9 +32,12 @@ from redis._parsers.hiredis import NOT_ENOUGH_DATA
 from redis.cluster import RedisCluster
 
 from featurestore.breaker import CircuitBreaker
+from featurestore.layout import SchemaMismatch
 from featurestore.local_cache import CachedRead, LocalCache
-from featurestore.read_plan import GroupSelection, select
+from featurestore.read_plan import GroupSelection, pack_mget, select
 from schemas.features import FeatureGroup
+
+log = logging.getLogger("fyp.features")
 
 REDIS, CACHE, STALE, DEFAULT = "redis", "cache", "stale", "default"
 # Redis unreachable, stuck, loading, or (on a cluster) down or resharding: the read falls back
@@ -140,8 +145,8 @@ class FeatureResponse:
 
 def _read_replies(conn, n: int) -> list:
     """n replies from a redis-py connection. With the hiredis parser, straight from its reader:
-    redis-py's read_response() costs ~2 us per reply in Python, as much as the rest of a 100-video
-    read (redis==5.3.1's _HiredisParser; any other parser takes the public path)."""
+    redis-py's read_response() costs ~2 us per reply in Python (redis==5.3.1's _HiredisParser; any
+    other parser takes the public path)."""
     parser = conn._parser
     reader = getattr(parser, "_reader", None)
     if reader is None or getattr(parser, "_next_response", None) is not NOT_ENOUGH_DATA:
@@ -188,7 +193,8 @@ class FeatureClient:
         self._trending: dict[str, list] = {}  # region -> last-known fallback list
         self._stats_lock = threading.Lock()
         self.stats = {"requests": 0, "keys": 0, "cache_hits": 0, "redis_reads": 0, "redis_errors": 0,
-                      "breaker_rejections": 0, "stale_served": 0, "defaults_served": 0}
+                      "breaker_rejections": 0, "stale_served": 0, "defaults_served": 0, "schema_mismatches": 0}
+        self._mismatches_logged: set = set()
 
     @classmethod
     def from_config(cls, cfg, **kw) -> "FeatureClient":
@@ -217,7 +223,8 @@ class FeatureClient:
     def get(self, videos=(), video_features=None, user: str | None = None, user_features=None,
             region: str | None = None, region_features=None) -> FeatureResponse:
         """One round trip (at most) for everything asked. Raises KeyError for an unknown feature."""
-        wanted = [("video", v, self._selection("video", video_features)) for v in videos]
+        vsels = self._selection("video", video_features)
+        wanted = [("video", v, vsels) for v in videos]
         if user is not None:
             wanted.append(("user", user, self._selection("user", user_features)))
         if region is not None:
@@ -225,7 +232,12 @@ class FeatureClient:
             wanted.append(("region", region, sels))
         reads, degraded, error, trips = self._read(wanted)
         now_ms = self.wall_ms()
-        results = [self._assemble(eid, sels, reads, now_ms) for _, eid, sels in wanted]
+        layouts = {}  # one per feature list of the request: every video shares one
+        for _, _, sels in wanted:
+            if id(sels) not in layouts:
+                layouts[id(sels)] = self._layout(sels)
+        assemble = self._assemble
+        results = [assemble(eid, sels, layouts[id(sels)], reads, now_ms) for _, eid, sels in wanted]
         self._count_sources(results)
         resp = FeatureResponse(videos={}, degraded=degraded, error=error, round_trips=trips)
         for (entity, eid, _), res in zip(wanted, results):
@@ -251,7 +263,8 @@ class FeatureClient:
         wanted = [(entity, eid, sels) for eid in ids]
         reads, _, _, _ = self._read(wanted)
         now_ms = self.wall_ms()
-        results = [self._assemble(eid, sels, reads, now_ms) for eid in ids]
+        lay = self._layout(sels)
+        results = [self._assemble(eid, sels, lay, reads, now_ms) for eid in ids]
         self._count_sources(results)
         self._count("requests")
         self._count("keys", len(wanted) * len(sels))
@@ -288,9 +301,13 @@ class FeatureClient:
                 else:
                     self.breaker.success()
                     read_at = self.clock()
+                    put = self.cache.put
                     for key, reply in zip(to_fetch, replies):
-                        entry = CachedRead(read_at, *key[0].decode(reply))
-                        self.cache.put(key, entry)
+                        try:
+                            entry = key[0].read(reply, read_at)
+                        except SchemaMismatch as e:
+                            entry = CachedRead(read_at, *self._mismatch(e))
+                        put(key, entry)
                         reads[key] = (entry, REDIS)
                     self._count("redis_reads")
             else:
@@ -305,21 +322,31 @@ class FeatureClient:
         return reads, degraded, error, trips
 
     def _fetch(self, keys) -> list:
+        """One MGET of every key: the stored values (None: absent), in order."""
         if self.cluster:
-            pipe = self.redis.pipeline(transaction=False)
-            for sel, eid in keys:
-                pipe.hmget(sel.key(eid), sel.fields())
-            return pipe.execute()
+            # MGET across slots is refused on a cluster: redis-py splits it per slot and pipelines
+            # per node (the groups of one entity share a slot, so an entity is never split)
+            return self.redis.mget_nonatomic([sel.key(eid) for sel, eid in keys])
         pool = self.redis.connection_pool
         conn = pool.get_connection()
         try:
-            conn.send_packed_command([b"".join(sel.packed(eid) for sel, eid in keys)], check_health=False)
-            return _read_replies(conn, len(keys))
+            conn.send_packed_command([pack_mget(keys)], check_health=False)
+            return _read_replies(conn, 1)[0]
         except BaseException:
-            conn.disconnect()  # a half-read reply stream must not go back to the pool
+            conn.disconnect()  # a half-read reply must not go back to the pool
             raise
         finally:
             pool.release(conn)
+
+    def _mismatch(self, e: SchemaMismatch) -> tuple:
+        """A value written under another definition of its group (a config change rolled out to
+        the jobs before this service, or the reverse) reads as absent: its positions would be
+        wrong. Counted, and logged once per message."""
+        self._count("schema_mismatches")
+        if str(e) not in self._mismatches_logged:
+            self._mismatches_logged.add(str(e))
+            log.warning("feature values unreadable, served as missing: %s", e)
+        return None, None, None
 
     def _layout(self, sels) -> FeatureLayout:
         k = tuple(map(id, sels))
@@ -328,7 +355,7 @@ class FeatureClient:
             lay = self._layouts[k] = FeatureLayout(sels, self.default)
         return lay
 
-    def _assemble(self, eid: str, sels, reads, now_ms: int) -> EntityFeatures:
+    def _assemble(self, eid: str, sels, lay: FeatureLayout, reads, now_ms: int) -> EntityFeatures:
         rows, as_of, source = [], {}, {}
         for sel in sels:
             gname = sel.group.name
@@ -339,7 +366,7 @@ class FeatureClient:
                 source[gname], as_of[gname] = DEFAULT, None
             else:
                 source[gname], as_of[gname] = src, entry.as_of
-        return EntityFeatures(eid, self._layout(sels), rows, as_of, source, now_ms)
+        return EntityFeatures(eid, lay, rows, as_of, source, now_ms)
 
     def _note_trending(self, region: str, res: EntityFeatures | None) -> None:
         name = self.settings.fallback_trends

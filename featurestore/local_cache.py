@@ -2,7 +2,7 @@
 were read.
 
 WHY: one viral video is a candidate in nearly every feed request; without a local copy every
-request asks Redis for the same hash, and that one key's shard becomes the hot spot. An entry is
+request asks Redis for the same key, and that one key's shard becomes the hot spot. An entry is
 *fresh* for `ttl_s` after it was read (served without asking Redis: the staleness bound), and is
 kept after that as the *last known* value, the fallback when Redis does not answer. Bounded by
 `max_entries`: when full, the entries read longest ago are dropped (dicts keep insertion order and

@@ -259,11 +259,11 @@ class OfflineLog:
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
                 pass
         # A producer sent a value of another type (e.g. 2.5 for an int). Store what the online
-        # store's reader would decode from it, or null where it could not decode it either.
+        # store holds for it: the value as its type where it is one (3.0 for an int), else null.
         out = []
         for v in values:
             try:
-                out.append(layout.decode_value(dtype, layout.encode_value(v)))
+                out.append(layout.to_dtype(dtype, v))
             except (TypeError, ValueError):
                 out.append(None)
                 self.stats["coerced_values"] += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import redis
+from redis.cluster import RedisCluster
 
 from featurestore.read_plan import select
 from schemas.features import FeatureGroup
@@ -32,13 +33,15 @@ class FeatureReader:
         self.groups = groups
 
     def get(self, entity: str, ids, features=None) -> list[FeatureRow]:
-        """One pipelined round trip for all ids and groups. Missing values are None."""
+        """One MGET for all ids and groups. Missing values are None. Raises layout.SchemaMismatch
+        for a value written under another definition of its group."""
         sels = select(self.groups, entity, features)
-        pipe = self.client.pipeline(transaction=False)
-        for eid in ids:
-            for sel in sels:
-                pipe.hmget(sel.key(eid), sel.fields())
-        replies = iter(pipe.execute())
+        keys = [sel.key(eid) for eid in ids for sel in sels]
+        if not keys:
+            return []
+        # a cluster refuses an MGET across slots: redis-py splits it per slot
+        mget = self.client.mget_nonatomic if isinstance(self.client, RedisCluster) else self.client.mget
+        replies = iter(mget(keys))
         rows = []
         for eid in ids:
             row = FeatureRow(eid)

@@ -1,6 +1,7 @@
 """Pipelined, versioned writes of feature updates into Redis (layout in layout.py)."""
 from __future__ import annotations
 
+import logging
 import time
 
 import redis
@@ -10,6 +11,8 @@ from featurestore import layout
 from featurestore.updates import FeatureUpdate
 from schemas.features import FeatureGroup
 
+log = logging.getLogger("fyp.writer")
+
 
 class FeatureWriter:
     def __init__(self, client: redis.Redis, groups: dict[str, FeatureGroup], ttl_ms: dict[str, int]):
@@ -17,6 +20,9 @@ class FeatureWriter:
         self.groups = groups
         self.ttl_ms = ttl_ms
         self.script = client.register_script(layout.WRITE_SCRIPT)
+        self.codecs = {name: layout.RowCodec(g) for name, g in groups.items()}
+        self.coerced_values = 0  # values stored as null: not of their feature's type (a producer bug)
+        self._coerced_logged: set = set()
 
     def read_offsets(self, writer: str) -> dict[str, int]:
         raw = self.client.hgetall(layout.writer_offsets_key(writer))
@@ -31,18 +37,17 @@ class FeatureWriter:
         caller retries the same batch, and versioning makes the retry harmless)."""
         if not updates and not offsets:
             return 0
-        now = str(int(time.time() * 1000) if written_at is None else written_at)
+        now = int(time.time() * 1000) if written_at is None else written_at
         commands = []
         for u in updates:
             group = self.groups[u.group]
             if len(u.values) != len(group.features):
                 raise ValueError(f"update for {u.group}/{u.entity_id} has {len(u.values)} values, "
                                  f"group has {len(group.features)}")
-            args = [u.as_of, u.absorbed, self.ttl_ms[u.group], now]
-            for name, value in zip(group.names, u.values):
-                args.append(name)
-                args.append(layout.encode_value(value))
-            commands.append((layout.entity_key(u.group, u.entity_id), args))
+            value, bad = self.codecs[u.group].encode(u.as_of, u.absorbed, now, u.values)
+            if bad:
+                self._note_coerced(u, bad)
+            commands.append((layout.entity_key(u.group, u.entity_id), [u.as_of, u.absorbed, self.ttl_ms[u.group], value]))
         if isinstance(self.client, RedisCluster):
             return self._write_cluster(commands, offsets, writer)
         pipe = self.client.pipeline(transaction=False)
@@ -53,6 +58,16 @@ class FeatureWriter:
             pipe.hset(layout.writer_offsets_key(writer), mapping=offsets)
         replies = pipe.execute()
         return sum(int(r) for r in replies[:len(updates)])
+
+    def _note_coerced(self, u: FeatureUpdate, bad: list) -> None:
+        """A value not of its feature's type is stored as null (read as missing), not refused: the
+        rest of the update is good, and a refused write would stop the writer on every retry."""
+        self.coerced_values += len(bad)
+        for name, value in bad:
+            if (u.group, name) not in self._coerced_logged:
+                self._coerced_logged.add((u.group, name))
+                log.error("%s.%s: %r (entity %s) is not of the feature's type; stored as null "
+                          "(logged once per feature)", u.group, name, value, u.entity_id)
 
     def _write_cluster(self, commands, offsets, writer: str) -> int:
         """Redis Cluster: one pipeline per node (redis-py's cluster pipeline refuses scripts; each

@@ -124,6 +124,7 @@ def cmd_writer(args):
 
 
 def cmd_features_get(args):
+    from featurestore.layout import SchemaMismatch
     from featurestore.reader import FeatureReader
     from fyp.connections import redis_client
     from schemas.features import groups_for
@@ -135,6 +136,9 @@ def cmd_features_get(args):
         rows = reader.get(args.entity, args.ids, features)
     except KeyError as e:
         raise SystemExit(str(e.args[0])) from None
+    except SchemaMismatch as e:
+        raise SystemExit(f"stored values were written under another definition of the group: {e} "
+                         "(is this the jobs' config?)") from None
     for row in rows:
         sys.stdout.write(orjson.dumps(row.to_json()).decode() + "\n")
 
@@ -247,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("features", help="read the online store")
     fsub = f.add_subparsers(dest="action", required=True)
     fg = fsub.add_parser("get", help="print one JSON object per id")
-    fg.add_argument("entity", choices=("video", "user"))
+    fg.add_argument("entity", choices=("video", "user", "region"))
     fg.add_argument("ids", nargs="+")
     fg.add_argument("--features", help="comma-separated feature names (default: all)")
     fg.set_defaults(fn=cmd_features_get)

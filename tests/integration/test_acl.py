@@ -58,18 +58,22 @@ def test_writer_writes_reader_reads_and_nothing_more(acl_store):
 
     reader_conn = redis_client(cfg, "reader")
     key = layout.entity_key("video_engagement", "v1")
-    for attempt in (lambda: reader_conn.hset(key, "views_1h", 999),
+    for attempt in (lambda: reader_conn.set(key, "999"),
+                    lambda: reader_conn.hset(key, "views_1h", 999),
                     lambda: reader_conn.delete(key),
-                    lambda: reader_conn.eval("return redis.call('HSET', KEYS[1], 'views_1h', 1)", 1, key),
+                    lambda: reader_conn.pexpire(key, 1),
+                    lambda: reader_conn.eval("return redis.call('SET', KEYS[1], '1')", 1, key),
                     lambda: reader_conn.flushall(),
                     lambda: reader_conn.config_get("*"),
                     lambda: reader_conn.keys("*")):
         with pytest.raises(redis.exceptions.NoPermissionError):
             attempt()
-    assert redis.Redis(port=int(cfg.redis.url.split(":")[2].split("/")[0])).hget(key, "views_1h") == b"0"
+    admin = redis.Redis(port=int(cfg.redis.url.split(":")[2].split("/")[0]))
+    assert layout.decode_row(eg, admin.get(key))[:3] == (list(range(len(eg.features))), 1000, 3)
 
     for attempt in (lambda: writer_conn.flushall(),  # the writer is confined too
                     lambda: writer_conn.hset("other:key", "a", 1),
+                    lambda: writer_conn.set("other:key", "1"),
                     lambda: writer_conn.config_set("save", ""),
                     lambda: writer_conn.keys("*")):
         with pytest.raises(redis.exceptions.NoPermissionError):

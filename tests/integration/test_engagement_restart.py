@@ -27,7 +27,7 @@ def _diagnosis(stack, cfg, client, expected, traffic) -> str:
     import orjson
 
     from featurestore import layout
-    from schemas.features import VIDEO_ENGAGEMENT
+    from schemas.features import VIDEO_ENGAGEMENT, groups_for
     from tests.integration.engagement_support import topic_records
 
     actual = redis_features(client, cfg)
@@ -35,8 +35,8 @@ def _diagnosis(stack, cfg, client, expected, traffic) -> str:
     lines = [f"late topic: {len(topic_records(stack.bootstrap, cfg.kafka.topics.late))} records, "
              f"dead letters: {len(topic_records(stack.bootstrap, cfg.kafka.topics.dead_letter))}"]
     for vid in wrong:
-        meta = client.hmget(layout.entity_key(VIDEO_ENGAGEMENT, vid), layout.META_TS, layout.META_ABSORBED)
-        lines.append(f"{vid}: stored _ts={meta[0]} _n={meta[1]}")
+        stored = layout.decode_row(groups_for(cfg)[VIDEO_ENGAGEMENT], client.get(layout.entity_key(VIDEO_ENGAGEMENT, vid)))
+        lines.append(f"{vid}: stored _ts={stored and stored[1]} _n={stored and stored[2]}")
         for i, (payload, kind) in enumerate(zip(traffic.payloads, traffic.kinds)):
             if kind != "ok" and kind != "malformed" and vid.encode() in payload:
                 e = orjson.loads(payload)

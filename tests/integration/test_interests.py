@@ -9,8 +9,9 @@ import orjson
 import pandas as pd
 import pytest
 
+from featurestore import layout
 from featurestore.reader import FeatureReader
-from schemas.features import groups_for
+from schemas.features import USER_INTERESTS, groups_for
 from tests import oracle, oracle_interests
 from tests.conftest import kill_group, start_fyp, wait_for_no_problems
 from tests.integration.engagement_support import SENTINEL_PREFIX, produce, sentinel_time, topic_records, traffic_for
@@ -21,7 +22,7 @@ START_MS = 1_791_000_000_000
 
 
 def _stored(client, cfg) -> dict:
-    ids = [k.decode().split("{", 1)[1][:-1] for k in client.scan_iter(match="fyp:v1:user_interests:*", count=1000)]
+    ids = [k.decode().split("{", 1)[1][:-1] for k in client.scan_iter(match=layout.entity_key(USER_INTERESTS, "*"), count=1000)]
     ids = [i for i in ids if i != "u-sentinel"]
     rows = FeatureReader(client, groups_for(cfg)).get("user", ids)
     return {r.entity_id: r.values for r in rows}

@@ -136,9 +136,9 @@ def test_offline_answers_equal_what_the_online_store_returned(stack):
                 # the stored write times of what is in Redis now, to find in the log
                 for group in (VIDEO_ENGAGEMENT, VIDEO_SPIKES):
                     for v in range(50):
-                        raw = client.hmget(layout.entity_key(group, f"v{v:03d}"), "_ts", "_n", "_wt")
-                        if raw[0] is not None:
-                            live_keys[(group, f"v{v:03d}")] = tuple(int(x) for x in raw)
+                        stored = layout.decode_row(groups[group], client.get(layout.entity_key(group, f"v{v:03d}")))
+                        if stored is not None:
+                            live_keys[(group, f"v{v:03d}")] = stored[1:]  # as_of, absorbed, written_at
             time.sleep(rng.random() * 0.03)
     finally:
         stop.set()

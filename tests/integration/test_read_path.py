@@ -3,6 +3,7 @@ a hot key is served from the local cache with bounded staleness; a stopped Redis
 fallbacks within the timeout and fresh values once it is back; the HTTP server says the same."""
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import os
 import signal
@@ -15,7 +16,9 @@ import redis
 import yaml
 from redis.connection import Connection
 
+from featurestore import layout
 from featurestore.client import ClientSettings, FeatureClient
+from featurestore.reader import FeatureReader
 from featurestore.updates import FeatureUpdate
 from featurestore.writer import FeatureWriter
 from fyp.config import load_config
@@ -96,6 +99,29 @@ def test_one_round_trip_typed_values_ages_and_defaults(stack, monkeypatch):
     again = client.get(videos=ids[:10], video_features=FEATURES)  # within the cache TTL
     assert sends == [] and again.round_trips == 0
     assert {s for v in again.videos.values() for s in v.source.values()} == {"cache"}
+
+
+def test_value_of_another_group_definition_reads_as_missing_not_misplaced(stack):
+    """A job with another definition of a group (here: its version bumped) writes values whose
+    positions this reader would get wrong: the client serves defaults and counts it, the plain
+    reader refuses, and a value of the reader's own definition still reads."""
+    cfg, _ = stack.config("read-schema")
+    writer, groups = make_writer(cfg)
+    eg = groups["video_engagement"]
+    other = {**groups, "video_engagement": dataclasses.replace(eg, version=eg.version + 1)}
+    other_writer = FeatureWriter(writer.client, other, {g: cfg.ttl_ms(g) for g in groups})
+    as_of = int(time.time() * 1000)
+    other_writer.write([FeatureUpdate("video_engagement", "v-other", as_of, 1, engagement_values(eg, 1, 1))])
+    write_videos(writer, groups, ["v-own"], as_of)
+    client = FeatureClient.from_config(cfg)
+    r = client.get(videos=["v-other", "v-own"], video_features=["views_1h", "spike_state"])
+    assert not r.degraded
+    assert r.videos["v-other"].missing == ["views_1h", "spike_state"]
+    assert r.videos["v-other"].source == {"video_engagement": "default", "video_spikes": "default"}
+    assert r.videos["v-own"]["views_1h"] == engagement_values(eg, 0, 1)[0] and r.videos["v-own"].missing == []
+    assert client.stats["schema_mismatches"] == 1
+    with pytest.raises(layout.SchemaMismatch, match="video_engagement: stored schema"):
+        FeatureReader(writer.client, groups).get("video", ["v-other"])
 
 
 def test_hot_key_served_from_cache_with_bounded_staleness(stack):

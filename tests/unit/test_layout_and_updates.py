@@ -1,17 +1,67 @@
+import dataclasses
+import random
+
+import orjson
 import pytest
 
 from featurestore import layout
 from featurestore.updates import FeatureUpdate, decode_update, encode_update, latest_per_entity
+from fyp.config import load_config
+from schemas.features import Feature, groups_for
+
+GROUPS = groups_for(load_config(env={}))
 
 
 def test_key_layout_is_versioned_and_hash_tagged():
-    assert layout.entity_key("video_engagement", "v1") == "fyp:v1:video_engagement:{v1}"
+    assert layout.entity_key("video_engagement", "v1") == "fyp:v2:video_engagement:{v1}"
+
+
+def test_row_round_trips_every_type_exactly_as_json():
+    g = GROUPS["video_spikes"]
+    codec = layout.RowCodec(g)
+    values = [0.1, "super_spike", 1_700_000_000_000, 1e-300, 1.0 / 3, 42, 7.0]
+    raw, bad = codec.encode(1_700_000_060_000, 17, 1_700_000_061_234, values)
+    assert bad == []
+    assert orjson.loads(raw)[:5] == [layout.schema_id(g), 1_700_000_060_000, 17, 1_700_000_061_234, 0.1]
+    assert codec.decode(raw.encode()) == (values, 1_700_000_060_000, 17, 1_700_000_061_234)
+    rng = random.Random(7)  # floats survive exactly, whatever their magnitude
+    floats = [rng.random() * 10.0 ** rng.randint(-30, 30) for _ in range(2000)]
+    for x in floats:
+        assert codec.decode(codec.encode(1, 1, 1, [x, "normal", 0, x, -x, 0, x])[0])[0] == [x, "normal", 0, x, -x, 0, x]
+    u = layout.RowCodec(GROUPS["user_interests"])
+    ranked = [["music", 1.5], ['odd "quoted" \u2603 name', 0.25]]
+    assert u.decode(u.encode(5, 1, 6, [ranked, [], 3, 0])[0])[0] == [ranked, [], 3, 0]
+    assert u.decode(None) is None
+
+
+def test_values_not_of_their_type_are_stored_as_null_and_others_converted():
+    codec = layout.RowCodec(GROUPS["video_spikes"])
+    raw, bad = codec.encode(1, 1, 1, [float("nan"), 5, 3.0, 1, True, 2.5, "x"])
+    values = codec.decode(raw)[0]
+    assert values == [None, None, 3, 1.0, 1.0, None, None]
+    assert type(values[2]) is int and type(values[3]) is float
+    assert [name for name, _ in bad] == ["spike_score", "spike_state", "views_last_interval", "baseline_rate"]
+
+
+def test_schema_id_changes_with_any_feature_name_type_order_or_version():
+    g = GROUPS["video_spikes"]
+    variants = [dataclasses.replace(g, version=2),
+                dataclasses.replace(g, features=g.features[::-1]),
+                dataclasses.replace(g, features=g.features[:-1]),
+                dataclasses.replace(g, features=(Feature(g.features[0].name, "int"), *g.features[1:])),
+                dataclasses.replace(g, features=(Feature("renamed", g.features[0].dtype), *g.features[1:]))]
+    ids = {layout.schema_id(v) for v in variants}
+    assert len(ids) == len(variants) and layout.schema_id(g) not in ids
+    assert layout.schema_id(g) == layout.schema_id(dataclasses.replace(g))  # stable across processes too: crc32
+    raw, _ = layout.RowCodec(variants[0]).encode(1, 1, 1, [0.5, "normal", 0, 1.0, 1.0, 3, 2.0])
+    with pytest.raises(layout.SchemaMismatch, match="video_spikes: stored schema"):
+        layout.decode_row(g, raw)
 
 
 def test_values_round_trip_exactly():
     for v in (0, 17, -3, 0.1, 1 / 3, 1e-300, 123456.789):
         kind = "int" if isinstance(v, int) else "float"
-        assert layout.decode_value(kind, layout.encode_value(v).encode()) == v
+        assert layout.to_dtype(kind, orjson.loads(layout.encode_value(v))) == v
     with pytest.raises(ValueError):
         layout.encode_value(float("nan"))
 

@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import pytest
 
+from featurestore import layout
 from featurestore.offline_log import MANIFEST, OfflineLog, OfflineLogError, hour_of, read_manifest, resume_positions
 from featurestore.offline_store import OfflineStore, rows_as_json
 from featurestore.updates import FeatureUpdate
@@ -183,16 +184,20 @@ def test_resume_positions_take_the_lower_of_redis_and_the_log():
     assert resume_positions({}, {"t:0": 40}) == {}  # Redis lost its data: everything again
 
 
-def test_values_of_another_type_are_logged_as_the_online_reader_would_read_them(tmp_path):
+def test_values_of_another_type_are_logged_as_the_online_store_holds_them(tmp_path):
     log = OfflineLog(tmp_path, GROUPS)
-    log.append([FeatureUpdate("g", "a", 1, 1, [2, 1, 5, {"k": 1}]),
-                FeatureUpdate("g", "b", 1, 1, [2.5, 1.5, "x", []]),  # int() of "2.5" fails online too
+    log.append([FeatureUpdate("g", "a", 1, 1, [2.0, 1, "5", {"k": 1}]),
+                FeatureUpdate("g", "b", 1, 1, [2.5, 1.5, 5, []]),  # 2.5 is no int, 5 no str: null online too
                 FeatureUpdate("g", "c", 1, 1, [True, True, "y", []])], 100, {})
     log.close()
     df = store(tmp_path).scan("g").set_index("entity_id")
     assert df.loc["a", "n"] == 2 and df.loc["a", "x"] == 1.0 and df.loc["a", "s"] == "5"
-    assert df.loc["a", "j"] == '{"k":1}' and pd.isna(df.loc["b", "n"]) and log.stats["coerced_values"] == 1
+    assert df.loc["a", "j"] == '{"k":1}' and pd.isna(df.loc["b", "n"]) and df.loc["b", "s"] is None
+    assert log.stats["coerced_values"] == 2
     assert df.loc["c", "n"] == 1 and df.loc["c", "x"] == 1.0
+    # the same values through the online store's codec
+    codec = layout.RowCodec(GROUPS["g"])
+    assert codec.decode(codec.encode(1, 1, 1, [2.5, 1.5, 5, []])[0])[0] == [None, 1.5, None, []]
 
 
 def test_command_line_times_and_errors(tmp_path, capsys):

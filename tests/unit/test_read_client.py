@@ -8,7 +8,7 @@ from featurestore import layout
 from featurestore.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from featurestore.client import ClientSettings, FeatureClient, check_defaults
 from featurestore.local_cache import CachedRead, LocalCache
-from featurestore.read_plan import select
+from featurestore.read_plan import pack_mget, select
 from fyp.config import ConfigError, load_config
 from schemas.features import groups_for
 
@@ -23,11 +23,13 @@ class Clock:
         return self.t
 
 
-def test_packed_hmget_is_what_redis_py_would_send():
+def test_packed_mget_is_what_redis_py_would_send():
     sel = select(GROUPS, "video", ["views_1h", "spike_state", "engagement_rate_24h"])
-    for s in sel:
-        expected = b"".join(Connection().pack_command("HMGET", s.key("v{1}x"), *s.fields()))
-        assert s.packed("v{1}x") == expected
+    ids = ["v1", "v{1}x", "vidé"]
+    keys = [s.key(i) for i in ids for s in sel]
+    assert keys[0] == layout.entity_key("video_engagement", "v1")
+    expected = b"".join(Connection().pack_command("MGET", *keys))
+    assert pack_mget([(s, i) for i in ids for s in sel]) == expected
 
 
 def test_selection_groups_features_and_names_unknown_ones():
@@ -40,14 +42,35 @@ def test_selection_groups_features_and_names_unknown_ones():
         select(GROUPS, "shop", None)
 
 
-def test_decode_types_missing_fields_and_absent_key():
-    (eng,) = select(GROUPS, "video", ["views_1h", "completion_rate_1h"])
+def _stored(group_name: str, values: list, as_of=1700, written_at=1800) -> bytes:
+    g = GROUPS[group_name]
+    return layout.RowCodec(g).encode(as_of, 3, written_at, values)[0].encode()
+
+
+def test_decode_picks_the_asked_features_typed_and_absent_key():
+    (eng,) = select(GROUPS, "video", ["completion_rate_1h", "views_1h", "views_24h"])
+    names = GROUPS["video_engagement"].names
+    values = [i if GROUPS["video_engagement"].dtype(n) == "int" else i / 8 for i, n in enumerate(names)]
+    raw = _stored("video_engagement", values)
+    want = tuple(values[names.index(n)] for n in eng.names)
+    assert eng.decode(raw) == (want, 1700, 1800)
+    assert type(eng.decode(raw)[0][0]) is float and type(eng.decode(raw)[0][1]) is int
+    assert eng.decode(None) == (None, None, None)
+    (one,) = select(GROUPS, "video", ["spike_state"])
+    (nulls,) = select(GROUPS, "video", ["spike_score", "spike_state", "spike_started_at"])
+    assert nulls.decode(_stored("video_spikes", [float("nan"), "rising", 2.5, 1.0, 1.0, 3, 2.0])) == (
+        (None, "rising", None), 1700, 1800)  # not of their types: stored as null, read as missing
+    assert one.decode(_stored("video_spikes", [0.5, "rising", 0, 1.0, 1.0, 3, 2.0])) == (("rising",), 1700, 1800)
     (usr,) = select(GROUPS, "user", ["top_categories"])
-    assert eng.decode([b"12", None, b"1700", b"1800"]) == ((12, None), 1700, 1800)
-    assert eng.decode([b"12", b"0.25", b"1700", None]) == ((12, 0.25), 1700, None)
-    assert eng.decode([None, None, None, None]) == (None, None, None)
-    raw = layout.encode_value([["music", 1.5]]).encode()
-    assert usr.decode([raw, b"5", b"6"]) == (([["music", 1.5]],), 5, 6)
+    assert usr.decode(_stored("user_interests", [[["music", 1.5]], [], 1, 0], 5, 6)) == (([["music", 1.5]],), 5, 6)
+
+
+def test_decode_refuses_a_value_of_another_group_definition():
+    (usr,) = select(GROUPS, "user", ["events"])
+    raw = _stored("user_interests", [[], [], 1, 0]).replace(layout.schema_id(GROUPS["user_interests"]).encode(),
+                                                            b"00000000", 1)
+    with pytest.raises(layout.SchemaMismatch, match="user_interests: stored schema 00000000"):
+        usr.decode(raw)
 
 
 def test_cache_fresh_within_ttl_then_last_known_and_bounded():
