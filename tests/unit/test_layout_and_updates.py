@@ -1,5 +1,6 @@
 import dataclasses
 import random
+from pathlib import Path
 
 import orjson
 import pytest
@@ -73,3 +74,11 @@ def test_update_codec_and_newest_per_entity():
              FeatureUpdate("g", "v2", 5, 1, [1, 1.0])]
     best = {u.entity_id: u for u in latest_per_entity(batch)}
     assert best["v1"].absorbed == 7 and best["v2"].as_of == 5
+
+
+def test_spec_example_value_is_what_the_writer_writes():
+    spec = (Path(layout.__file__).parent / "SPEC.md").read_text()
+    example = spec.split("Example (`video_spikes`): `", 1)[1].split("`", 1)[0]
+    codec = layout.RowCodec(GROUPS["video_spikes"])
+    values, as_of, absorbed, written_at = codec.decode(example)
+    assert codec.encode(as_of, absorbed, written_at, values)[0] == example
