@@ -301,14 +301,15 @@ class FeatureClient:
                 else:
                     self.breaker.success()
                     read_at = self.clock()
-                    put = self.cache.put
+                    fetched = []
                     for key, reply in zip(to_fetch, replies):
                         try:
                             entry = key[0].read(reply, read_at)
                         except SchemaMismatch as e:
                             entry = CachedRead(read_at, *self._mismatch(e))
-                        put(key, entry)
+                        fetched.append((key, entry))
                         reads[key] = (entry, REDIS)
+                    self.cache.put_many(fetched)
                     self._count("redis_reads")
             else:
                 degraded, error = True, "circuit breaker open: redis failed recently"

@@ -5,8 +5,8 @@ WHY: one viral video is a candidate in nearly every feed request; without a loca
 request asks Redis for the same key, and that one key's shard becomes the hot spot. An entry is
 *fresh* for `ttl_s` after it was read (served without asking Redis: the staleness bound), and is
 kept after that as the *last known* value, the fallback when Redis does not answer. Bounded by
-`max_entries`: when full, the entries read longest ago are dropped (dicts keep insertion order and
-a refresh re-inserts, so the front of the dict is the oldest read).
+`max_entries`: when full, the entries first inserted longest ago are dropped (a hot key dropped
+so is read again on its next request: one Redis read).
 
 Thread-safe without a lock on the read path: single dict get/set are atomic under the GIL; only
 eviction takes the lock.
@@ -43,11 +43,16 @@ class LocalCache:
         return self._entries.get(key)
 
     def put(self, key, entry: CachedRead) -> None:
+        self.put_many(((key, entry),))
+
+    def put_many(self, items) -> None:
+        """(key, CachedRead) pairs, in one dict update. A refresh replaces the value in place:
+        moving the key to the back (pop, insert) made every read churn the dict, about 0.5 us per
+        key on a 20,000-entry cache (measured), so eviction order is first inserted, first out."""
         if self.max_entries <= 0:
             return
         entries = self._entries
-        entries.pop(key, None)  # re-insert at the back: the front is the oldest read
-        entries[key] = entry
+        entries.update(items)
         if len(entries) > self.max_entries:
             with self._evict_lock:
                 excess = len(entries) - self.max_entries + self.max_entries // 10
