@@ -40,7 +40,8 @@ class FeatureUpdateConsumer:
         self.poll_timeout = poll_timeout_ms / 1000
         self.backoff_max = backoff_max_ms / 1000
         self.on_write = on_write  # optional callback(list[FeatureUpdate]) after each stored batch
-        self.stats = {"consumed": 0, "written": 0, "stale": 0, "undecodable": 0, "redis_retries": 0}
+        self.stats = {"consumed": 0, "written": 0, "stale": 0, "undecodable": 0, "redis_retries": 0,
+                      "coerced_values": 0}
         # for the metrics exporter (fyp/observability): Redis write latency, the newest as-of time
         # stored per feature group (freshness), and the next offset per partition (lag)
         self.write_latency = LatencyHistogram()
@@ -117,6 +118,7 @@ class FeatureUpdateConsumer:
             self.positions[p] = o
         self._note_high_watermarks()
         self.stats["stale"] += len(batch) - written
+        self.stats["coerced_values"] = self.writer.coerced_values
         if self.on_write is not None:
             self.on_write(batch)
         return len(msgs)

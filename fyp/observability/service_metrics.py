@@ -13,6 +13,7 @@ WRITER_COUNTERS = {
     "stale": "feature updates Redis already had a newer or equal version of (replays)",
     "undecodable": "feature-update messages that could not be decoded (a producer bug)",
     "redis_retries": "Redis write attempts that failed and were retried",
+    "coerced_values": "feature values stored as null: not of their feature's type (a producer bug)",
 }
 
 

@@ -47,6 +47,12 @@ def test_versioned_write_never_goes_back_and_reader_types_values(stack):
     assert 0 < ttl <= 60_000
     with pytest.raises(KeyError):
         FeatureReader(client, groups).get("video", ["v1"], ["no_such_feature"])
+    # a value not of its type is stored as null (read as missing), counted; the rest is stored
+    bad = _values(g, 6)
+    bad[g.names.index("views_1h")] = 2.5
+    assert w.write([FeatureUpdate(g.name, "v1", 4000, 1, bad)]) == 1 and w.coerced_values == 1
+    (row,) = FeatureReader(client, groups).get("video", ["v1"], ["views_1h", "likes_1h"])
+    assert row.values == {"views_1h": None, "likes_1h": 6} and row.as_of[VIDEO_ENGAGEMENT] == 4000
 
 
 def test_writer_service_survives_a_redis_outage_without_losing_updates(stack, tmp_path):
