@@ -66,6 +66,7 @@ class FeatureLayout:
         self.names = tuple(n for sel in sels for n in sel.names)
         self.index = {n: (i, pos) for i, sel in enumerate(sels) for pos, n in enumerate(sel.names)}
         self.group_of = {n: sel.group.name for sel in sels for n in sel.names}
+        self.group_names = tuple(sel.group.name for sel in sels)
         self.defaults = [tuple(default(sel.group, n) for n in sel.names) for sel in sels]
 
 
@@ -231,14 +232,7 @@ class FeatureClient:
             sels = self._selection("region", region_features)
             wanted.append(("region", region, sels))
         reads, degraded, error, trips = self._read(wanted)
-        now_ms = self.wall_ms()
-        layouts = {}  # one per feature list of the request: every video shares one
-        for _, _, sels in wanted:
-            if id(sels) not in layouts:
-                layouts[id(sels)] = self._layout(sels)
-        assemble = self._assemble
-        results = [assemble(eid, sels, layouts[id(sels)], reads, now_ms) for _, eid, sels in wanted]
-        self._count_sources(results)
+        results = self._build(wanted, reads)
         resp = FeatureResponse(videos={}, degraded=degraded, error=error, round_trips=trips)
         for (entity, eid, _), res in zip(wanted, results):
             if entity == "video":
@@ -254,7 +248,7 @@ class FeatureClient:
         with self._stats_lock:
             s = self.stats
             s["requests"] += 1
-            s["keys"] += sum(len(sels) for _, _, sels in wanted)
+            s["keys"] += len(videos) * len(vsels) + sum(len(sels) for _, _, sels in wanted[len(videos):])
         return resp
 
     def get_entities(self, entity: str, ids, features=None) -> list[EntityFeatures]:
@@ -262,32 +256,17 @@ class FeatureClient:
         sels = self._selection(entity, features)
         wanted = [(entity, eid, sels) for eid in ids]
         reads, _, _, _ = self._read(wanted)
-        now_ms = self.wall_ms()
-        lay = self._layout(sels)
-        results = [self._assemble(eid, sels, lay, reads, now_ms) for eid in ids]
-        self._count_sources(results)
+        results = self._build(wanted, reads)
         self._count("requests")
         self._count("keys", len(wanted) * len(sels))
         return results
 
     def _read(self, wanted):
         """-> ({(selection, id): (CachedRead or None, source)}, degraded, error, round trips)."""
-        now = self.clock()
-        reads: dict = {}
-        to_fetch = []
-        hits = 0
-        for _, eid, sels in wanted:
-            for sel in sels:
-                key = (sel, eid)
-                if key in reads:
-                    continue
-                e = self.cache.fresh(key, now)
-                if e is not None:
-                    reads[key] = (e, CACHE)
-                    hits += 1
-                else:
-                    reads[key] = None
-                    to_fetch.append(key)
+        keys = dict.fromkeys((sel, eid) for _, eid, sels in wanted for sel in sels)  # in order, once each
+        fresh, to_fetch = self.cache.split(keys, self.clock())
+        reads: dict = {key: (e, CACHE) for key, e in fresh.items()}
+        hits = len(fresh)
         degraded, error, trips = False, None, 0
         if to_fetch:
             if self.breaker.allow():
@@ -356,18 +335,34 @@ class FeatureClient:
             lay = self._layouts[k] = FeatureLayout(sels, self.default)
         return lay
 
-    def _assemble(self, eid: str, sels, lay: FeatureLayout, reads, now_ms: int) -> EntityFeatures:
-        rows, as_of, source = [], {}, {}
-        for sel in sels:
-            gname = sel.group.name
-            entry, src = reads[(sel, eid)]
-            got = entry.values if entry is not None else None
-            rows.append(got)
-            if got is None:
-                source[gname], as_of[gname] = DEFAULT, None
-            else:
-                source[gname], as_of[gname] = src, entry.as_of
-        return EntityFeatures(eid, lay, rows, as_of, source, now_ms)
+    def _build(self, wanted, reads) -> list[EntityFeatures]:
+        """The response rows of `wanted`, in order, from what _read found; counts what was served
+        stale or by default."""
+        now_ms = self.wall_ms()
+        layouts: dict = {}  # one per feature list of the request: every video shares one
+        out = []
+        stale = defaults = 0
+        for _, eid, sels in wanted:
+            lay = layouts.get(id(sels))
+            if lay is None:
+                lay = layouts[id(sels)] = self._layout(sels)
+            rows, as_of, source = [], {}, {}
+            for sel, gname in zip(sels, lay.group_names):
+                entry, src = reads[(sel, eid)]
+                if entry is None or entry.values is None:
+                    rows.append(None)
+                    source[gname], as_of[gname] = DEFAULT, None
+                    defaults += 1
+                else:
+                    rows.append(entry.values)
+                    source[gname], as_of[gname] = src, entry.as_of
+                    stale += src is STALE
+            out.append(EntityFeatures(eid, lay, rows, as_of, source, now_ms))
+        if stale:
+            self._count("stale_served", stale)
+        if defaults:
+            self._count("defaults_served", defaults)
+        return out
 
     def _note_trending(self, region: str, res: EntityFeatures | None) -> None:
         name = self.settings.fallback_trends
@@ -376,19 +371,6 @@ class FeatureClient:
         ranked = res.values[name]
         if ranked:
             self._trending[region] = [e["video"] for e in ranked]
-
-    def _count_sources(self, results) -> None:
-        stale = defaults = 0
-        for r in results:
-            for src in r.source.values():
-                if src == STALE:
-                    stale += 1
-                elif src == DEFAULT:
-                    defaults += 1
-        if stale:
-            self._count("stale_served", stale)
-        if defaults:
-            self._count("defaults_served", defaults)
 
     def _count(self, name: str, n: int = 1) -> None:
         with self._stats_lock:
