@@ -11,6 +11,7 @@ import signal
 import socket
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -259,7 +260,7 @@ def test_streaming_job_carries_on_across_a_broker_crash(durable_broker, stack, t
     from tests.conftest import kill_group, start_fyp, wait_for_no_problems
     from tests.integration.engagement_support import (expected_features, final_as_of, paced_produce,
                                                       redis_features, send_sentinels, sentinel_time,
-                                                      traffic_for)
+                                                      topic_records, traffic_for)
 
     b = durable_broker
     # as in the restart tests: a 2 h lateness keeps a compressed replay that stalls and resumes
@@ -291,8 +292,15 @@ def test_streaming_job_carries_on_across_a_broker_crash(durable_broker, stack, t
         producer.join(timeout=180)
         assert done.is_set(), "the producer did not finish"
         send_sentinels(b.bootstrap, cfg.kafka.topics.engagement, sentinel)
-        took = wait_for_no_problems(lambda: oracle.compare(expected, redis_features(client, cfg)),
-                                    timeout=300, what="features equal to the oracle after a broker crash")
+        try:
+            took = wait_for_no_problems(lambda: oracle.compare(expected, redis_features(client, cfg)),
+                                        timeout=300, what="features equal to the oracle after a broker crash")
+        except AssertionError as e:
+            # whether the topic itself lost or repeated events (the producer's side) or the job did
+            held = Counter(v for v, _ in topic_records(b.bootstrap, cfg.kafka.topics.engagement))
+            sent = Counter(traffic.payloads)
+            raise AssertionError(f"{e}\nthe topic holds {sum((held - sent).values())} events more than were sent "
+                                 f"and lacks {sum((sent - held).values())}") from None
         print(f"equal to the oracle {took:.1f}s after the last event, {time.monotonic() - crashed:.1f}s after "
               f"the crash ({len(expected)} videos, {len(traffic.payloads)} events)")
         assert job.poll() is None
