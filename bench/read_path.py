@@ -87,13 +87,14 @@ def _naive_reader(cfg):
     r = redis.Redis.from_url(cfg.redis.url)
     groups = groups_for(cfg)
     eg, sg = groups["video_engagement"], groups["video_spikes"]
+    codecs = {g.name: layout.RowCodec(g) for g in (eg, sg)}
 
     def read(ids):
         out = {}
         for vid in ids:
             row = {}
             for g, names in ((eg, ENGAGEMENT_FEATURES), (sg, SPIKE_FEATURES)):
-                stored = layout.decode_row(g, r.get(layout.entity_key(g.name, vid)))
+                stored = codecs[g.name].decode(r.get(layout.entity_key(g.name, vid)))
                 values = dict(zip(g.names, stored[0])) if stored else {}
                 for n in names:
                     row[n] = values.get(n)

@@ -226,6 +226,7 @@ class FeatureClient:
         """One round trip (at most) for everything asked. Raises KeyError for an unknown feature."""
         vsels = self._selection("video", video_features)
         wanted = [("video", v, vsels) for v in videos]
+        n_videos = len(wanted)  # `videos` may be any iterable
         if user is not None:
             wanted.append(("user", user, self._selection("user", user_features)))
         if region is not None:
@@ -248,7 +249,7 @@ class FeatureClient:
         with self._stats_lock:
             s = self.stats
             s["requests"] += 1
-            s["keys"] += len(videos) * len(vsels) + sum(len(sels) for _, _, sels in wanted[len(videos):])
+            s["keys"] += n_videos * len(vsels) + sum(len(sels) for _, _, sels in wanted[n_videos:])
         return resp
 
     def get_entities(self, entity: str, ids, features=None) -> list[EntityFeatures]:

@@ -99,6 +99,10 @@ def test_one_round_trip_typed_values_ages_and_defaults(stack, monkeypatch):
     again = client.get(videos=ids[:10], video_features=FEATURES)  # within the cache TTL
     assert sends == [] and again.round_trips == 0
     assert {s for v in again.videos.values() for s in v.source.values()} == {"cache"}
+    keys_before = client.stats["keys"]
+    lazy = client.get(videos=(v for v in ids[:3]), video_features=FEATURES, user="u1")  # any iterable
+    assert list(lazy.videos) == ids[:3] and lazy.user["events"] == 4
+    assert client.stats["keys"] - keys_before == 3 * 2 + 1  # two video groups, one user group
 
 
 def test_value_of_another_group_definition_reads_as_missing_not_misplaced(stack):
