@@ -71,25 +71,25 @@ class FeatureLayout:
 
 
 class EntityFeatures:
-    """One entity's features. Values are decoded once, when read from Redis, and kept as the rows
-    Redis answered; a value is looked up (or defaulted) when asked for, so a response for hundreds
-    of candidates does not build hundreds of dicts nobody reads."""
+    """One entity's features, kept as the reads Redis or the cache answered (one per group); a
+    value is looked up (or defaulted) when asked for, and the per-group dicts (as_of, source) are
+    built when first asked for, so a response for hundreds of candidates does not build hundreds
+    of dicts nobody reads."""
 
-    __slots__ = ("id", "as_of", "source", "now_ms", "_layout", "_rows", "_values")
+    __slots__ = ("id", "now_ms", "_layout", "_reads", "_sources", "_values", "_as_of", "_source")
 
-    def __init__(self, id: str, layout: FeatureLayout, rows: list, as_of: dict, source: dict, now_ms: int):
+    def __init__(self, id: str, layout: FeatureLayout, reads: list, sources: list, now_ms: int):
         self.id = id
-        self.as_of = as_of  # group -> as-of event time (ms), None when defaulted
-        self.source = source  # group -> redis | cache | stale | default
         self.now_ms = now_ms  # when the response was assembled: ages are measured against it
         self._layout = layout
-        self._rows = rows  # per selection: the values in its order (None: missing), or None
-        self._values = None
+        self._reads = reads  # per group of the layout: its CachedRead, None when nothing is known
+        self._sources = sources  # per group: where its read came from (redis | cache | stale)
+        self._values = self._as_of = self._source = None
 
     def __getitem__(self, feature: str):
         i, pos = self._layout.index[feature]
-        row = self._rows[i]
-        v = row[pos] if row is not None else None
+        r = self._reads[i]
+        v = None if r is None or r[1] is None else r[1][pos]
         if v is None:
             v = self._layout.defaults[i][pos]
             return list(v) if v.__class__ is list else v
@@ -103,12 +103,27 @@ class EntityFeatures:
         return self._values
 
     @property
+    def as_of(self) -> dict:
+        """group -> the as-of event time (ms) of its values, None when defaulted."""
+        if self._as_of is None:
+            self._as_of = {g: None if r is None else r.as_of for g, r in zip(self._layout.group_names, self._reads)}
+        return self._as_of
+
+    @property
+    def source(self) -> dict:
+        """group -> where its values came from: redis | cache | stale | default."""
+        if self._source is None:
+            self._source = {g: DEFAULT if r is None or r.values is None else src
+                            for g, r, src in zip(self._layout.group_names, self._reads, self._sources)}
+        return self._source
+
+    @property
     def missing(self) -> list:
         """Features that got their default (absent key or field)."""
         out = []
         for n, (i, pos) in self._layout.index.items():
-            row = self._rows[i]
-            if row is None or row[pos] is None:
+            r = self._reads[i]
+            if r is None or r.values is None or r.values[pos] is None:
                 out.append(n)
         return out
 
@@ -226,14 +241,11 @@ class FeatureClient:
         """One round trip (at most) for everything asked. Raises KeyError for an unknown feature."""
         vsels = self._selection("video", video_features)
         wanted = [("video", v, vsels) for v in videos]
-        n_videos = len(wanted)  # `videos` may be any iterable
         if user is not None:
             wanted.append(("user", user, self._selection("user", user_features)))
         if region is not None:
-            sels = self._selection("region", region_features)
-            wanted.append(("region", region, sels))
-        reads, degraded, error, trips = self._read(wanted)
-        results = self._build(wanted, reads)
+            wanted.append(("region", region, self._selection("region", region_features)))
+        results, degraded, error, trips = self._get(wanted)
         resp = FeatureResponse(videos={}, degraded=degraded, error=error, round_trips=trips)
         for (entity, eid, _), res in zip(wanted, results):
             if entity == "video":
@@ -246,30 +258,45 @@ class FeatureClient:
             self._note_trending(region, resp.region)
             if degraded:
                 resp.fallback_videos = list(self._trending.get(region, []))
-        with self._stats_lock:
-            s = self.stats
-            s["requests"] += 1
-            s["keys"] += n_videos * len(vsels) + sum(len(sels) for _, _, sels in wanted[n_videos:])
         return resp
 
     def get_entities(self, entity: str, ids, features=None) -> list[EntityFeatures]:
         """`ids` of one entity kind (video, user, region), in order; see get() for the semantics."""
         sels = self._selection(entity, features)
-        wanted = [(entity, eid, sels) for eid in ids]
-        reads, _, _, _ = self._read(wanted)
-        results = self._build(wanted, reads)
-        self._count("requests")
-        self._count("keys", len(wanted) * len(sels))
-        return results
+        return self._get([(entity, eid, sels) for eid in ids])[0]
 
-    def _read(self, wanted):
-        """-> ({(selection, id): (CachedRead or None, source)}, degraded, error, round trips)."""
-        keys = dict.fromkeys((sel, eid) for _, eid, sels in wanted for sel in sels)  # in order, once each
-        fresh, to_fetch = self.cache.split(keys, self.clock())
-        reads: dict = {key: (e, CACHE) for key, e in fresh.items()}
-        hits = len(fresh)
+    def _get(self, wanted) -> tuple[list[EntityFeatures], bool, str | None, int]:
+        """(entity, id, selections) -> (EntityFeatures per item, degraded, error, round trips)."""
+        # every key of the request in order, one per (entity, group); a key asked twice is read
+        # twice (rare, and cheaper than deduplicating every request)
+        keys = [(sel, eid) for _, eid, sels in wanted for sel in sels]
+        reads, sources, degraded, error, trips = self._read(keys)
+        now_ms = self.wall_ms()
+        layouts: dict = {}  # one per feature list of the request: every video shares one
+        out, at = [], 0
+        for _, eid, sels in wanted:
+            lay = layouts.get(id(sels))
+            if lay is None:
+                lay = layouts[id(sels)] = self._layout(sels)
+            end = at + len(sels)
+            out.append(EntityFeatures(eid, lay, reads[at:end], sources[at:end], now_ms))
+            at = end
+        defaults = sum(1 for r in reads if r is None or r[1] is None)
+        with self._stats_lock:
+            s = self.stats
+            s["requests"] += 1
+            s["keys"] += len(keys)
+            s["defaults_served"] += defaults
+        return out, degraded, error, trips
+
+    def _read(self, keys):
+        """(selection, entity id) pairs -> per key its CachedRead (None: nothing known) and where
+        it came from, then degraded, error, round trips."""
+        reads, misses = self.cache.fresh_many(keys, self.clock())
+        sources = [CACHE] * len(keys)
         degraded, error, trips = False, None, 0
-        if to_fetch:
+        if misses:
+            to_fetch = [keys[i] for i in misses]
             if self.breaker.allow():
                 trips = 1
                 try:
@@ -280,27 +307,41 @@ class FeatureClient:
                     self._count("redis_errors")
                 else:
                     self.breaker.success()
-                    read_at = self.clock()
-                    fetched = []
-                    for key, reply in zip(to_fetch, replies):
-                        try:
-                            entry = key[0].read(reply, read_at)
-                        except SchemaMismatch as e:
-                            entry = CachedRead(read_at, *self._mismatch(e))
-                        fetched.append((key, entry))
-                        reads[key] = (entry, REDIS)
-                    self.cache.put_many(fetched)
+                    fetched = self._decode(to_fetch, replies)
+                    for i, r in zip(misses, fetched):
+                        reads[i] = r
+                        sources[i] = REDIS
+                    self.cache.put_many(zip(to_fetch, fetched))
                     self._count("redis_reads")
             else:
                 degraded, error = True, "circuit breaker open: redis failed recently"
                 self._count("breaker_rejections")
             if degraded:
-                for key in to_fetch:
-                    e = self.cache.last_known(key)
-                    reads[key] = (e, STALE) if e is not None else (None, DEFAULT)
+                stale = 0
+                for i, key in zip(misses, to_fetch):
+                    r = reads[i] = self.cache.last_known(key)
+                    sources[i] = STALE
+                    stale += r is not None and r.values is not None
+                self._count("stale_served", stale)
+        hits = len(keys) - len(misses)
         if hits:
             self._count("cache_hits", hits)
-        return reads, degraded, error, trips
+        return reads, sources, degraded, error, trips
+
+    def _decode(self, keys, replies) -> list[CachedRead]:
+        """The replies of `keys`, decoded by their selections."""
+        read_at = self.clock()
+        try:
+            return [sel.read(raw, read_at) for (sel, _), raw in zip(keys, replies)]
+        except SchemaMismatch:
+            pass  # rare (a rollout): again one by one, serving each unreadable value as missing
+        out = []
+        for (sel, _), raw in zip(keys, replies):
+            try:
+                out.append(sel.read(raw, read_at))
+            except SchemaMismatch as e:
+                out.append(CachedRead(read_at, *self._mismatch(e)))
+        return out
 
     def _fetch(self, keys) -> list:
         """One MGET of every key: the stored values (None: absent), in order."""
@@ -335,35 +376,6 @@ class FeatureClient:
         if lay is None:
             lay = self._layouts[k] = FeatureLayout(sels, self.default)
         return lay
-
-    def _build(self, wanted, reads) -> list[EntityFeatures]:
-        """The response rows of `wanted`, in order, from what _read found; counts what was served
-        stale or by default."""
-        now_ms = self.wall_ms()
-        layouts: dict = {}  # one per feature list of the request: every video shares one
-        out = []
-        stale = defaults = 0
-        for _, eid, sels in wanted:
-            lay = layouts.get(id(sels))
-            if lay is None:
-                lay = layouts[id(sels)] = self._layout(sels)
-            rows, as_of, source = [], {}, {}
-            for sel, gname in zip(sels, lay.group_names):
-                entry, src = reads[(sel, eid)]
-                if entry is None or entry.values is None:
-                    rows.append(None)
-                    source[gname], as_of[gname] = DEFAULT, None
-                    defaults += 1
-                else:
-                    rows.append(entry.values)
-                    source[gname], as_of[gname] = src, entry.as_of
-                    stale += src is STALE
-            out.append(EntityFeatures(eid, lay, rows, as_of, source, now_ms))
-        if stale:
-            self._count("stale_served", stale)
-        if defaults:
-            self._count("defaults_served", defaults)
-        return out
 
     def _note_trending(self, region: str, res: EntityFeatures | None) -> None:
         name = self.settings.fallback_trends

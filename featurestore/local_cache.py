@@ -39,18 +39,19 @@ class LocalCache:
             return e
         return None
 
-    def split(self, keys, now: float) -> tuple[dict, list]:
-        """-> ({key: fresh entry}, [keys with no fresh entry]), in the order of `keys`: the
+    def fresh_many(self, keys, now: float) -> tuple[list, list]:
+        """-> (per key its fresh entry or None, [indexes of the keys with no fresh entry]): the
         lookup of a whole request in one loop."""
         get, ttl = self._entries.get, self.ttl_s
-        fresh, stale = {}, []
-        for key in keys:
+        found, misses = [], []
+        for i, key in enumerate(keys):
             e = get(key)
             if e is not None and now - e[0] < ttl:
-                fresh[key] = e
+                found.append(e)
             else:
-                stale.append(key)
-        return fresh, stale
+                found.append(None)
+                misses.append(i)
+        return found, misses
 
     def last_known(self, key) -> CachedRead | None:
         return self._entries.get(key)
