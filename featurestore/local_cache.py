@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 
 class CachedRead(NamedTuple):
-    read_at: float  # monotonic seconds when Redis answered
+    read_at: float  # monotonic seconds when Redis was asked (its answer is at least that fresh)
     values: tuple | None  # in the selection's feature order; None: the key did not exist
     as_of: int | None
     written_at: int | None
