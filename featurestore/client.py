@@ -34,8 +34,8 @@ from redis.cluster import RedisCluster
 
 from featurestore.breaker import CircuitBreaker
 from featurestore.layout import SchemaMismatch
-from featurestore.local_cache import CachedRead, LocalCache
-from featurestore.read_plan import GroupSelection, pack_mget, read_many, select
+from featurestore.local_cache import LocalCache
+from featurestore.read_plan import GroupSelection, StoredRow, pack_mget, read_many, select
 from schemas.features import FeatureGroup
 
 log = logging.getLogger("fyp.features")
@@ -83,14 +83,14 @@ class EntityFeatures:
         self.id = id
         self.now_ms = now_ms  # when the response was assembled: ages are measured against it
         self._layout = layout
-        self._reads = reads  # per group of the layout: its CachedRead, None when nothing is known
+        self._reads = reads  # per group of the layout: its StoredRow (values None: nothing known)
         self._sources = sources  # per group: where its read came from (redis | cache | stale)
         self._values = self._as_of = self._source = None
 
     def __getitem__(self, feature: str):
         i, pos = self._layout.index[feature]
-        r = self._reads[i]
-        v = None if r is None or r[1] is None else r[1][pos]
+        row = self._reads[i][0]
+        v = None if row is None else row[pos]
         if v is None:
             v = self._layout.defaults[i][pos]
             return list(v) if v.__class__ is list else v
@@ -102,8 +102,8 @@ class EntityFeatures:
         if self._values is None:
             try:
                 # the common case, every group read and no value null: one C-level pass
-                row = tuple(chain.from_iterable([r[1] for r in self._reads]))
-            except TypeError:  # a group without a read (None) or whose key was absent (values None)
+                row = tuple(chain.from_iterable([r[0] for r in self._reads]))
+            except TypeError:  # a group with no values (None)
                 row = (None,)
             if None in row:
                 self._values = {n: self[n] for n in self._layout.names}
@@ -115,14 +115,14 @@ class EntityFeatures:
     def as_of(self) -> dict:
         """group -> the as-of event time (ms) of its values, None when defaulted."""
         if self._as_of is None:
-            self._as_of = {g: None if r is None else r.as_of for g, r in zip(self._layout.group_names, self._reads)}
+            self._as_of = {g: r.as_of for g, r in zip(self._layout.group_names, self._reads)}
         return self._as_of
 
     @property
     def source(self) -> dict:
         """group -> where its values came from: redis | cache | stale | default."""
         if self._source is None:
-            self._source = {g: DEFAULT if r is None or r.values is None else src
+            self._source = {g: DEFAULT if r.values is None else src
                             for g, r, src in zip(self._layout.group_names, self._reads, self._sources)}
         return self._source
 
@@ -131,8 +131,8 @@ class EntityFeatures:
         """Features that got their default (absent key or field)."""
         out = []
         for n, (i, pos) in self._layout.index.items():
-            r = self._reads[i]
-            if r is None or r.values is None or r.values[pos] is None:
+            row = self._reads[i].values
+            if row is None or row[pos] is None:
                 out.append(n)
         return out
 
@@ -290,7 +290,7 @@ class FeatureClient:
             end = at + len(sels)
             out.append(EntityFeatures(eid, lay, reads[at:end], sources[at:end], now_ms))
             at = end
-        defaults = sum(1 for r in reads if r is None or r[1] is None)
+        defaults = sum(1 for r in reads if r[0] is None)
         with self._stats_lock:
             s = self.stats
             s["requests"] += 1
@@ -299,13 +299,13 @@ class FeatureClient:
         return out, degraded, error, trips
 
     def _read(self, keys):
-        """(selection, entity id) pairs -> per key its CachedRead (None: nothing known) and where
-        it came from, then degraded, error, round trips."""
+        """(selection, entity id) pairs -> per key its StoredRow and where it came from, then
+        degraded, error, round trips."""
         # the time before asking Redis: what it answers is at least that fresh. Taken after the
         # answer, a thread kept from the GIL between the reply and the clock (seen: 0.13 s under
         # 8 reader threads) would cache an old value as new, beyond the staleness bound
         asked_at = self.clock()
-        reads, misses = self.cache.fresh_many(keys, asked_at)
+        replies, misses = self.cache.fresh_many(keys, asked_at)
         sources = [CACHE] * len(keys)
         degraded, error, trips = False, None, 0
         if misses:
@@ -313,18 +313,17 @@ class FeatureClient:
             if self.breaker.allow():
                 trips = 1
                 try:
-                    replies = self._fetch(to_fetch)
+                    fetched = self._fetch(to_fetch)
                 except READ_ERRORS as e:
                     self.breaker.failure()
                     degraded, error = True, f"redis read failed: {type(e).__name__}: {e}"
                     self._count("redis_errors")
                 else:
                     self.breaker.success()
-                    fetched = self._decode(to_fetch, replies, asked_at)
-                    for i, r in zip(misses, fetched):
-                        reads[i] = r
+                    for i, reply in zip(misses, fetched):
+                        replies[i] = reply
                         sources[i] = REDIS
-                    self.cache.put_many(zip(to_fetch, fetched))
+                    self.cache.put_many(to_fetch, fetched, asked_at)
                     self._count("redis_reads")
             else:
                 degraded, error = True, "circuit breaker open: redis failed recently"
@@ -332,27 +331,30 @@ class FeatureClient:
             if degraded:
                 stale = 0
                 for i, key in zip(misses, to_fetch):
-                    r = reads[i] = self.cache.last_known(key)
-                    sources[i] = STALE
-                    stale += r is not None and r.values is not None
+                    known = self.cache.last_known(key)
+                    if known is not None:  # else None: no value, the defaults
+                        replies[i] = known[1]
+                        sources[i] = STALE
+                        stale += known[1] is not None
                 self._count("stale_served", stale)
         hits = len(keys) - len(misses)
         if hits:
             self._count("cache_hits", hits)
-        return reads, sources, degraded, error, trips
+        return self._decode(keys, replies), sources, degraded, error, trips
 
-    def _decode(self, keys, replies, read_at: float) -> list[CachedRead]:
+    def _decode(self, keys, replies) -> list[StoredRow]:
         """The replies of `keys`, decoded by their selections."""
         try:
-            return read_many(keys, replies, read_at)
+            return read_many(keys, replies)
         except SchemaMismatch:
             pass  # rare (a rollout): again one by one, serving each unreadable value as missing
         out = []
         for (sel, _), raw in zip(keys, replies):
             try:
-                out.append(sel.read(raw, read_at))
+                out.append(sel.decode(raw))
             except SchemaMismatch as e:
-                out.append(CachedRead(read_at, *self._mismatch(e)))
+                self._mismatch(e)
+                out.append(StoredRow(None, None, None))
         return out
 
     def _fetch(self, keys) -> list:
@@ -372,7 +374,7 @@ class FeatureClient:
         finally:
             pool.release(conn)
 
-    def _mismatch(self, e: SchemaMismatch) -> tuple:
+    def _mismatch(self, e: SchemaMismatch) -> None:
         """A value written under another definition of its group (a config change rolled out to
         the jobs before this service, or the reverse) reads as absent: its positions would be
         wrong. Counted, and logged once per message."""
@@ -380,7 +382,6 @@ class FeatureClient:
         if str(e) not in self._mismatches_logged:
             self._mismatches_logged.add(str(e))
             log.warning("feature values unreadable, served as missing: %s", e)
-        return None, None, None
 
     def _layout(self, sels) -> FeatureLayout:
         k = tuple(map(id, sels))

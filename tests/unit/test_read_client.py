@@ -7,7 +7,7 @@ from redis.connection import Connection
 from featurestore import layout
 from featurestore.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from featurestore.client import ClientSettings, FeatureClient, check_defaults
-from featurestore.local_cache import CachedRead, LocalCache
+from featurestore.local_cache import LocalCache
 from featurestore.read_plan import pack_mget, select
 from fyp.config import ConfigError, load_config
 from schemas.features import groups_for
@@ -76,19 +76,31 @@ def test_decode_refuses_a_value_of_another_group_definition():
 def test_cache_fresh_within_ttl_then_last_known_and_bounded():
     clock = Clock()
     c = LocalCache(ttl_s=0.5, max_entries=10, clock=clock)
-    c.put("a", CachedRead(clock.t, {"x": 1}, 1, 1))
-    assert c.fresh("a", clock.t + 0.49).values == {"x": 1}
-    assert c.fresh("a", clock.t + 0.5) is None
-    assert c.last_known("a").values == {"x": 1}
+    c.put_many(["a", "absent"], [b"[1]", None], clock.t)
+    assert c.fresh_many(["a", "b", "absent"], clock.t + 0.49) == ([b"[1]", None, None], [1])
+    assert c.fresh_many(["a", "absent"], clock.t + 0.5) == ([None, None], [0, 1])
+    assert c.last_known("a") == (clock.t, b"[1]") and c.last_known("absent") == (clock.t, None)
+    assert c.last_known("b") is None
+    c.put_many(["a"], [b"[2]"], clock.t + 1)  # a refresh
+    assert c.fresh_many(["a"], clock.t + 1.4) == ([b"[2]"], [])
     for i in range(25):
-        c.put(i, CachedRead(clock.t, {}, i, i))
+        c.put_many([i], [b"[]"], clock.t)
     assert len(c) <= 10
     assert c.last_known(24) is not None and c.last_known("a") is None  # the oldest reads went first
 
 
+def test_cache_keeps_no_object_the_garbage_collector_tracks():
+    # WHY (local_cache.py): tracked entries replaced on every read made collections rare and slow
+    import gc
+
+    c = LocalCache(ttl_s=1, max_entries=100)
+    c.put_many([("sel", i) for i in range(50)], [b'["x",1,2,3,4.5]'] * 49 + [None], 1.0)
+    assert not any(gc.is_tracked(v) for d in (c._replies, c._asked_at) for v in d.values())
+
+
 def test_cache_of_size_zero_keeps_nothing():
     c = LocalCache(ttl_s=1, max_entries=0)
-    c.put("a", CachedRead(0, {}, 1, 1))
+    c.put_many(["a"], [b"[]"], 0)
     assert c.last_known("a") is None
 
 
