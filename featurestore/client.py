@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from itertools import chain
 from dataclasses import dataclass, field
 
 import redis
@@ -33,14 +32,14 @@ from redis._parsers.hiredis import NOT_ENOUGH_DATA
 from redis.cluster import RedisCluster
 
 from featurestore.breaker import CircuitBreaker
-from featurestore.layout import SchemaMismatch
 from featurestore.local_cache import LocalCache
-from featurestore.read_plan import GroupSelection, StoredRow, pack_mget, read_many, select
+from featurestore.read_plan import GroupSelection, pack_mget, parse_replies, select
+from featurestore.response import (CACHE, DEFAULT, REDIS, STALE, EntityFeatures, FeatureLayout,  # noqa: F401
+                                   FeatureResponse, build_entities)
 from schemas.features import FeatureGroup
 
 log = logging.getLogger("fyp.features")
 
-REDIS, CACHE, STALE, DEFAULT = "redis", "cache", "stale", "default"
 # Redis unreachable, stuck, loading, or (on a cluster) down or resharding: the read falls back
 READ_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.exceptions.ClusterDownError,
                redis.exceptions.TryAgainError, OSError)
@@ -57,115 +56,6 @@ class ClientSettings:
     breaker_open_for_s: float = 1.0
     defaults: dict = field(default_factory=dict)  # feature -> value when missing
     fallback_trends: str = "top_1h"  # the region_trends feature whose videos are the fallback list
-
-
-class FeatureLayout:
-    """One feature list's shape, computed once per list: where each feature sits among the
-    selections' rows, its group and its default."""
-
-    def __init__(self, sels, default):
-        self.names = tuple(n for sel in sels for n in sel.names)
-        self.index = {n: (i, pos) for i, sel in enumerate(sels) for pos, n in enumerate(sel.names)}
-        self.group_of = {n: sel.group.name for sel in sels for n in sel.names}
-        self.group_names = tuple(sel.group.name for sel in sels)
-        self.defaults = [tuple(default(sel.group, n) for n in sel.names) for sel in sels]
-
-
-class EntityFeatures:
-    """One entity's features, kept as the reads Redis or the cache answered (one per group); a
-    value is looked up (or defaulted) when asked for, and the per-group dicts (as_of, source) are
-    built when first asked for, so a response for hundreds of candidates does not build hundreds
-    of dicts nobody reads."""
-
-    __slots__ = ("id", "now_ms", "_layout", "_reads", "_sources", "_values", "_as_of", "_source")
-
-    def __init__(self, id: str, layout: FeatureLayout, reads: list, sources: list, now_ms: int):
-        self.id = id
-        self.now_ms = now_ms  # when the response was assembled: ages are measured against it
-        self._layout = layout
-        self._reads = reads  # per group of the layout: its StoredRow (values None: nothing known)
-        self._sources = sources  # per group: where its read came from (redis | cache | stale)
-        self._values = self._as_of = self._source = None
-
-    def __getitem__(self, feature: str):
-        i, pos = self._layout.index[feature]
-        row = self._reads[i][0]
-        v = None if row is None else row[pos]
-        if v is None:
-            v = self._layout.defaults[i][pos]
-            return list(v) if v.__class__ is list else v
-        return v
-
-    @property
-    def values(self) -> dict:
-        """feature -> typed value, the feature's default when missing."""
-        if self._values is None:
-            try:
-                # the common case, every group read and no value null: one C-level pass
-                row = tuple(chain.from_iterable([r[0] for r in self._reads]))
-            except TypeError:  # a group with no values (None)
-                row = (None,)
-            if None in row:
-                self._values = {n: self[n] for n in self._layout.names}
-            else:
-                self._values = dict(zip(self._layout.names, row))
-        return self._values
-
-    @property
-    def as_of(self) -> dict:
-        """group -> the as-of event time (ms) of its values, None when defaulted."""
-        if self._as_of is None:
-            self._as_of = {g: r.as_of for g, r in zip(self._layout.group_names, self._reads)}
-        return self._as_of
-
-    @property
-    def source(self) -> dict:
-        """group -> where its values came from: redis | cache | stale | default."""
-        if self._source is None:
-            self._source = {g: DEFAULT if r.values is None else src
-                            for g, r, src in zip(self._layout.group_names, self._reads, self._sources)}
-        return self._source
-
-    @property
-    def missing(self) -> list:
-        """Features that got their default (absent key or field)."""
-        out = []
-        for n, (i, pos) in self._layout.index.items():
-            row = self._reads[i].values
-            if row is None or row[pos] is None:
-                out.append(n)
-        return out
-
-    @property
-    def found(self) -> bool:
-        return any(t is not None for t in self.as_of.values())
-
-    def age_ms(self, feature: str) -> int | None:
-        ts = self.as_of[self._layout.group_of[feature]]
-        return None if ts is None else self.now_ms - ts
-
-    def to_json(self) -> dict:
-        return {"id": self.id, "features": self.values, "as_of": self.as_of,
-                "age_ms": {g: None if t is None else self.now_ms - t for g, t in self.as_of.items()},
-                "source": self.source, "missing": self.missing}
-
-
-@dataclass
-class FeatureResponse:
-    videos: dict  # video id -> EntityFeatures, in the order asked
-    user: EntityFeatures | None = None
-    region: EntityFeatures | None = None
-    degraded: bool = False  # some value could not be read from Redis or the fresh cache
-    error: str | None = None
-    fallback_videos: list = field(default_factory=list)
-    round_trips: int = 0
-
-    def to_json(self) -> dict:
-        return {"videos": [e.to_json() for e in self.videos.values()],
-                "user": self.user.to_json() if self.user else None,
-                "region": self.region.to_json() if self.region else None,
-                "degraded": self.degraded, "error": self.error,
-                "fallback_videos": self.fallback_videos}
 
 
 def _read_replies(conn, n: int) -> list:
@@ -250,20 +140,18 @@ class FeatureClient:
         """One round trip (at most) for everything asked. Raises KeyError for an unknown feature."""
         vsels = self._selection("video", video_features)
         wanted = [("video", v, vsels) for v in videos]
+        n_videos = len(wanted)  # `videos` may be any iterable
         if user is not None:
             wanted.append(("user", user, self._selection("user", user_features)))
         if region is not None:
             wanted.append(("region", region, self._selection("region", region_features)))
         results, degraded, error, trips = self._get(wanted)
-        resp = FeatureResponse(videos={}, degraded=degraded, error=error, round_trips=trips)
-        for (entity, eid, _), res in zip(wanted, results):
-            if entity == "video":
-                resp.videos[eid] = res
-            elif entity == "user":
-                resp.user = res
-            else:
-                resp.region = res
+        resp = FeatureResponse(videos={e.id: e for e in results[:n_videos]}, degraded=degraded, error=error,
+                               round_trips=trips)
+        if user is not None:
+            resp.user = results[n_videos]
         if region is not None:
+            resp.region = results[-1]
             self._note_trending(region, resp.region)
             if degraded:
                 resp.fallback_videos = list(self._trending.get(region, []))
@@ -279,28 +167,31 @@ class FeatureClient:
         # every key of the request in order, one per (entity, group); a key asked twice is read
         # twice (rare, and cheaper than deduplicating every request)
         keys = [(sel, eid) for _, eid, sels in wanted for sel in sels]
-        reads, sources, degraded, error, trips = self._read(keys)
+        replies, sources, degraded, error, trips = self._read(keys)
+        rows = parse_replies(replies)
         now_ms = self.wall_ms()
-        layouts: dict = {}  # one per feature list of the request: every video shares one
-        out, at = [], 0
-        for _, eid, sels in wanted:
-            lay = layouts.get(id(sels))
-            if lay is None:
-                lay = layouts[id(sels)] = self._layout(sels)
-            end = at + len(sels)
-            out.append(EntityFeatures(eid, lay, reads[at:end], sources[at:end], now_ms))
-            at = end
-        defaults = sum(1 for r in reads if r[0] is None)
+        out, defaulted, i, at = [], 0, 0, 0
+        while i < len(wanted):  # per run of entities asked with one feature list (the videos)
+            sels = wanted[i][2]
+            j = i + 1
+            while j < len(wanted) and wanted[j][2] is sels:
+                j += 1
+            end = at + (j - i) * len(sels)
+            ents, n = build_entities([w[1] for w in wanted[i:j]], self._layout(sels), rows[at:end],
+                                     sources[at:end], now_ms, self._mismatch)
+            out += ents
+            defaulted += n
+            i, at = j, end
         with self._stats_lock:
             s = self.stats
             s["requests"] += 1
             s["keys"] += len(keys)
-            s["defaults_served"] += defaults
+            s["defaults_served"] += defaulted
         return out, degraded, error, trips
 
     def _read(self, keys):
-        """(selection, entity id) pairs -> per key its StoredRow and where it came from, then
-        degraded, error, round trips."""
+        """(selection, entity id) pairs -> per key its reply (the stored value; None: nothing
+        known) and where it came from, then degraded, error, round trips."""
         # the time before asking Redis: what it answers is at least that fresh. Taken after the
         # answer, a thread kept from the GIL between the reply and the clock (seen: 0.13 s under
         # 8 reader threads) would cache an old value as new, beyond the staleness bound
@@ -340,22 +231,7 @@ class FeatureClient:
         hits = len(keys) - len(misses)
         if hits:
             self._count("cache_hits", hits)
-        return self._decode(keys, replies), sources, degraded, error, trips
-
-    def _decode(self, keys, replies) -> list[StoredRow]:
-        """The replies of `keys`, decoded by their selections."""
-        try:
-            return read_many(keys, replies)
-        except SchemaMismatch:
-            pass  # rare (a rollout): again one by one, serving each unreadable value as missing
-        out = []
-        for (sel, _), raw in zip(keys, replies):
-            try:
-                out.append(sel.decode(raw))
-            except SchemaMismatch as e:
-                self._mismatch(e)
-                out.append(StoredRow(None, None, None))
-        return out
+        return replies, sources, degraded, error, trips
 
     def _fetch(self, keys) -> list:
         """One MGET of every key: the stored values (None: absent), in order."""
@@ -374,14 +250,15 @@ class FeatureClient:
         finally:
             pool.release(conn)
 
-    def _mismatch(self, e: SchemaMismatch) -> None:
+    def _mismatch(self, sel: GroupSelection, row) -> None:
         """A value written under another definition of its group (a config change rolled out to
         the jobs before this service, or the reverse) reads as absent: its positions would be
         wrong. Counted, and logged once per message."""
         self._count("schema_mismatches")
-        if str(e) not in self._mismatches_logged:
-            self._mismatches_logged.add(str(e))
-            log.warning("feature values unreadable, served as missing: %s", e)
+        msg = str(sel.mismatch(row))
+        if msg not in self._mismatches_logged:
+            self._mismatches_logged.add(msg)
+            log.warning("feature values unreadable, served as missing: %s", msg)
 
     def _layout(self, sels) -> FeatureLayout:
         k = tuple(map(id, sels))

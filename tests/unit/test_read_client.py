@@ -8,7 +8,8 @@ from featurestore import layout
 from featurestore.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from featurestore.client import ClientSettings, FeatureClient, check_defaults
 from featurestore.local_cache import LocalCache
-from featurestore.read_plan import pack_mget, select
+from featurestore.read_plan import pack_mget, parse_replies, select
+from featurestore.response import FeatureLayout, build_entities
 from fyp.config import ConfigError, load_config
 from schemas.features import groups_for
 
@@ -71,6 +72,48 @@ def test_decode_refuses_a_value_of_another_group_definition():
                                                             b"00000000", 1)
     with pytest.raises(layout.SchemaMismatch, match="user_interests: stored schema 00000000"):
         usr.decode(raw)
+
+
+def test_entities_built_a_column_at_a_time_match_each_entity_read_alone():
+    sels = select(GROUPS, "video", ["views_1h", "spike_state", "completion_rate_1h", "spike_score"])
+    eng_names = GROUPS["video_engagement"].names
+    eng = [i if GROUPS["video_engagement"].dtype(n) == "int" else i / 8 for i, n in enumerate(eng_names)]
+    spk = [0.5, "rising", 0, 1.0, 1.0, 3, 2.0]
+    other = layout.RowCodec(GROUPS["video_engagement"]).encode(1, 1, 1, eng)[0].replace(
+        layout.schema_id(GROUPS["video_engagement"]), "00000000", 1).encode()
+    replies = {  # per video: (engagement, spikes) as Redis would answer
+        "full": (_stored("video_engagement", eng, 10), _stored("video_spikes", spk, 20)),
+        "no-spikes": (_stored("video_engagement", eng, 11), None),
+        "null-state": (_stored("video_engagement", eng, 12), _stored("video_spikes", [0.5, None] + spk[2:], 22)),
+        "other-schema": (other, _stored("video_spikes", spk, 23)),
+    }
+    ids = list(replies)
+    lay = FeatureLayout(sels, lambda group, name: {"spike_state": "normal"}.get(name, -1))
+    rows = parse_replies([r for v in ids for r in replies[v]])
+    mismatched = []
+    ents, defaulted = build_entities(ids, lay, rows, ["redis", "cache"] * len(ids), 1000,
+                                     lambda sel, row: mismatched.append((sel.group.name, row[0])))
+    assert [e.id for e in ents] == ids and defaulted == 2  # no spikes key; unreadable engagement
+    assert mismatched == [("video_engagement", "00000000")]
+    for e in ents:  # each entity, as the one-key decode reads it, defaults filled in
+        alone = {}
+        for sel, raw in zip(sels, replies[e.id]):
+            try:
+                vals = sel.decode(raw).values
+            except layout.SchemaMismatch:
+                vals = None
+            alone.update(zip(sel.names, vals or [None] * len(sel.names)))
+        want_missing = [n for n, v in alone.items() if v is None]
+        alone.update({n: lay.defaults[n] for n in want_missing})
+        assert e.values == alone and e.missing == want_missing, e.id
+    full, no_spikes, null_state, other_schema = ents
+    assert full.missing == [] and full.as_of == {"video_engagement": 10, "video_spikes": 20}
+    assert full.source == {"video_engagement": "redis", "video_spikes": "cache"} and full.age_ms("spike_state") == 980
+    assert no_spikes["spike_state"] == "normal" and no_spikes.source["video_spikes"] == "default"
+    assert no_spikes.as_of["video_spikes"] is None and no_spikes.age_ms("spike_score") is None
+    assert null_state["spike_state"] == "normal" and null_state.source["video_spikes"] == "cache"
+    assert other_schema["views_1h"] == -1 and other_schema.source["video_engagement"] == "default"
+    assert other_schema["spike_state"] == "rising"
 
 
 def test_cache_fresh_within_ttl_then_last_known_and_bounded():
