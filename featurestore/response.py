@@ -126,7 +126,7 @@ def build_entities(ids: list, lay: FeatureLayout, rows: list, sources: list, now
     cols, defaulted = [], 0
     for j, sel in enumerate(lay.sels):
         col = rows[j::k]  # this selection's row of every entity
-        if None in col or set(map(itemgetter(SCHEMA_AT), col)) != {sel.schema}:
+        if not _all_readable(col, sel.schema):
             col, n = _readable(col, sel, on_mismatch)
             defaulted += n
         cols.append(col)
@@ -140,12 +140,20 @@ def build_entities(ids: list, lay: FeatureLayout, rows: list, sources: list, now
     return list(map(EntityFeatures, ids, repeat(lay), dicts, as_ofs, srcs, missing, repeat(now_ms))), defaulted
 
 
+def _all_readable(col: list, schema: str) -> bool:
+    """Every row present and of `schema` (checked in C; a value that is not a row fails it)."""
+    try:
+        return None not in col and set(map(itemgetter(SCHEMA_AT), col)) == {schema}
+    except (TypeError, IndexError, KeyError):
+        return False
+
+
 def _readable(col: list, sel, on_mismatch) -> tuple[list, int]:
     """A selection's rows with each absent or unreadable one replaced by the selection's empty
     row (null values, no as-of time); -> (rows, how many were replaced)."""
     out, replaced = [], 0
     for row in col:
-        if row is None or row[SCHEMA_AT] != sel.schema:
+        if row is None or row.__class__ is not list or not row or row[SCHEMA_AT] != sel.schema:
             if row is not None:
                 on_mismatch(sel, row)
             row = sel.empty_row

@@ -116,6 +116,20 @@ def test_entities_built_a_column_at_a_time_match_each_entity_read_alone():
     assert other_schema["spike_state"] == "rising"
 
 
+def test_values_not_written_by_the_pipeline_read_as_missing_not_as_a_failed_request():
+    sels = select(GROUPS, "video", ["views_1h", "spike_state"])
+    spk = _stored("video_spikes", [0.5, "rising", 0, 1.0, 1.0, 3, 2.0])
+    replies = [b"\xff not json", spk, b"5", spk, b'{"a": 1}', spk, b"[]", spk]
+    lay = FeatureLayout(sels, lambda group, name: {"spike_state": "normal"}.get(name, -1))
+    seen = []
+    ents, defaulted = build_entities(["a", "b", "c", "d"], lay, parse_replies(replies), ["redis"] * 8, 0,
+                                     lambda sel, row: seen.append(str(sel.mismatch(row))))
+    assert defaulted == 4 and len(seen) == 4
+    assert all(e.values == {"views_1h": -1, "spike_state": "rising"} for e in ents)
+    assert all(e.source == {"video_engagement": "default", "video_spikes": "redis"} for e in ents)
+    assert seen[1] == f"video_engagement: stored schema none (value '5'), this reader's {sels[0].schema}"
+
+
 def test_cache_fresh_within_ttl_then_last_known_and_bounded():
     clock = Clock()
     c = LocalCache(ttl_s=0.5, max_entries=10, clock=clock)
