@@ -68,8 +68,8 @@ class GroupSelection:
         a value written under another definition of the group."""
         if raw is None:
             return _ABSENT
-        row = orjson.loads(raw)
-        if row[SCHEMA_AT] != self.schema:
+        row = _parse_or_text(raw)
+        if row.__class__ is not list or not row or row[SCHEMA_AT] != self.schema:
             raise self.mismatch(row)
         return StoredRow(self.pick(row), row[AS_OF_AT], row[WRITTEN_AT_AT])
 

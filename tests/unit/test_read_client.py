@@ -128,6 +128,9 @@ def test_values_not_written_by_the_pipeline_read_as_missing_not_as_a_failed_requ
     assert all(e.values == {"views_1h": -1, "spike_state": "rising"} for e in ents)
     assert all(e.source == {"video_engagement": "default", "video_spikes": "redis"} for e in ents)
     assert seen[1] == f"video_engagement: stored schema none (value '5'), this reader's {sels[0].schema}"
+    for raw in (b"\xff not json", b"5", b"[]"):
+        with pytest.raises(layout.SchemaMismatch, match="video_engagement: stored schema none"):
+            sels[0].decode(raw)
 
 
 def test_cache_fresh_within_ttl_then_last_known_and_bounded():
