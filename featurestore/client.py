@@ -34,8 +34,8 @@ from redis.cluster import RedisCluster
 from featurestore.breaker import CircuitBreaker
 from featurestore.local_cache import LocalCache
 from featurestore.read_plan import GroupSelection, pack_mget, parse_replies, select
-from featurestore.response import (CACHE, DEFAULT, REDIS, STALE, EntityFeatures, FeatureLayout,  # noqa: F401
-                                   FeatureResponse, build_entities)
+from featurestore.response import (CACHE, REDIS, STALE, EntityFeatures, FeatureLayout, FeatureResponse,
+                                   build_entities)
 from schemas.features import FeatureGroup
 
 log = logging.getLogger("fyp.features")
