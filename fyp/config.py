@@ -221,8 +221,9 @@ class InterestWeights:
 class InterestsConfig:
     decay: Duration = Duration(1_800_000)  # time constant of the exponential decay (30 min)
     top_n: int = 10
-    prune_below: float = 0.05  # an entry whose |weight| decays below this is dropped
-    emit_interval: Duration = Duration(1000)  # views of a user are batched this long (processing time)
+    prune_below: float = 0.05  # an item whose |weight| is below this is not written
+    emit_interval: Duration = Duration(1000)  # a user's views are taken in steps of this much event time
+    forget_after: Duration = Duration(21_600_000)  # an item viewed again after this gap restarts from 0
     min_events: int = 3  # a user with fewer events keeps state only newcomer_ttl
     newcomer_ttl: Duration = Duration(120_000)
     idle_ttl: Duration = Duration(7_200_000)
@@ -636,8 +637,10 @@ def _check(cfg: Config, source: str) -> None:
     if not m or any(not isinstance(x, int) or isinstance(x, bool) or x < 1 for x in m) or len(set(m)) != len(m):
         raise ConfigError(f"{source}: milestones.thresholds must be distinct positive integers")
     i = cfg.interests
-    if i.top_n < 1 or i.min_events < 1 or i.decay <= 0 or i.emit_interval <= 0:
-        raise ConfigError(f"{source}: interests.top_n, min_events, decay and emit_interval must be positive")
+    if i.top_n < 1 or i.min_events < 1 or i.decay <= 0 or i.emit_interval <= 0 or i.forget_after <= 0:
+        raise ConfigError(f"{source}: interests.top_n, min_events, decay, emit_interval and forget_after must be positive")
+    if i.prune_below < 0:
+        raise ConfigError(f"{source}: interests.prune_below must not be negative")
     if i.newcomer_ttl > i.idle_ttl:
         raise ConfigError(f"{source}: interests.newcomer_ttl must not exceed interests.idle_ttl")
     sp = cfg.spikes

@@ -4,9 +4,10 @@ over categories and creators (operators/interests.py) -> feature-updates topic.
 Graph (one Flink job):
   engagement events (shared front: parse, validate, dead letters)   upload events -> versioned
     -> event-time temporal join with video metadata (category, creator; '' when unknown)
-    -> per user, per `interests.emit_interval` of processing time: the batch's views packed into
-       one row with their strength computed in the JVM
-    -> Python, keyed by user: decayed vectors, top N, eviction timers -> feature-updates topic
+    -> per user, per `interests.emit_interval` of event time (TUMBLE): the step's views packed into
+       one row with their strength computed in the JVM; a view already behind the watermark after
+       the join goes on alone (a window would drop it)
+    -> Python, keyed by user: sessions, decayed vectors, top N -> feature-updates topic
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from fyp.config import Config
 from jobs import front, sql
 from jobs.interests_fn import OUTPUT_TYPE, UserInterestFunction
 from jobs.keyed import keyed_by_first_field
-from operators.interests import FIELD_SEP, RECORD_SEP, StrengthWeights, strength_sql
+from operators.interests import FIELD_SEP, RECORD_SEP, InterestRules, StrengthWeights, strength_sql
 
 JOB_NAME = "interests"
 UID = "user-interests"
@@ -31,19 +32,27 @@ def build(cfg: Config, *, input_file: str | None = None, uploads_file: str | Non
 
     i = cfg.interests
     w = StrengthWeights(**vars(i.weights))
-    # Processing-time batches: the decayed sums are exact whatever the grouping, and no view can
-    # be dropped as late by an event-time window after the join.
+    # Event-time steps, so that a user's views reach Python in event-time order and grouped the
+    # same way on every run: the session and item rules depend on that order. A view behind the
+    # join's watermark (an out-of-order straggler) would be dropped by the window: it is sent on
+    # alone and added where it belongs in the decayed sums. Behind the watermark here implies not
+    # late for the window: the window's watermark never runs ahead of this one.
+    wm = "CURRENT_WATERMARK(event_rowtime)"
     t_env.execute_sql(f"""CREATE TEMPORARY VIEW interest_views AS
-SELECT user_id, event_time, category, creator_id, {strength_sql(w)} AS strength, PROCTIME() AS proc
+SELECT user_id, event_rowtime,
+       CONCAT(CAST(event_time AS STRING), '{FIELD_SEP}', category, '{FIELD_SEP}', creator_id, '{FIELD_SEP}',
+              CAST({strength_sql(w)} AS STRING)) AS view_record,
+       {wm} IS NOT NULL AND event_rowtime <= {wm} AS behind
 FROM {front.ENRICHED_VIEW}""")
+    t_env.execute_sql("CREATE TEMPORARY VIEW interest_views_on_time AS SELECT * FROM interest_views WHERE NOT behind")
     packed = t_env.sql_query(f"""
-SELECT user_id,
-       LISTAGG(CONCAT(CAST(event_time AS STRING), '{FIELD_SEP}', category, '{FIELD_SEP}', creator_id,
-                      '{FIELD_SEP}', CAST(strength AS STRING)), '{RECORD_SEP}') AS packed
-FROM TABLE(TUMBLE(TABLE interest_views, DESCRIPTOR(proc), {sql.interval(i.emit_interval)}))
-GROUP BY user_id, window_start, window_end""")
+SELECT user_id, LISTAGG(view_record, '{RECORD_SEP}') AS packed
+FROM TABLE(TUMBLE(TABLE interest_views_on_time, DESCRIPTOR(event_rowtime), {sql.interval(i.emit_interval)}))
+GROUP BY user_id, window_start, window_end
+UNION ALL
+SELECT user_id, view_record AS packed FROM interest_views WHERE behind""")
+    rules = InterestRules(i.decay, i.top_n, i.prune_below, i.min_events, i.newcomer_ttl, i.idle_ttl, i.forget_after)
     updates = (keyed_by_first_field(t_env, packed)
-               .process(UserInterestFunction(i.decay, i.top_n, i.prune_below, i.min_events, i.newcomer_ttl,
-                                             i.idle_ttl), output_type=OUTPUT_TYPE)
+               .process(UserInterestFunction(rules, cfg.engagement.allowed_lateness), output_type=OUTPUT_TYPE)
                .uid(UID).name(OPERATOR))
     return front.finish(job, updates)

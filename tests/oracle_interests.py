@@ -1,6 +1,9 @@
 """An independent batch computation of user interest vectors with pandas, from the README's
-semantics (decayed sums as of the user's newest event time), over raw events and upload events.
-Nothing is imported from operators/ or jobs/."""
+semantics ("User interests"): per user, sessions split where a view comes more than the session
+TTL after the previous one; per item, runs split where a view of it comes more than
+`forget_after` after the previous one; decayed sums as of the session's newest view over the
+item's last run; items with |weight| below `prune_below` left out. Nothing is imported from
+operators/ or jobs/."""
 from __future__ import annotations
 
 import math
@@ -16,23 +19,44 @@ def strength(df: pd.DataFrame, w: dict) -> pd.Series:
     return s - w["fast_skip"] * (df["skipped"] & (df["watch_time_ms"] < w["fast_skip_ms"]))
 
 
-def interests(events: pd.DataFrame, uploads: pd.DataFrame, tau_ms: int, weights: dict, n: int) -> dict:
+def _last_session(times: np.ndarray, min_events: int, newcomer_ttl: int, idle_ttl: int) -> int:
+    """Index (into the sorted times) where the user's last session starts."""
+    start = 0
+    for k in range(1, len(times)):
+        ttl = idle_ttl if k - start >= min_events else newcomer_ttl
+        if times[k] - times[k - 1] > ttl:
+            start = k
+    return start
+
+
+def _ranked(g: pd.DataFrame, col: str, T: int, tau: float, forget_after: int, prune_below: float, n: int):
+    sums = {}
+    for item, views in g.groupby(col):
+        t = views["event_time"].to_numpy()  # sorted: g is
+        gaps = np.flatnonzero(np.diff(t) > forget_after)
+        run = views.iloc[gaps[-1] + 1:] if len(gaps) else views
+        w = float((run["s"] * np.exp(-(T - run["event_time"]) / tau)).sum())
+        if abs(w) >= prune_below:
+            sums[item] = w
+    return [[c, v] for c, v in sorted(sums.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
+
+
+def interests(events: pd.DataFrame, uploads: pd.DataFrame, i) -> dict:
     """{user_id: {"top_categories": [[c, w], ...], "top_creators": [...], "events": k,
-    "unenriched": u, "as_of": T}} with no eviction and no pruning."""
+    "unenriched": u, "as_of": T}}; `i` is the config's interests section."""
     meta = uploads.sort_values("upload_time").drop_duplicates("video_id", keep="last")
     d = events.merge(meta[["video_id", "category", "creator_id", "upload_time"]], on="video_id", how="left")
-    known = d["upload_time"].notna() & (d["upload_time"] <= d["event_time"])
-    d["s"] = strength(d, weights)
-    d["T"] = d.groupby("user_id")["event_time"].transform("max")
-    d["w"] = d["s"] * np.exp(-(d["T"] - d["event_time"]) / tau_ms)
+    d["known"] = d["upload_time"].notna() & (d["upload_time"] <= d["event_time"])
+    d["s"] = strength(d, vars(i.weights))
+    d = d.sort_values(["user_id", "event_time"], kind="stable")
     out = {}
-    for user, g in d.groupby("user_id"):
-        k = g[known.loc[g.index]]
-        row = {"events": len(g), "unenriched": int(len(g) - len(k)), "as_of": int(g["T"].iloc[0])}
+    for user, g in d.groupby("user_id", sort=False):
+        g = g.iloc[_last_session(g["event_time"].to_numpy(), i.min_events, i.newcomer_ttl, i.idle_ttl):]
+        T = int(g["event_time"].max())
+        k = g[g["known"]]
+        row = {"events": len(g), "unenriched": int(len(g) - len(k)), "as_of": T}
         for col, name in (("category", "top_categories"), ("creator_id", "top_creators")):
-            sums = k.groupby(col)["w"].sum()
-            ranked = sorted(sums.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
-            row[name] = [[c, float(v)] for c, v in ranked]
+            row[name] = _ranked(k, col, T, i.decay, i.forget_after, i.prune_below, i.top_n)
         out[user] = row
     return out
 

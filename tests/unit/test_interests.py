@@ -1,11 +1,11 @@
 import math
 import random
 
-from operators.interests import StrengthWeights, UserInterests, parse_views, strength, top_n
+from operators.interests import InterestRules, UserInterests, parse_views
 
 TAU = 1_800_000
-W = StrengthWeights(completion=1.0, liked=2.0, shared=3.0, commented=2.0, rewatch=0.5, fast_skip=1.5,
-                    fast_skip_ms=3000)
+RULES = InterestRules(decay_ms=TAU, top_n=10, prune_below=0.0, min_events=3, newcomer_ttl_ms=120_000,
+                      idle_ttl_ms=7_200_000, forget_after_ms=21_600_000)
 
 
 def _direct(views, T):
@@ -16,60 +16,94 @@ def _direct(views, T):
     return cats
 
 
-def test_decayed_sums_are_exact_in_any_arrival_order_and_batching():
+def _weights(st, rules=RULES):
+    return dict(map(tuple, st.ranked(st.categories, rules)))
+
+
+def test_decayed_sums_are_exact_however_ordered_views_are_grouped():
     rng = random.Random(3)
-    views = [(1_000_000 + rng.randrange(3_600_000), rng.choice("abc"), "k" + rng.choice("xy"), rng.uniform(-1.5, 6))
-             for _ in range(200)]
-    want = _direct(views, max(v[0] for v in views))
+    views = sorted((1_000_000 + 20_000 * k + rng.randrange(20_000), rng.choice("abc"), "k" + rng.choice("xy"),
+                    rng.uniform(-1.5, 6)) for k in range(200))
+    want = _direct(views, views[-1][0])
     for _ in range(5):
-        shuffled = views[:]
-        rng.shuffle(shuffled)
-        st = UserInterests()
-        i = 0
-        while i < len(shuffled):
+        st, i = UserInterests(), 0
+        while i < len(views):
             k = rng.randint(1, 7)
-            st.add(shuffled[i:i + k], TAU, 0.0)
+            st.add(views[i:i + k], RULES)
             i += k
-        assert st.as_of == max(v[0] for v in views) and st.events == 200
-        assert set(st.categories) == set(want)
-        for c in want:
-            assert math.isclose(st.categories[c], want[c], rel_tol=1e-9)
+        assert st.as_of == views[-1][0] and st.events == 200 and st.sessions == 1
+        got = _weights(st)
+        assert set(got) == set(want)
+        assert all(math.isclose(got[c], want[c], rel_tol=1e-9) for c in want)
+
+
+def test_a_view_behind_the_newest_is_added_at_its_own_decayed_weight():
+    st = UserInterests()
+    st.add([(10_000, "a", "c", 1.0), (70_000, "b", "c", 1.0)], RULES)
+    st.add([(5_000, "a", "c", 2.0)], RULES)  # arrived behind the watermark
+    assert st.as_of == 70_000 and st.events == 3 and st.sessions == 1
+    assert math.isclose(_weights(st)["a"], math.exp(-60_000 / TAU) + 2 * math.exp(-65_000 / TAU), rel_tol=1e-12)
 
 
 def test_unknown_metadata_counts_but_adds_no_interest():
     st = UserInterests()
-    st.add([(10, "", "", 5.0), (20, "music", "c1", 1.0)], TAU, 0.0)
+    st.add([(10, "", "", 5.0), (20, "music", "c1", 1.0)], RULES)
     assert st.events == 2 and st.unenriched == 1 and list(st.categories) == ["music"]
 
 
-def test_pruning_drops_entries_that_decayed_below_the_threshold():
+def test_a_newcomer_back_after_the_newcomer_ttl_starts_a_new_session():
     st = UserInterests()
-    st.add([(0, "old", "c1", 1.0)], TAU, 0.05)
-    st.add([(4 * TAU, "new", "c2", 1.0)], TAU, 0.05)  # old: exp(-4) = 0.018 < 0.05
-    assert set(st.categories) == {"new"} and set(st.creators) == {"c2"}
+    st.add([(0, "a", "c", 1.0), (1000, "a", "c", 1.0)], RULES)  # 2 views: still a newcomer
+    st.add([(1000 + 120_001, "b", "c", 1.0)], RULES)
+    assert (st.events, st.sessions, set(st.categories)) == (1, 2, {"b"})
 
 
-def test_newcomers_expire_sooner_than_regulars():
+def test_a_regular_keeps_the_session_until_the_idle_ttl():
     st = UserInterests()
-    st.add([(1000, "a", "c", 1.0)], TAU, 0.0)
-    assert st.expires_at(3, 60_000, 7_200_000) == 61_000
-    st.add([(2000, "a", "c", 1.0), (3000, "a", "c", 1.0)], TAU, 0.0)
-    assert st.expires_at(3, 60_000, 7_200_000) == 7_203_000
+    st.add([(0, "a", "c", 1.0), (1000, "a", "c", 1.0), (2000, "a", "c", 1.0)], RULES)  # 3 views: regular
+    st.add([(2000 + 120_001, "b", "c", 1.0)], RULES)
+    assert (st.events, st.sessions) == (4, 1)
+    st.add([(2000 + 120_001 + 7_200_001, "b", "c", 1.0)], RULES)
+    assert (st.events, st.sessions, set(st.categories)) == (1, 2, {"b"})
 
 
-def test_top_n_orders_by_weight_then_name():
-    assert top_n({"b": 1.0, "a": 1.0, "c": 3.0, "d": -1.0}, 3) == [["c", 3.0], ["a", 1.0], ["b", 1.0]]
+def test_the_session_ttl_counts_the_views_before_the_gap():
+    """A third view after a gap longer than the newcomer TTL opens a new session, however many
+    views come after it in the same step."""
+    st = UserInterests()
+    st.add([(0, "a", "c", 1.0), (1000, "a", "c", 1.0), (200_000, "b", "c", 1.0), (201_000, "b", "c", 1.0)], RULES)
+    assert (st.events, st.sessions, set(st.categories)) == (2, 2, {"b"})
 
 
-def test_strength_rewards_completion_and_actions_and_punishes_fast_skips():
-    base = {"watch_time_ms": 30_000, "video_duration_ms": 30_000, "liked": True, "shared": False,
-            "commented": True, "skipped": False, "rewatches": 9}
-    assert strength(W, base) == 1.0 + 2.0 + 2.0 + 0.5 * 5
-    skip = dict(base, watch_time_ms=1000, liked=False, commented=False, skipped=True, rewatches=0)
-    assert math.isclose(strength(W, skip), 1000 / 30_000 - 1.5)
-    slow_skip = dict(skip, watch_time_ms=5000)
-    assert strength(W, slow_skip) > 0
+def test_an_item_viewed_again_after_forget_after_restarts_from_zero():
+    rules = InterestRules(TAU, 10, 0.0, 1, 120_000, 10 * 3_600_000, 3 * 3_600_000)
+    st = UserInterests()
+    st.add([(0, "a", "ca", 1.0)], rules)
+    st.add([(3 * 3_600_000 - 1, "b", "cb", 1.0)], rules)  # keeps the session alive
+    st.add([(3 * 3_600_000, "a", "ca", 1.0)], rules)  # 3 h after its previous view: not forgotten
+    assert math.isclose(_weights(st, rules)["a"], 1.0 + math.exp(-6), rel_tol=1e-12)
+    st.add([(6 * 3_600_000, "b", "cb", 1.0), (6 * 3_600_000 + 1, "a", "ca", 1.0)], rules)
+    # b: 3 h + 1 ms after its previous view, restarted; a: 3 h + 1 ms too
+    assert _weights(st, rules)["b"] == 1.0 * math.exp(-1 / TAU) and _weights(st, rules)["a"] == 1.0
+    st.add([(9 * 3_600_000 + 10, "c", "cc", 1.0)], rules)
+    assert set(st.categories) == {"c"}  # the others' newest views are over 3 h behind: dropped
 
 
-def test_packed_views_round_trip():
-    assert list(parse_views("10|music|c1|1.5;20|||-0.5")) == [(10, "music", "c1", 1.5), (20, "", "", -0.5)]
+def test_prune_below_filters_what_is_written_and_keeps_the_exact_weight():
+    rules = InterestRules(TAU, 10, 0.05, 1, 120_000, 7_200_000, 21_600_000)
+    st = UserInterests()
+    st.add([(0, "old", "c1", 1.0)], rules)
+    st.add([(4 * TAU // 2, "x", "c2", 1.0), (4 * TAU, "new", "c2", 1.0)], rules)  # old: exp(-4) < 0.05
+    assert [c for c, _ in st.values(rules)[0]] == ["new", "x"]
+    st.add([(4 * TAU + 1, "old", "c1", 0.04)], rules)
+    assert math.isclose(dict(map(tuple, st.values(rules)[0]))["old"], math.exp(-4 - 1 / TAU) + 0.04, rel_tol=1e-12)
+
+
+def test_ranked_orders_by_weight_then_name_and_keeps_top_n():
+    rules = InterestRules(TAU, 3, 0.0, 1, 1, 1, 1)
+    st = UserInterests(categories={"b": [1.0, 0], "a": [1.0, 0], "c": [3.0, 0], "d": [-1.0, 0]})
+    assert st.ranked(st.categories, rules) == [["c", 3.0], ["a", 1.0], ["b", 1.0]]
+
+
+def test_packed_views_parse_in_time_order():
+    assert parse_views("20|||-0.5;10|music|c1|1.5") == [(10, "music", "c1", 1.5), (20, "", "", -0.5)]
