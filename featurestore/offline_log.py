@@ -1,6 +1,6 @@
 """The offline feature log: every consumed feature update, as Parquet, for training and audits.
 
-The writer service appends each batch here after its Redis write (featurestore/consumer.py), with
+The writer service appends each batch here after its Redis write (services/feature_writer.py), with
 the wall time stamped on that write (`_wt`). Rows are buffered and written as one Parquet file per
 partition when the buffer holds `flush_rows` rows or its oldest row is `flush_interval` old, and
 on close. Layout and semantics: featurestore/SPEC.md ("Offline log").

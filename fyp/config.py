@@ -316,6 +316,9 @@ class WriterConfig:
     batch_max: int = 2000
     poll_timeout: Duration = Duration(50)
     retry_backoff_max: Duration = Duration(5000)
+    # records fetched ahead of the writer, per partition (librdkafka's queued.max.messages.kbytes
+    # and max.partition.fetch.bytes): bounds the writer's memory while Redis is slow
+    fetch_ahead_kb: int = 16384
 
 
 @dataclass

@@ -17,10 +17,11 @@ import time
 
 import orjson
 import redis
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from featurestore import layout
-from featurestore.consumer import REDIS_UNAVAILABLE, drain_until_idle, retry_with_backoff
+from services.partition_reader import PartitionReader, drain_to_end_markers
+from services.retry import REDIS_UNAVAILABLE, retry_with_backoff
 
 log = logging.getLogger("fyp.notifier")
 
@@ -48,40 +49,34 @@ class MilestoneNotifier:
         # kafka: connection settings (fyp.kafka_clients.client_config), extended per client below
         self.kafka, self.topic, self.out_topic = kafka, crossings_topic, notifications_topic
         self.client, self.name, self.ttl_ms = client, name, ttl_ms
-        self.batch_max, self.poll_timeout, self.backoff_max = batch_max, poll_timeout_ms / 1000, backoff_max_ms / 1000
+        self.backoff_max = backoff_max_ms / 1000
         self.claim = client.register_script(CLAIM_SCRIPT)
-        self.stats = {"crossings": 0, "notified": 0, "duplicates": 0, "reconciled": 0, "retries": 0}
-        self.consumer = Consumer({**kafka, "group.id": name, "enable.auto.commit": False,
-                                  "auto.offset.reset": "earliest", "fetch.wait.max.ms": 50})
+        self._stats = {"crossings": 0, "notified": 0, "duplicates": 0, "reconciled": 0, "retries": 0}
         self.producer = Producer({**kafka, "acks": "all", "linger.ms": 5})
-        meta = self.consumer.list_topics(self.topic, timeout=30)
-        parts = sorted(meta.topics[self.topic].partitions) if self.topic in meta.topics else []
-        if not parts:
-            raise RuntimeError(f"topic {self.topic!r} has no partitions")
-        stored = self._retry(lambda: self.client.hgetall(layout.writer_offsets_key(name)))
-        stored = {k.decode(): int(v) for k, v in stored.items()}
-        self.consumer.assign([TopicPartition(self.topic, p, stored.get(f"{self.topic}:{p}", OFFSET_BEGINNING))
-                              for p in parts])
+        self.reader = PartitionReader(kafka, crossings_topic, name, client, self._retry, batch_max, poll_timeout_ms)
+        self.reader.assign(self.reader.stored)
+
+    @property
+    def stats(self) -> dict:
+        return {**self._stats, **self.reader.stats}
 
     def _retry(self, call):
         def note(e, delay):
-            self.stats["retries"] += 1
+            self._stats["retries"] += 1
             log.warning("%s; retrying in %.2fs", e, delay)
         return retry_with_backoff(call, (*REDIS_UNAVAILABLE, KafkaDeliveryError), self.backoff_max, note)
 
     def step(self) -> int:
-        msgs = [m for m in self.consumer.consume(self.batch_max, self.poll_timeout)
-                if not m.error() or m.error().code() != KafkaError._PARTITION_EOF]
-        if not msgs:
+        msgs, positions = self.reader.poll()
+        if not positions:
             return 0
-        crossings, positions = [], {}
+        crossings = []
         for m in msgs:
-            positions[f"{m.topic()}:{m.partition()}"] = m.offset() + 1
             try:
                 crossings.append(orjson.loads(m.value()))
             except Exception:
                 log.error("undecodable crossing at %s/%d@%d", m.topic(), m.partition(), m.offset())
-        self.stats["crossings"] += len(crossings)
+        self._stats["crossings"] += len(crossings)
         self._retry(lambda: self._handle(crossings))
         self._retry(lambda: self.client.hset(layout.writer_offsets_key(self.name), mapping=positions))
         return len(msgs)
@@ -90,7 +85,7 @@ class MilestoneNotifier:
         to_send, unsure, seen = {}, {}, set()
         for c in crossings:
             if c["id"] in seen:  # the same crossing twice in one batch (a re-emission)
-                self.stats["duplicates"] += 1
+                self._stats["duplicates"] += 1
                 continue
             seen.add(c["id"])
             record = orjson.dumps({"crossed_at": c["crossed_at"], "creator_id": c["creator_id"], "notified": False})
@@ -100,13 +95,13 @@ class MilestoneNotifier:
             elif not orjson.loads(cur)["notified"]:
                 unsure[c["id"]] = c
             else:
-                self.stats["duplicates"] += 1
+                self._stats["duplicates"] += 1
         if unsure:
             published = self._published_ids()
             for cid, c in unsure.items():
                 if cid in published:
                     self._mark(c)
-                    self.stats["reconciled"] += 1
+                    self._stats["reconciled"] += 1
                 else:
                     to_send[cid] = c
         if not to_send:
@@ -119,7 +114,7 @@ class MilestoneNotifier:
             raise KafkaDeliveryError(f"notifications not delivered: {failures[:3]}")
         for c in to_send.values():
             self._mark(c)
-        self.stats["notified"] += len(to_send)
+        self._stats["notified"] += len(to_send)
 
     def _mark(self, c: dict) -> None:
         self.client.hset(layout.milestone_key(c["video_id"]), str(c["milestone"]),
@@ -147,13 +142,14 @@ class MilestoneNotifier:
         while not stop.is_set():
             self.step()
 
-    def drain(self, idle_ms: int = 3000, stop: threading.Event | None = None) -> None:
-        """Consumes until nothing has arrived for `idle_ms` (after a bounded job finished)."""
-        drain_until_idle(self.step, idle_ms, stop)
+    def drain(self, run_id: str) -> None:
+        """Consumes until past the end markers of `run_id` on every partition (after a bounded job
+        finished)."""
+        drain_to_end_markers(self.step, self.reader, run_id)
 
     def close(self) -> None:
         self.producer.flush(10)
-        self.consumer.close()
+        self.reader.close()
 
 
 class KafkaDeliveryError(RuntimeError):

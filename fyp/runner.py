@@ -6,11 +6,11 @@ import os
 import signal
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import orjson
 
-from featurestore.consumer import FeatureUpdateConsumer
 from featurestore.writer import FeatureWriter
 from fyp import procs
 from fyp.config import Config
@@ -21,6 +21,8 @@ from jobs.flink_env import latest_checkpoint
 from operators.sliding_tiles import TileGeometry
 from schemas.engagement import ENGAGEMENT_V1
 from schemas.features import groups_for
+from services.feature_writer import FeatureUpdateConsumer
+from services.partition_reader import EndMarkerError, send_end_markers
 
 log = logging.getLogger("fyp.run")
 JOBS = {"engagement": engagement, "interests": interests, "trends": trends, "milestones": milestones,
@@ -48,6 +50,7 @@ def make_writer(cfg: Config) -> FeatureUpdateConsumer:
     try:
         return FeatureUpdateConsumer(client_config(cfg.kafka), cfg.kafka.topics.feature_updates, writer_group(cfg), writer,
                                      batch_max=w.batch_max, poll_timeout_ms=w.poll_timeout,
+                                     fetch_ahead_kb=w.fetch_ahead_kb,
                                      backoff_max_ms=w.retry_backoff_max, offline_log=offline_log)
     except BaseException:
         if offline_log is not None:
@@ -173,9 +176,11 @@ def end_of_input_as_of(cfg: Config, path: str | Path) -> int | None:
     return TileGeometry(e.tile, e.emit_interval, tuple(e.window_ms)).step_end(newest)
 
 
-def run_backfill(cfg: Config, job: str, input_path: str, idle_ms: int = 3000, uploads_path: str | None = None) -> dict:
-    """Runs the job over a file to its end, then drains the feature writer. Returns writer stats.
-    Jobs that enrich views with video metadata read it from `uploads_path` (JSON lines)."""
+def run_backfill(cfg: Config, job: str, input_path: str, uploads_path: str | None = None) -> dict:
+    """Runs the job over a file to its end, then has its services read everything it wrote: an
+    end marker goes to every partition of each service's topic once the job has finished, and the
+    backfill ends when each service has passed them all (no idle timer). Returns the stats. Jobs
+    that enrich views with video metadata read it from `uploads_path` (JSON lines)."""
     module = _job_module(job)
     for path in (input_path, uploads_path):
         if path is not None and not Path(path).exists():
@@ -208,11 +213,20 @@ def run_backfill(cfg: Config, job: str, input_path: str, idle_ms: int = 3000, up
         stop.set()
         for thread in threads:
             thread.join(timeout=30)
+    run_id = f"{handle.name}-{uuid.uuid4().hex[:12]}"
+    try:
+        for service in services:
+            send_end_markers(service.reader.kafka, service.reader.topic, run_id)
+    except EndMarkerError as e:
+        raise SystemExit(f"backfill {job}: the job finished, but its end cannot be marked, so whether every "
+                         f"update reached Redis cannot be shown: {e}") from None
+    print(f"{job}: job finished in {job_seconds:.1f}s; services reading to the end markers of {run_id}", flush=True)
     for service in services:
-        service.drain(idle_ms=idle_ms)
+        service.drain(run_id)
         service.close()
     _stop_gateway()
     stats = {k: v for s in reversed(services) for k, v in s.stats.items()}
-    stats.update(services[0].stats, seconds=round(time.monotonic() - started, 1), job_seconds=job_seconds, as_of=as_of)
+    stats.update(services[0].stats, seconds=round(time.monotonic() - started, 1), job_seconds=job_seconds,
+                 as_of=as_of, run_id=run_id)
     print(orjson.dumps(stats).decode(), flush=True)
     return stats

@@ -139,3 +139,21 @@ def own_redis(tmp_path):
     except ProcessLookupError:
         pass
     services.stop(svc, tmp_path)
+
+
+@pytest.fixture
+def own_broker(tmp_path):
+    """A broker of this test's own (memory storage), to stall and resume."""
+    from fyp.stack import artifacts, services
+
+    arts = artifacts.ensure_all(ARTIFACTS)
+    port = services.free_port()
+    root = tmp_path / "broker"
+    svc = services.tansu_service(arts["tansu"], port)
+    pid = services.start(svc, root)
+    yield {"bootstrap": f"127.0.0.1:{port}", "pid": pid}
+    try:
+        os.kill(pid, signal.SIGCONT)
+    except ProcessLookupError:
+        pass
+    services.stop(svc, root)

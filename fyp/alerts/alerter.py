@@ -1,9 +1,9 @@
 """The spike alerter service: spike-transitions -> one alert per video per cooldown on spike-alerts,
 and a durable webhook delivery per configured webhook.
 
-Mirrors the milestone notifier (fyp/notifier.py): it assigns itself every partition of the
-transitions topic from positions kept in Redis (layout.writer_offsets_key(name), written after the
-batch is handled), and retries Redis and broker outages with backoff, so the job's transitions wait
+Like the milestone notifier (fyp/notifier.py), it reads every partition of the transitions topic
+through services/partition_reader.py, from positions kept in Redis (written after the batch is
+handled), and retries Redis and broker outages with backoff, so the job's transitions wait
 in the topic rather than being lost.
 
 Per transition INTO super_spike (others are skipped):
@@ -27,10 +27,11 @@ from pathlib import Path
 
 import orjson
 import redis
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from featurestore import layout
-from featurestore.consumer import REDIS_UNAVAILABLE, drain_until_idle, retry_with_backoff
+from services.partition_reader import PartitionReader, drain_to_end_markers
+from services.retry import REDIS_UNAVAILABLE, retry_with_backoff
 from fyp.alerts.alert import alert_id, build_alert, enters_super_spike, safe_file_stem
 from fyp.alerts.delivery import WebhookDelivery
 from fyp.kafka_clients import client_config
@@ -52,7 +53,7 @@ class SpikeAlerter:
         self.kafka, self.topic, self.out_topic = kafka, transitions_topic, alerts_topic
         self.client, self.name, self.alerts = client, name, alerts
         self.plot_dir, self.critical_score = Path(plot_dir), critical_score
-        self.batch_max, self.poll_timeout, self.backoff_max = batch_max, poll_timeout_ms / 1000, backoff_max_ms / 1000
+        self.backoff_max = backoff_max_ms / 1000
         self.ledger = AlertLedger(client, alerts.cooldown, ttl_ms)
         if ttl_ms < alerts.cooldown:
             log.warning("featurestore.ttl.spike_alerts (%d ms) is shorter than alerts.cooldown (%d ms): a video "
@@ -65,17 +66,9 @@ class SpikeAlerter:
         names = [w.name for w in self.webhooks]
         if len(set(names)) != len(names):
             raise ValueError(f"alerts.webhooks: names must be unique (each has its own outbox), got {names}")
-        self.consumer = Consumer({**kafka, "group.id": name, "enable.auto.commit": False,
-                                  "auto.offset.reset": "earliest", "fetch.wait.max.ms": 50})
         self.producer = Producer({**kafka, "acks": "all", "linger.ms": 5})
-        meta = self.consumer.list_topics(self.topic, timeout=30)
-        parts = sorted(meta.topics[self.topic].partitions) if self.topic in meta.topics else []
-        if not parts:
-            raise RuntimeError(f"topic {self.topic!r} has no partitions")
-        stored = self._retry(lambda: self.client.hgetall(layout.writer_offsets_key(name)))
-        stored = {k.decode(): int(v) for k, v in stored.items()}
-        self.consumer.assign([TopicPartition(self.topic, p, stored.get(f"{self.topic}:{p}", OFFSET_BEGINNING))
-                              for p in parts])
+        self.reader = PartitionReader(kafka, transitions_topic, name, client, self._retry, batch_max, poll_timeout_ms)
+        self.reader.assign(self.reader.stored)
         if deliver:
             for w in self.webhooks:
                 w.start()
@@ -83,7 +76,7 @@ class SpikeAlerter:
     @property
     def stats(self) -> dict:
         """Consumer counts, plus the webhooks' summed delivered / delivery_retries / dropped."""
-        s = dict(self._stats)
+        s = {**self._stats, **self.reader.stats}
         for k, out in (("delivered", "delivered"), ("retries", "delivery_retries"), ("dropped", "dropped")):
             s[out] = sum(w.stats[k] for w in self.webhooks)
         return s
@@ -95,16 +88,11 @@ class SpikeAlerter:
         return retry_with_backoff(call, (*REDIS_UNAVAILABLE, KafkaDeliveryError), self.backoff_max, note)
 
     def step(self) -> int:
-        msgs = [m for m in self.consumer.consume(self.batch_max, self.poll_timeout)
-                if not m.error() or m.error().code() != KafkaError._PARTITION_EOF]
-        if not msgs:
+        msgs, positions = self.reader.poll()
+        if not positions:
             return 0
-        transitions, positions = [], {}
+        transitions = []
         for m in msgs:
-            if m.error():
-                log.warning("consumer error: %s", m.error())
-                continue
-            positions[f"{m.topic()}:{m.partition()}"] = m.offset() + 1
             try:
                 transitions.append(orjson.loads(m.value()))
             except Exception:
@@ -112,8 +100,7 @@ class SpikeAlerter:
                 log.error("undecodable spike transition at %s/%d@%d", m.topic(), m.partition(), m.offset())
         self._stats["transitions"] += len(transitions)
         self._retry(lambda: self._handle(transitions))
-        if positions:
-            self._retry(lambda: self.client.hset(layout.writer_offsets_key(self.name), mapping=positions))
+        self._retry(lambda: self.client.hset(layout.writer_offsets_key(self.name), mapping=positions))
         return len(msgs)
 
     def alert_for(self, transition: dict) -> dict:
@@ -214,10 +201,10 @@ class SpikeAlerter:
         while not stop.is_set():
             self.step()
 
-    def drain(self, idle_ms: int = 3000, stop: threading.Event | None = None) -> None:
-        """Consumes until nothing has arrived for `idle_ms` (after a bounded job finished).
-        Deliveries go on in the background; see wait_for_deliveries."""
-        drain_until_idle(self.step, idle_ms, stop)
+    def drain(self, run_id: str) -> None:
+        """Consumes until past the end markers of `run_id` on every partition (after a bounded job
+        finished). Deliveries go on in the background; see wait_for_deliveries."""
+        drain_to_end_markers(self.step, self.reader, run_id)
 
     def close(self) -> None:
         """Stops the delivery threads (what they have not delivered stays in the outboxes for the
@@ -225,7 +212,7 @@ class SpikeAlerter:
         for w in self.webhooks:
             w.stop()
         self.producer.flush(10)
-        self.consumer.close()
+        self.reader.close()
 
 
 def published_alert_ids(kafka: dict, topic: str, group: str, idle_s: float = 3.0) -> set[str]:

@@ -26,7 +26,7 @@ import urllib.error
 import urllib.request
 import zlib
 
-from featurestore.consumer import REDIS_UNAVAILABLE
+from services.retry import REDIS_UNAVAILABLE
 from fyp.alerts.outbox import Outbox, retry_delay_ms
 from fyp.alerts.payloads import payload_body
 from fyp.config import WebhookConfig

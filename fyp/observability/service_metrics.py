@@ -25,7 +25,7 @@ class ServiceCollector:
         self.job = job
 
     def collect(self):
-        from featurestore.consumer import FeatureUpdateConsumer
+        from services.feature_writer import FeatureUpdateConsumer
 
         for s in self.services:
             if isinstance(s, FeatureUpdateConsumer):

@@ -27,6 +27,7 @@ from fyp.alerts.alerter import SpikeAlerter, make_alerter
 from fyp.alerts.tail import follow_alerts
 from fyp.kafka_clients import client_config
 from fyp.stack.services import free_port
+from services.partition_reader import read_to_end
 
 pytestmark = pytest.mark.integration
 
@@ -137,7 +138,7 @@ def test_one_alert_per_video_per_cooldown_across_restarts_and_replays(stack):
     produce_transitions(cfg, [transition("v1", T0, T0, state="rising", previous="normal"), first])
     a = make_alerter(cfg, client)
     try:
-        a.drain(idle_ms=1500)
+        read_to_end(a)
         assert a.wait_for_deliveries(10)
     finally:
         a.close()
@@ -148,7 +149,7 @@ def test_one_alert_per_video_per_cooldown_across_restarts_and_replays(stack):
     produce_transitions(cfg, [first, second_within])
     b = make_alerter(cfg, client)
     try:
-        b.drain(idle_ms=1500)
+        read_to_end(b)
         time.sleep(0.5)
         assert b.pending_deliveries() == 0
     finally:
@@ -162,7 +163,7 @@ def test_one_alert_per_video_per_cooldown_across_restarts_and_replays(stack):
     produce_transitions(cfg, [after])
     c = make_alerter(cfg, client)
     try:
-        c.drain(idle_ms=1500)
+        read_to_end(c)
         assert c.wait_for_deliveries(10)
     finally:
         c.close()
@@ -180,7 +181,7 @@ def test_one_alert_per_video_per_cooldown_across_restarts_and_replays(stack):
                           client, "replaying-alerter", cfg.alerts, cfg.ttl_ms("spike_alerts"),
                           cfg.state_dir / "alerts")
     try:
-        replay.drain(idle_ms=1500)
+        read_to_end(replay)
     finally:
         replay.close()
     assert replay.stats["transitions"] == 5 and replay.stats["alerts"] == 0
@@ -204,7 +205,7 @@ def test_claims_left_by_a_crash_are_reconciled_against_the_topic(stack):
 
     a = make_alerter(cfg, client)
     try:
-        a.drain(idle_ms=1500)
+        read_to_end(a)
         assert a.wait_for_deliveries(10)
     finally:
         a.close()
@@ -271,7 +272,7 @@ def test_a_pending_delivery_is_made_by_the_next_alerter(stack):
     produce_transitions(cfg, [transition("p1", T0, T0 + 4 * MIN)])
     a = make_alerter(cfg, client)
     try:
-        a.drain(idle_ms=1500)
+        read_to_end(a)
         deadline = time.monotonic() + 10
         while a.stats["delivery_retries"] < 2:
             assert time.monotonic() < deadline
@@ -298,7 +299,7 @@ def test_alerts_tail(stack, capsys):
     produce_transitions(cfg, [transition("t1", T0, T0 + MIN, views=1500), transition("t2", T0, T0 + MIN)])
     a = make_alerter(cfg, stack.redis(cfg))
     try:
-        a.drain(idle_ms=1500)
+        read_to_end(a)
     finally:
         a.close()
 
@@ -324,7 +325,7 @@ def test_alerts_tail(stack, capsys):
     produce_transitions(cfg, [transition("t3", T0, T0 + MIN)])
     a = make_alerter(cfg, stack.redis(cfg))
     try:
-        a.drain(idle_ms=1000)
+        read_to_end(a)
         deadline = time.monotonic() + 10
         while not seen and time.monotonic() < deadline:
             time.sleep(0.1)

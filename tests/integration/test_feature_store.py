@@ -10,7 +10,7 @@ import redis as redis_lib
 from confluent_kafka import Producer
 
 from featurestore import layout
-from featurestore.consumer import FeatureUpdateConsumer
+from services.feature_writer import FeatureUpdateConsumer
 from featurestore.reader import FeatureReader
 from featurestore.updates import FeatureUpdate, encode_update
 from featurestore.writer import FeatureWriter

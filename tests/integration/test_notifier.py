@@ -11,6 +11,7 @@ from featurestore import layout
 from fyp.kafka_clients import client_config
 from fyp.notifier import MilestoneNotifier, notification
 from tests.integration.engagement_support import topic_records
+from services.partition_reader import read_to_end
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +36,7 @@ def test_pending_claims_are_reconciled_against_the_topic(stack):
 
     n = MilestoneNotifier(client_config(cfg.kafka), t.milestone_crossings, t.notifications, client, "nt", 600_000)
     try:
-        n.drain(idle_ms=2000)
+        read_to_end(n)
     finally:
         n.close()
     ids = [orjson.loads(v)["id"] for v, _ in topic_records(stack.bootstrap, t.notifications)]

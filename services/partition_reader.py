@@ -1,0 +1,193 @@
+"""The one way a service reads a topic: every partition, assigned by hand, from read positions
+kept in Redis next to the service's effects (not in the broker's consumer groups: on tansu a group
+whose member was killed can stay without partitions for good, which we hit).
+
+Positions belong to one incarnation of the topic. They are stored in the hash
+layout.writer_offsets_key(name), one field per partition: "<topic>@<topic id>:<partition>" -> the
+next offset to read. The topic id is the broker's (a deleted and re-created topic gets a new one).
+At start, positions of another incarnation of the topic (or of the older "<topic>:<partition>"
+form, which has no id) are reported, removed, and the partition is read from its beginning;
+re-reading is harmless, every effect downstream is idempotent. A position beyond a partition's
+end (the end as the fetch responses report it) is reported and read from the beginning too.
+
+End markers: `send_end_markers` appends a record with the header END_MARKER_HEADER = run id to
+every partition, after a bounded job has finished writing; a reader has read everything the job
+wrote once it has passed its marker on every partition (`reached`). That, never an idle timer,
+ends a backfill.
+
+Error messages from the client never move a position: positions come from records alone.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Callable, NamedTuple
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicCollection, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from featurestore import layout
+
+log = logging.getLogger("fyp.reader")
+
+END_MARKER_HEADER = "fyp.end-of-run"
+
+
+class Batch(NamedTuple):
+    records: list  # confluent_kafka Messages with data (not errors, not end markers), in order
+    positions: dict  # position field -> next offset, for every partition a record or marker came from
+
+
+class EndMarkerError(RuntimeError):
+    pass
+
+
+def topic_id(kafka: dict, topic: str, timeout_s: float = 30) -> str:
+    """The broker's id of the topic's current incarnation."""
+    admin = AdminClient(dict(kafka))
+    try:
+        desc = admin.describe_topics(TopicCollection([topic]), request_timeout=timeout_s)[topic].result()
+    except KafkaException as e:
+        raise RuntimeError(f"topic {topic!r}: cannot describe it ({e}); is the broker up and the topic created?") from None
+    return str(desc.topic_id)
+
+
+def position_field(topic: str, incarnation: str, partition: int) -> str:
+    return f"{topic}@{incarnation}:{partition}"
+
+
+class PartitionReader:
+    def __init__(self, kafka: dict, topic: str, name: str, client, retry: Callable, batch_max: int = 2000,
+                 poll_timeout_ms: int = 50, fetch_ahead_kb: int | None = None):
+        """kafka: connection settings (fyp.kafka_clients.client_config); client: the Redis holding
+        the positions; retry(call): the service's retry of Redis calls; fetch_ahead_kb: how much
+        the client fetches ahead of the service per partition (None: librdkafka's default)."""
+        self.kafka, self.topic, self.name = dict(kafka), topic, name
+        self.batch_max, self.poll_timeout = batch_max, poll_timeout_ms / 1000
+        self.stats = {"position_resets": 0, "consumer_errors": 0}
+        self.markers: dict[int, str] = {}  # partition -> run id of the newest end marker passed
+        self.incarnation = topic_id(kafka, topic)
+        ahead = {} if fetch_ahead_kb is None else {"queued.max.messages.kbytes": fetch_ahead_kb,
+                                                    "max.partition.fetch.bytes": fetch_ahead_kb * 1024}
+        self.consumer = Consumer({**kafka, "group.id": name,  # identification only: no subscribe, no commits
+                                  "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                                  "fetch.wait.max.ms": 50, **ahead})
+        meta = self.consumer.list_topics(topic, timeout=30)
+        self.partitions = sorted(meta.topics[topic].partitions) if topic in meta.topics else []
+        if not self.partitions:
+            raise RuntimeError(f"topic {topic!r} has no partitions (is the broker up and the topic created?)")
+        self._client, self._retry = client, retry
+        self.stored = self._stored_positions()
+        self._unchecked: set[int] = set()  # partitions whose position is not yet known to be within the end
+
+    def field(self, partition: int) -> str:
+        return position_field(self.topic, self.incarnation, partition)
+
+    def _stored_positions(self) -> dict[str, int]:
+        key = layout.writer_offsets_key(self.name)
+        raw = {k.decode(): int(v) for k, v in self._retry(lambda: self._client.hgetall(key)).items()}
+        mine = {self.field(p) for p in self.partitions}
+        stale = [f for f in raw if f not in mine and f.rsplit(":", 1)[0].split("@", 1)[0] == self.topic]
+        if stale:
+            self.stats["position_resets"] += len(stale)
+            log.warning("%s: stored positions %s belong to another incarnation of topic %r (now id %s): "
+                        "they are dropped and the topic is read from its beginning", self.name,
+                        {f: raw[f] for f in sorted(stale)}, self.topic, self.incarnation)
+            self._retry(lambda: self._client.hdel(key, *stale))
+        return {f: v for f, v in raw.items() if f in mine}
+
+    def assign(self, positions: dict[str, int]) -> None:
+        """Starts every partition at positions[field] (absent: the beginning)."""
+        tps = []
+        for p in self.partitions:
+            at = positions.get(self.field(p))
+            tps.append(TopicPartition(self.topic, p, OFFSET_BEGINNING if at is None else at))
+            if at:
+                self._unchecked.add(p)
+        self.positions = {p: positions.get(self.field(p), 0) for p in self.partitions}
+        self.consumer.assign(tps)
+
+    def poll(self) -> Batch:
+        records, positions = [], {}
+        for m in self.consumer.consume(num_messages=self.batch_max, timeout=self.poll_timeout):
+            err = m.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    self.stats["consumer_errors"] += 1
+                    log.warning("%s: consumer error on %s: %s", self.name, self.topic, err)
+                    if err.fatal():
+                        raise KafkaException(err)
+                continue
+            p = m.partition()
+            positions[self.field(p)] = self.positions[p] = m.offset() + 1
+            marker = dict(m.headers() or ()).get(END_MARKER_HEADER)
+            if marker is not None:
+                self.markers[p] = marker.decode()
+            else:
+                records.append(m)
+        if self._unchecked:
+            self._check_ends()
+        return Batch(records, positions)
+
+    def _check_ends(self) -> None:
+        """A position beyond its partition's end (the topic lost records, or positions of a broker
+        that was replaced) would wait there silently: read such a partition from its beginning."""
+        for p in list(self._unchecked):
+            lo, hi = self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), cached=True)
+            if hi < 0:
+                continue  # no fetch response yet
+            self._unchecked.discard(p)
+            if self.positions[p] > hi:
+                self.stats["position_resets"] += 1
+                log.warning("%s: stored position %d of %s[%d] is beyond the partition's end %d: reading the "
+                            "partition from its beginning", self.name, self.positions[p], self.topic, p, hi)
+                self.positions[p] = max(lo, 0)
+                self.consumer.seek(TopicPartition(self.topic, p, max(lo, 0)))
+
+    def reached(self, run_id: str) -> bool:
+        return all(self.markers.get(p) == run_id for p in self.partitions)
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def send_end_markers(kafka: dict, topic: str, run_id: str, timeout_s: float = 60) -> int:
+    """Appends an end marker of `run_id` to every partition of `topic`; returns how many. Raises
+    EndMarkerError if any was not acknowledged."""
+    producer = Producer({**kafka, "acks": "all", "enable.idempotence": True})
+    meta = producer.list_topics(topic, timeout=timeout_s)
+    partitions = sorted(meta.topics[topic].partitions) if topic in meta.topics else []
+    if not partitions:
+        raise EndMarkerError(f"topic {topic!r} has no partitions: cannot mark the end of run {run_id}")
+    failures = []
+    for p in partitions:
+        producer.produce(topic, b"", partition=p, headers=[(END_MARKER_HEADER, run_id.encode())],
+                         on_delivery=lambda err, _m: err and failures.append(err))
+    if producer.flush(timeout_s) or failures:
+        raise EndMarkerError(f"end markers of run {run_id} not acknowledged on {topic!r} within {timeout_s:.0f}s: "
+                             f"{failures[:3] or 'timed out'}")
+    return len(partitions)
+
+
+def drain_to_end_markers(step: Callable[[], int], reader: PartitionReader, run_id: str,
+                         progress_every_s: float = 30.0) -> None:
+    """Calls `step()` until `reader` has passed the end marker of `run_id` on every partition. No
+    timeout: a stalled broker or Redis makes this wait, never end early."""
+    said = time.monotonic()
+    while not reader.reached(run_id):
+        step()
+        if time.monotonic() - said >= progress_every_s:
+            said = time.monotonic()
+            missing = [p for p in reader.partitions if reader.markers.get(p) != run_id]
+            log.warning("%s: still reading %s up to the end of run %s (partitions %s; at %s)", reader.name,
+                        reader.topic, run_id, missing, {p: reader.positions[p] for p in missing})
+
+
+def read_to_end(service, run_id: str | None = None) -> str:
+    """Marks the current end of the service's topic and has the service read up to it (for a
+    service whose producers have finished). Returns the run id of the markers."""
+    run_id = run_id or f"{service.reader.name}-{uuid.uuid4().hex[:12]}"
+    send_end_markers(service.reader.kafka, service.reader.topic, run_id)
+    service.drain(run_id)
+    return run_id
