@@ -7,11 +7,14 @@ FEATURE_NAMES for that window:
   engagement_rate_W   (likes + shares + comments) / views
   engagement_score_W  sum over views of w1*ln(1 + watch_time_s) + w2*liked + w3*shared
                       + w4*commented - w5*skipped
-Rates of a window with no views are 0.
+Rates of a window with no views are 0. completion_sum and score_sum are summed exactly, in units
+of operators/exact_sums.py.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from operators.exact_sums import fixed_point_sql, from_units
 
 METRICS = ("views", "likes", "shares", "comments", "skips", "watch_time_ms", "completion_sum", "score_sum")
 V_VIEWS, V_LIKES, V_SHARES, V_COMMENTS, V_SKIPS, V_WATCH, V_COMPLETION, V_SCORE = range(len(METRICS))
@@ -47,9 +50,9 @@ def features_from_sums(sums_per_window) -> list:
         views = int(round(s[V_VIEWS]))
         counts = [views] + [int(round(s[i])) for i in (V_LIKES, V_SHARES, V_COMMENTS, V_SKIPS, V_WATCH)]
         if views > 0:
-            completion = s[V_COMPLETION] / views
+            completion = from_units(s[V_COMPLETION], views)
             engagement = (counts[1] + counts[2] + counts[3]) / views
-            score = s[V_SCORE]
+            score = from_units(s[V_SCORE])
         else:
             completion = engagement = score = 0.0
         out.extend(counts)
@@ -67,12 +70,12 @@ def contribution_sql(w: Weights) -> dict[str, str]:
         "comments": "CAST(CASE WHEN commented THEN 1 ELSE 0 END AS BIGINT)",
         "skips": "CAST(CASE WHEN skipped THEN 1 ELSE 0 END AS BIGINT)",
         "watch_time_ms": "watch_time_ms",
-        "completion_sum": "LEAST(CAST(1.0 AS DOUBLE), CAST(watch_time_ms AS DOUBLE) / CAST(video_duration_ms AS DOUBLE))",
-        "score_sum": (
+        "completion_sum": fixed_point_sql(
+            "LEAST(CAST(1.0 AS DOUBLE), CAST(watch_time_ms AS DOUBLE) / CAST(video_duration_ms AS DOUBLE))"),
+        "score_sum": fixed_point_sql(
             f"CAST({w.watch_time!r} AS DOUBLE) * LN(1.0 + CAST(watch_time_ms AS DOUBLE) / 1000.0)"
             f" + CASE WHEN liked THEN CAST({w.liked!r} AS DOUBLE) ELSE 0.0 END"
             f" + CASE WHEN shared THEN CAST({w.shared!r} AS DOUBLE) ELSE 0.0 END"
             f" + CASE WHEN commented THEN CAST({w.commented!r} AS DOUBLE) ELSE 0.0 END"
-            f" - CASE WHEN skipped THEN CAST({w.skipped!r} AS DOUBLE) ELSE 0.0 END"
-        ),
+            f" - CASE WHEN skipped THEN CAST({w.skipped!r} AS DOUBLE) ELSE 0.0 END"),
     }

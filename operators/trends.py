@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from operators.exact_sums import fixed_point_sql, from_units
 from operators.sliding_tiles import SlidingTiles, TileGeometry
 
 GLOBAL = "GLOBAL"
@@ -34,8 +35,9 @@ class TrendWeights:
 
 
 def score_sql(w: TrendWeights) -> str:
-    """Flink SQL expression of one view's trend score over a validated engagement row."""
-    return (f"CAST({w.view!r} AS DOUBLE)"
+    """Flink SQL expression of one view's trend score over a validated engagement row, in units of
+    operators/exact_sums.py (summed exactly)."""
+    return fixed_point_sql(f"CAST({w.view!r} AS DOUBLE)"
             f" + CAST({w.completion!r} AS DOUBLE) * LEAST(CAST(1.0 AS DOUBLE),"
             f" CAST(watch_time_ms AS DOUBLE) / CAST(video_duration_ms AS DOUBLE))"
             f" + CASE WHEN liked THEN CAST({w.liked!r} AS DOUBLE) ELSE 0.0 END"
@@ -57,7 +59,7 @@ class RegionTrends:
     as_of: int = 0
     videos: dict = field(default_factory=dict)
 
-    def add(self, geo: TileGeometry, video: str, minute_start: int, score: float, views: int) -> None:
+    def add(self, geo: TileGeometry, video: str, minute_start: int, score: int, views: int) -> None:
         st = self.videos.get(video)
         if st is None:
             st = self.videos[video] = SlidingTiles(2, len(geo.windows_ms))
@@ -82,7 +84,6 @@ class RegionTrends:
             if score > 0:
                 prev = st.sums[w2][V_SCORE] - score
                 ranked.append((-score, video, views, prev))
-        # rounded so that running-sum drift (1e-12) cannot reorder videos whose scores tie
-        ranked.sort(key=lambda r: (round(r[0], 9), r[1]))
-        return [{"video": v, "score": -s, "views": int(round(n)), "velocity": (-s - prev) / hours}
+        ranked.sort()  # exact integer scores: ties (equal units) go to the smaller video id
+        return [{"video": v, "score": from_units(-s), "views": int(n), "velocity": from_units(-s - prev) / hours}
                 for s, v, n, prev in ranked[:k]]

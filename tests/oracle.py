@@ -92,3 +92,17 @@ def compare(expected: pd.DataFrame, actual: dict, rel_tol: float = 1e-9) -> list
             elif not math.isclose(float(got), float(want), rel_tol=rel_tol, abs_tol=1e-9):
                 problems.append(f"{vid}.{col}: got {got!r}, expected {want!r}")
     return problems
+
+
+def milestone_crossings(events: pd.DataFrame, uploads: list[dict], thresholds) -> dict:
+    """{"<video>:<milestone>": (crossed_at, creator)}: the view that brings a video's total to a
+    threshold, counting views in event-time order (valid for input with no view behind the
+    watermark)."""
+    creators = pd.DataFrame(uploads).set_index("video_id")["creator_id"].to_dict()
+    out = {}
+    for vid, g in events.groupby("video_id"):
+        times = sorted(g["event_time"])
+        for m in thresholds:
+            if len(times) >= m:
+                out[f"{vid}:{m}"] = (times[m - 1], creators.get(vid))
+    return out

@@ -11,7 +11,7 @@ import orjson
 
 from fyp.generator.output import write_jsonl
 from tests.conftest import fyp_command, kill_group, start_fyp, wait_for_no_problems
-from tests.integration.engagement_support import produce, sentinel_time
+from tests.integration.engagement_support import produce
 
 
 def backfill(stack, tmp: Path, job: str, payloads: list, uploads: list | None = None, **overrides):
@@ -28,14 +28,15 @@ def backfill(stack, tmp: Path, job: str, payloads: list, uploads: list | None = 
     return cfg, orjson.loads(done.stdout.decode().strip().splitlines()[-1])
 
 
-def catch_up(stack, tmp: Path, job: str, payloads: list, newest_ms: int, ready, uploads: list | None = None,
+def catch_up(stack, tmp: Path, job: str, payloads: list, sentinel_ms: int, ready, uploads: list | None = None,
              timeout: float = 300, **overrides):
-    """The whole backlog (then a sentinel past `newest_ms` on every partition) is in the topic
-    before `fyp run JOB --fresh` starts; waits until `ready(cfg)` reports no problems."""
+    """The whole backlog, then a sentinel event at `sentinel_ms` on every partition (it moves the
+    watermark to where the backfill's input ends), is in the topic before `fyp run JOB --fresh`
+    starts; waits until `ready(cfg)` reports no problems."""
     cfg, path = stack.config(f"{job}-catchup", **overrides)
     if uploads is not None:
         produce(stack.bootstrap, cfg.kafka.topics.uploads, [orjson.dumps(u) for u in uploads])
-    produce(stack.bootstrap, cfg.kafka.topics.engagement, payloads, sentinel_at=sentinel_time(cfg, newest_ms))
+    produce(stack.bootstrap, cfg.kafka.topics.engagement, payloads, sentinel_at=sentinel_ms)
     proc = start_fyp(path, "run", job, "--fresh", log=path.parent / "run.log")
     try:
         wait_for_no_problems(lambda: ready(cfg), timeout=timeout, what=f"{job} caught up")
@@ -45,6 +46,28 @@ def catch_up(stack, tmp: Path, job: str, payloads: list, newest_ms: int, ready, 
 
 
 def differences(a: dict, b: dict, limit: int = 10) -> list[str]:
-    """Entities whose stored values differ between two runs (exactly, not within a tolerance)."""
+    """Keys (entities, or kinds of output) whose stored values differ between two runs (exactly,
+    not within a tolerance)."""
     keys = sorted(set(a) | set(b))
     return [f"{k}: {a.get(k)} != {b.get(k)}" for k in keys if a.get(k) != b.get(k)][:limit]
+
+
+def assert_four_runs_identical(stack, tmp: Path, job: str, payloads: list, sentinel_ms: int, stored, check,
+                               uploads: list | None = None, timeout: float = 300, **overrides) -> dict:
+    """Backfill twice, catch up twice; `stored(cfg)` is what a run left (compared exactly between
+    runs), `check(stored)` its problems against the oracle (none allowed). Returns the first."""
+    runs = {}
+    for k in (1, 2):
+        cfg, _ = backfill(stack, tmp, job, payloads, uploads, **overrides)
+        runs[f"backfill {k}"] = got = stored(cfg)
+        problems = check(got)
+        assert not problems, f"{job} backfill {k}:\n" + "\n".join(map(str, problems[:20]))
+    for k in (1, 2):
+        cfg = catch_up(stack, tmp, job, payloads, sentinel_ms, lambda c: check(stored(c)), uploads, timeout,
+                       **overrides)
+        runs[f"catch-up {k}"] = stored(cfg)
+    first = runs["backfill 1"]
+    for name, run in runs.items():
+        diff = differences(first, run)
+        assert not diff, f"{job}: backfill 1 vs {name}:\n" + "\n".join(diff)
+    return first

@@ -8,7 +8,6 @@ import threading
 import time
 
 import orjson
-import pandas as pd
 import pytest
 
 from featurestore import layout
@@ -25,18 +24,8 @@ THRESHOLDS = [50, 200, 600]
 
 
 def expected_crossings(payloads, uploads) -> dict:
-    """{id: (crossed_at, creator)}: the view that brings a video's total to a threshold, counting
-    views in event-time order (the test has no view behind the watermark)."""
     ev = oracle.valid_events(payloads)
-    ev = ev[~ev["video_id"].str.startswith(SENTINEL_PREFIX)]
-    creators = pd.DataFrame(uploads).set_index("video_id")["creator_id"].to_dict()
-    out = {}
-    for vid, g in ev.groupby("video_id"):
-        times = sorted(g["event_time"])
-        for m in THRESHOLDS:
-            if len(times) >= m:
-                out[f"{vid}:{m}"] = (times[m - 1], creators.get(vid))
-    return out
+    return oracle.milestone_crossings(ev[~ev["video_id"].str.startswith(SENTINEL_PREFIX)], uploads, THRESHOLDS)
 
 
 def test_exactly_one_notification_per_milestone_across_restart_and_replay(stack, tmp_path):
