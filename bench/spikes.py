@@ -37,6 +37,7 @@ from fyp.kafka_clients import client_config
 from fyp.generator.traffic import TrafficSpec, generate
 from operators import spikes
 from operators.spikes import IntervalCounts, SpikeRules
+from services.partition_reader import is_end_marker
 
 
 def run_backfill(args, tag: str, events: Path) -> tuple[dict, int, object]:
@@ -59,7 +60,7 @@ def topic_json(kafka: dict, topic: str, idle_s: float = 3.0) -> list[dict]:
     out, last = [], time.monotonic()
     while time.monotonic() - last < idle_s:
         for m in c.consume(1000, 0.5):
-            if not m.error():
+            if not m.error() and not is_end_marker(m):
                 out.append(orjson.loads(m.value()))
                 last = time.monotonic()
     c.close()

@@ -53,6 +53,11 @@ def topic_id(kafka: dict, topic: str, timeout_s: float = 30) -> str:
     return str(desc.topic_id)
 
 
+def is_end_marker(message) -> bool:
+    """Whether a record is an end marker (readers of these topics other than the services skip them)."""
+    return any(k == END_MARKER_HEADER for k, _ in (message.headers() or ()))
+
+
 def position_field(topic: str, incarnation: str, partition: int) -> str:
     return f"{topic}@{incarnation}:{partition}"
 

@@ -9,6 +9,7 @@ from featurestore.reader import FeatureReader
 from fyp.generator.traffic import TrafficSpec, generate
 from operators.sliding_tiles import TileGeometry
 from schemas.features import VIDEO_ENGAGEMENT, groups_for
+from services.partition_reader import is_end_marker
 from tests import oracle
 
 SENTINEL_PREFIX = "zz-sentinel-"
@@ -138,7 +139,8 @@ def redis_features(client, cfg) -> dict:
 
 
 def topic_records(bootstrap: str | dict, topic: str, partitions: int = 2, idle_s: float = 3.0) -> list:
-    """All records of a topic as (value, headers dict), reading until idle."""
+    """All records of a topic as (value, headers dict), reading until idle; end markers of
+    backfills (services/partition_reader.py) left out."""
     import time
 
     c = Consumer({**connection(bootstrap), "group.id": "reader", "enable.auto.commit": False})
@@ -146,7 +148,7 @@ def topic_records(bootstrap: str | dict, topic: str, partitions: int = 2, idle_s
     out, last = [], time.monotonic()
     while time.monotonic() - last < idle_s:
         for m in c.consume(1000, 0.5):
-            if m.error():
+            if m.error() or is_end_marker(m):
                 continue
             out.append((m.value(), {k: v.decode() for k, v in (m.headers() or [])}))
             last = time.monotonic()
