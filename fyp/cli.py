@@ -152,7 +152,7 @@ def cmd_serve(args):
           "info" if args.verbose else "warning")
 
 
-JOB_NAMES = ("engagement", "interests", "trends", "milestones", "spikes")
+JOB_NAMES = ("features", "engagement", "interests", "trends", "milestones", "spikes")
 
 
 def cmd_trends(args):

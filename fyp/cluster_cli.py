@@ -195,7 +195,7 @@ def add_commands(subparsers, load_cfg) -> None:
     csub.add_parser("status", help="its daemons and slots").set_defaults(fn=run(cmd_cluster_status))
 
     s = subparsers.add_parser("submit", help="submit a streaming job to a Flink cluster (detached)")
-    s.add_argument("job", choices=("engagement", "interests", "trends", "milestones", "spikes"))
+    s.add_argument("job", choices=("features", "engagement", "interests", "trends", "milestones", "spikes"))
     jm_arg(s)
     g = s.add_mutually_exclusive_group()
     g.add_argument("--from-savepoint", metavar="PATH", help="start from this savepoint (or checkpoint)")

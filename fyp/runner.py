@@ -16,7 +16,7 @@ from fyp import procs
 from fyp.config import Config
 from fyp.connections import redis_client
 from fyp.kafka_clients import client_config
-from jobs import engagement, front, interests, milestones, spikes, trends
+from jobs import engagement, features, front, interests, milestones, spikes, trends
 from jobs.flink_env import latest_checkpoint
 from operators.sliding_tiles import TileGeometry
 from schemas.engagement import ENGAGEMENT_V1
@@ -25,8 +25,8 @@ from services.feature_writer import FeatureUpdateConsumer
 from services.partition_reader import EndMarkerError, send_end_markers
 
 log = logging.getLogger("fyp.run")
-JOBS = {"engagement": engagement, "interests": interests, "trends": trends, "milestones": milestones,
-        "spikes": spikes}
+JOBS = {"features": features, "engagement": engagement, "interests": interests, "trends": trends,
+        "milestones": milestones, "spikes": spikes}
 
 
 def writer_group(cfg: Config) -> str:
@@ -68,7 +68,11 @@ def make_notifier(cfg: Config):
 
 def make_services(cfg: Config, job: str) -> list:
     """The services beside the job that take its output: the feature writer; for milestones the
-    notifier instead; for spikes also the alerter."""
+    notifier instead; for spikes also the alerter; for the combined job all three."""
+    if job == "features":
+        from fyp.alerts.alerter import make_alerter
+
+        return [make_writer(cfg), make_notifier(cfg), make_alerter(cfg)]
     if job == "milestones":
         return [make_notifier(cfg)]
     if job == "spikes":
@@ -186,15 +190,23 @@ def run_backfill(cfg: Config, job: str, input_path: str, uploads_path: str | Non
         if path is not None and not Path(path).exists():
             raise SystemExit(f"input not found: {path}")
     as_of = None
+    if job in ("engagement", "trends", "features"):
+        step_end = end_of_input_as_of(cfg, input_path)
+        minute_end = None if step_end is None else -(-step_end // 60_000) * 60_000
     if job == "engagement":
-        as_of = end_of_input_as_of(cfg, input_path)
+        as_of = step_end
         handle = front.start(engagement.build(cfg, input_file=input_path, end_of_input_as_of=as_of))
     elif job == "spikes":
         handle = front.start(spikes.build(cfg, input_file=input_path))
     elif job == "trends":
-        step_end = end_of_input_as_of(cfg, input_path)
-        as_of = None if step_end is None else -(-step_end // 60_000) * 60_000
+        as_of = minute_end
         handle = front.start(trends.build(cfg, input_file=input_path, end_of_input_as_of=as_of))
+    elif job == "features":
+        if uploads_path is None:
+            raise SystemExit("backfill features needs --uploads FILE (upload events, JSON lines)")
+        as_of = step_end
+        handle = front.start(features.build(cfg, input_file=input_path, uploads_file=uploads_path,
+                                            end_of_input_as_of=step_end, trends_as_of=minute_end))
     else:
         if uploads_path is None:
             raise SystemExit(f"backfill {job} needs --uploads FILE (upload events, JSON lines)")

@@ -29,15 +29,21 @@ def _contribution_columns(cfg: Config, aggregate: bool) -> str:
     return ", ".join(f"{exprs[m]} AS m_{m}" for m in METRICS)
 
 
+NEEDS = front.Needs(late=True)
+
+
 def build(cfg: Config, *, input_file: str | None = None, restore_from: Path | None = None,
           end_of_input_as_of: int | None = None) -> front.JobHandle:
     """Wires the job. Streaming from Kafka unless `input_file` is given (bounded backfill)."""
     job = front.new_job(cfg, JOB_NAME, input_file, restore_from)
-    t_env = job.t_env
-    origin = front.engagement_stream(cfg, t_env, job.stmts, JOB_NAME, input_file)
-    front.late_events(cfg, t_env, job.stmts, origin, JOB_NAME)
-    front.feature_update_sink(cfg, t_env)
+    front.prepare(cfg, job, JOB_NAME, [NEEDS], input_file)
+    return front.finish(job, wire(cfg, job, end_of_input_as_of))
 
+
+def wire(cfg: Config, job: front.JobHandle, end_of_input_as_of: int | None = None):
+    """The family on a prepared front (front.prepare with NEEDS): its feature updates, a DataStream
+    of (entity_id, payload)."""
+    t_env = job.t_env
     step = cfg.engagement.emit_interval
     contributions = t_env.sql_query(f"""
 SELECT video_id, MIN(event_time - MOD(event_time, {step})) AS tile_start, 'T' AS kind,
@@ -55,4 +61,4 @@ FROM engagement_events WHERE route = 'correction'""")
                .process(SlidingEngagementFunction(e.tile, e.emit_interval, e.window_ms, end_of_input_as_of),
                         output_type=OUTPUT_TYPE)
                .uid(UID).name("sliding 1h/6h/24h per video"))
-    return front.finish(job, updates)
+    return updates

@@ -55,6 +55,28 @@ def late_events(cfg: Config, t_env, stmts, origin: str, job: str) -> None:
     stmts.add_insert_sql(sql.late_insert("late_sink", ENGAGEMENT_VIEW, origin, job))
 
 
+@dataclass(frozen=True)
+class Needs:
+    """What of the shared front a family reads: `late` (it routes late events to the late topic),
+    `metadata` (it joins views with upload metadata), `updates` (it writes feature updates)."""
+    late: bool = False
+    metadata: bool = False
+    updates: bool = True
+
+
+def prepare(cfg: Config, job: JobHandle, label: str, needs: list[Needs], input_file: str | None = None,
+            uploads_file: str | None = None) -> None:
+    """Registers, once, the parts of the front that any of `needs` reads; dead letters and late
+    events are tagged with `label` (the job)."""
+    origin = engagement_stream(cfg, job.t_env, job.stmts, label, input_file)
+    if any(n.late for n in needs):
+        late_events(cfg, job.t_env, job.stmts, origin, label)
+    if any(n.metadata for n in needs):
+        video_metadata(cfg, job.t_env, job.stmts, label, uploads_file)
+    if any(n.updates for n in needs):
+        feature_update_sink(cfg, job.t_env)
+
+
 def start(handle: JobHandle) -> JobHandle:
     handle.client = handle.env.execute_async(handle.name)
     return handle

@@ -20,16 +20,19 @@ from operators.interests import FIELD_SEP, RECORD_SEP, InterestRules, StrengthWe
 JOB_NAME = "interests"
 UID = "user-interests"
 OPERATOR = "decayed interests per user"  # its metrics: users_created, users_evicted
+NEEDS = front.Needs(metadata=True)
 
 
 def build(cfg: Config, *, input_file: str | None = None, uploads_file: str | None = None,
           restore_from=None) -> front.JobHandle:
     job = front.new_job(cfg, JOB_NAME, input_file, restore_from, state_ttl_ms=cfg.enrichment.metadata_ttl)
-    t_env = job.t_env
-    front.engagement_stream(cfg, t_env, job.stmts, JOB_NAME, input_file)
-    front.video_metadata(cfg, t_env, job.stmts, JOB_NAME, uploads_file)
-    front.feature_update_sink(cfg, t_env)
+    front.prepare(cfg, job, JOB_NAME, [NEEDS], input_file, uploads_file)
+    return front.finish(job, wire(cfg, job))
 
+
+def wire(cfg: Config, job: front.JobHandle):
+    """The family on a prepared front (front.prepare with NEEDS): its feature updates."""
+    t_env = job.t_env
     i = cfg.interests
     w = StrengthWeights(**vars(i.weights))
     # Event-time steps, so that a user's views reach Python in event-time order and grouped the
@@ -55,4 +58,4 @@ SELECT user_id, view_record AS packed FROM interest_views WHERE behind""")
     updates = (keyed_by_first_field(t_env, packed)
                .process(UserInterestFunction(rules, cfg.engagement.allowed_lateness), output_type=OUTPUT_TYPE)
                .uid(UID).name(OPERATOR))
-    return front.finish(job, updates)
+    return updates

@@ -18,6 +18,7 @@ from fyp.config import Config
 from jobs import front, sql
 
 JOB_NAME = "milestones"
+NEEDS = front.Needs(metadata=True, updates=False)
 
 
 def crossing_sink_ddl(cfg: Config, table: str) -> str:
@@ -38,9 +39,14 @@ def crossing_sink_ddl(cfg: Config, table: str) -> str:
 def build(cfg: Config, *, input_file: str | None = None, uploads_file: str | None = None,
           restore_from=None) -> front.JobHandle:
     job = front.new_job(cfg, JOB_NAME, input_file, restore_from, state_ttl_ms=cfg.enrichment.metadata_ttl)
+    front.prepare(cfg, job, JOB_NAME, [NEEDS], input_file, uploads_file)
+    wire(cfg, job)
+    return front.finish(job)
+
+
+def wire(cfg: Config, job: front.JobHandle) -> None:
+    """The family on a prepared front (front.prepare with NEEDS): crossings to their topic."""
     t_env, stmts = job.t_env, job.stmts
-    front.engagement_stream(cfg, t_env, stmts, JOB_NAME, input_file)
-    front.video_metadata(cfg, t_env, stmts, JOB_NAME, uploads_file)
     t_env.execute_sql(crossing_sink_ddl(cfg, "crossing_sink"))
     thresholds = ", ".join(str(int(x)) for x in sorted(cfg.milestones.thresholds))
     t_env.execute_sql(f"""CREATE TEMPORARY VIEW milestone_views AS
@@ -58,4 +64,3 @@ FROM (
                         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS total
   FROM milestone_views)
 WHERE total IN ({thresholds})""")
-    return front.finish(job)

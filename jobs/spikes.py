@@ -19,6 +19,7 @@ from operators.spikes import SpikeRules
 JOB_NAME = "spikes"
 UID = "video-spikes"
 OPERATOR = "spike state per video"
+NEEDS = front.Needs(late=True)
 
 
 def transition_sink_ddl(cfg: Config, table: str) -> str:
@@ -27,10 +28,15 @@ def transition_sink_ddl(cfg: Config, table: str) -> str:
 
 def build(cfg: Config, *, input_file: str | None = None, restore_from=None) -> front.JobHandle:
     job = front.new_job(cfg, JOB_NAME, input_file, restore_from)
+    front.prepare(cfg, job, JOB_NAME, [NEEDS], input_file)
+    wire(cfg, job)
+    return front.finish(job)
+
+
+def wire(cfg: Config, job: front.JobHandle) -> None:
+    """The family on a prepared front (front.prepare with NEEDS): its feature updates (inserted
+    here, beside the transitions: one Python operator emits both)."""
     t_env = job.t_env
-    origin = front.engagement_stream(cfg, t_env, job.stmts, JOB_NAME, input_file)
-    front.late_events(cfg, t_env, job.stmts, origin, JOB_NAME)
-    front.feature_update_sink(cfg, t_env)
     t_env.execute_sql(transition_sink_ddl(cfg, "transition_sink"))
 
     n = cfg.spikes.interval
@@ -56,4 +62,3 @@ FROM {front.ENGAGEMENT_VIEW} WHERE route = 'correction'"""
                              f"WHERE kind = '{KIND_UPDATE}'")
     job.stmts.add_insert_sql(f"INSERT INTO transition_sink SELECT entity_id, payload FROM spike_outputs "
                              f"WHERE kind = '{KIND_TRANSITION}'")
-    return front.finish(job)

@@ -19,6 +19,7 @@ from operators.trends import GLOBAL, MINUTE_MS, TrendWeights, score_sql
 JOB_NAME = "trends"
 UID = "region-trends"
 OPERATOR = "top videos per region"
+NEEDS = front.Needs(late=True)
 
 
 def build(cfg: Config, *, input_file: str | None = None, restore_from=None,
@@ -26,11 +27,13 @@ def build(cfg: Config, *, input_file: str | None = None, restore_from=None,
     """Streaming from Kafka unless `input_file` is given (a backfill whose lists end as of
     `end_of_input_as_of`)."""
     job = front.new_job(cfg, JOB_NAME, input_file, restore_from)
-    t_env = job.t_env
-    origin = front.engagement_stream(cfg, t_env, job.stmts, JOB_NAME, input_file)
-    front.late_events(cfg, t_env, job.stmts, origin, JOB_NAME)
-    front.feature_update_sink(cfg, t_env)
+    front.prepare(cfg, job, JOB_NAME, [NEEDS], input_file)
+    return front.finish(job, wire(cfg, job, end_of_input_as_of))
 
+
+def wire(cfg: Config, job: front.JobHandle, end_of_input_as_of: int | None = None):
+    """The family on a prepared front (front.prepare with NEEDS): its feature updates."""
+    t_env = job.t_env
     t = cfg.trends
     score = score_sql(TrendWeights(**vars(t.weights)))
     minute = sql.interval(MINUTE_MS)
@@ -50,4 +53,4 @@ FROM {front.ENGAGEMENT_VIEW} WHERE route = 'correction'"""
     updates = (keyed_by_first_field(t_env, minute_sums)
                .process(RegionTrendsFunction(t.window_ms, t.top_k, end_of_input_as_of), output_type=OUTPUT_TYPE)
                .uid(UID).name(OPERATOR))
-    return front.finish(job, updates)
+    return updates

@@ -1,0 +1,96 @@
+"""The combined job (`features`): every family from one read of the stream, one writer, the
+notifier and the alerter beside it. A backfill and a stream that catches up the same backlog at
+full speed, each run twice on fresh state, store identical values (compared exactly), and each
+family equals its own oracle: every feature a function of the events alone."""
+from __future__ import annotations
+
+import orjson
+import pandas as pd
+import pytest
+
+from operators.sliding_tiles import TileGeometry
+from operators.spikes import SpikeRules
+from schemas.features import REGION_TRENDS, USER_INTERESTS, VIDEO_ENGAGEMENT, VIDEO_SPIKES, groups_for
+from tests import oracle, oracle_interests, oracle_spikes, oracle_trends
+from tests.integration import replay_support as replay
+from tests.integration.engagement_support import SENTINEL_PREFIX, expected_features, topic_records, traffic_for
+from tests.integration.test_replay import stored_group
+
+pytestmark = pytest.mark.integration
+
+START_MS = 1_795_996_800_000  # a whole hour: the input ends on a minute
+MINUTE = 60_000
+THRESHOLDS = [50, 200, 600]
+
+
+def test_backfill_and_catch_up_twice_equal_every_family_oracle(stack, tmp_path):
+    overrides = {"milestones.thresholds": THRESHOLDS, "trends.top_k": 5}
+    cfg0, _ = stack.config("features-oracle", **overrides)
+    # 25 h, so tiles leave every engagement window; no view behind the watermark: the milestones
+    # oracle counts in event-time order (stragglers and late events: the families' streaming tests)
+    traffic = traffic_for(cfg0, seed=41, start_ms=START_MS, hours=25, rate=0.2, late_share=0.0,
+                          straggler_share=0.0, malformed_share=0.002)
+    # a last view in the input's last millisecond: its step, minute and spike interval end together,
+    # so one watermark ends every family where the backfill does
+    last = dict(next(ev for ev in reversed(traffic.events) if ev), event_id="last-view",
+                event_time=START_MS + 25 * 3_600_000 - 1)
+    traffic.events.append(last)
+    traffic.payloads.append(orjson.dumps(last))
+    traffic.kinds.append("ok")
+    e = cfg0.engagement
+    newest = max(ev["event_time"] for ev in traffic.events if ev)
+    step_end = TileGeometry(e.tile, e.emit_interval, tuple(e.window_ms)).step_end(newest)
+    minute_end = -(-step_end // MINUTE) * MINUTE
+    assert step_end == minute_end
+    events = oracle.valid_events(traffic.payloads)
+    engagement, _ = expected_features(cfg0, traffic.payloads, step_end)
+    interests = oracle_interests.interests(events, pd.DataFrame(traffic.uploads), cfg0.interests)
+    trends = oracle_trends.trends(events, minute_end, cfg0.trends.window_ms, 5, vars(cfg0.trends.weights))
+    crossings = oracle.milestone_crossings(events, traffic.uploads, THRESHOLDS)
+    interval = cfg0.spikes.interval
+    spike_end = (newest // interval + 1) * interval - 1
+    _, spike_states = oracle_spikes.replay(oracle_spikes.interval_counts(traffic.events, interval),
+                                           SpikeRules.from_config(cfg0.spikes), cfg0.spikes.idle_ttl, spike_end)
+
+    malformed = [p for p, kind in zip(traffic.payloads, traffic.kinds) if kind == "malformed"]
+    assert crossings and malformed and len(interests) > 1000
+    groups = (VIDEO_ENGAGEMENT, USER_INTERESTS, REGION_TRENDS, VIDEO_SPIKES)
+
+    def stored(cfg):
+        """Flat: "<group> <entity>" -> (as_of, values); the notifications; the dead letters."""
+        client = stack.redis(cfg)
+        out = {f"{g} {k}": v for g in groups for k, v in stored_group(cfg, client, g).items()}
+        out["notifications"] = sorted((n["id"], n["crossed_at"], n["creator_id"]) for n in (
+            orjson.loads(v) for v, _ in topic_records(stack.bootstrap, cfg.kafka.topics.notifications, idle_s=1.0)))
+        out["dead letters"] = sorted((v, h["job"]) for v, h in topic_records(stack.bootstrap, cfg.kafka.topics.dead_letter,
+                                                                            idle_s=1.0))
+        return out
+
+    def group(got, g):
+        return {k.split(" ", 1)[1]: v for k, v in got.items() if k.startswith(g + " ")}
+
+    names = list(groups_for(cfg0)[VIDEO_SPIKES].names)
+
+    def check(got):
+        problems = oracle.compare(engagement, {v: x for v, (_, x) in group(got, VIDEO_ENGAGEMENT).items()})
+        problems += oracle_interests.compare(interests, {u: x for u, (_, x) in group(got, USER_INTERESTS).items()})
+        regions = group(got, REGION_TRENDS)
+        stale = [r for r, (t, _) in regions.items() if t != minute_end]
+        problems += [f"trends not as of {minute_end}: {stale}"] if stale else oracle_trends.compare(
+            trends, {r: x for r, (_, x) in regions.items()})
+        want = sorted((cid, t, creator) for cid, (t, creator) in crossings.items())
+        if got["notifications"] != want:
+            problems.append(f"notifications {got['notifications'][:5]}... != {want[:5]}...")
+        spikes = group(got, VIDEO_SPIKES)
+        for v, st in spike_states.items():
+            as_of, x = spikes.get(v, (None, {}))
+            if as_of != st.as_of or [x.get(n) for n in names] != st.features():
+                problems.append(f"spikes {v}: {as_of} {x} != {st.as_of} {st.features()}")
+        if got["dead letters"] != sorted((p, "features") for p in malformed):
+            problems.append(f"{len(got['dead letters'])} dead letters, {len(malformed)} malformed payloads")
+        return problems
+
+    first = replay.assert_four_runs_identical(stack, tmp_path, "features", traffic.payloads,
+                                              step_end - 1 + e.max_out_of_orderness, stored, check,
+                                              uploads=traffic.uploads, **overrides)
+    assert len(first["notifications"]) == len(crossings) >= 10
