@@ -202,7 +202,6 @@ class EnrichmentConfig:
     # A view waits until the uploads' watermark passes its event time; with no upload for this
     # long the uploads stream counts as idle and views go on without waiting (as `unknown`).
     metadata_wait: Duration = Duration(10_000)
-    metadata_ttl: Duration = Duration(7 * 86_400_000)  # metadata state lives this long
 
 
 @dataclass

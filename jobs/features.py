@@ -21,9 +21,7 @@ def build(cfg: Config, *, input_file: str | None = None, uploads_file: str | Non
           end_of_input_as_of: int | None = None, trends_as_of: int | None = None) -> front.JobHandle:
     """Streaming from Kafka unless `input_file` (and `uploads_file`) are given: a backfill whose
     engagement features end as of `end_of_input_as_of` and trend lists as of `trends_as_of`."""
-    # the SQL state that needs a TTL (metadata, running totals) gets the metadata's; window state
-    # is cleaned by the watermark whatever the TTL
-    job = front.new_job(cfg, JOB_NAME, input_file, restore_from, state_ttl_ms=cfg.enrichment.metadata_ttl)
+    job = front.new_job(cfg, JOB_NAME, input_file, restore_from)
     front.prepare(cfg, job, JOB_NAME, [f.NEEDS for f in FAMILIES], input_file, uploads_file)
     updates = [engagement.wire(cfg, job, end_of_input_as_of), interests.wire(cfg, job),
                trends.wire(cfg, job, trends_as_of)]

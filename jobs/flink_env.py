@@ -21,8 +21,7 @@ def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
     return best[1] if best else None
 
 
-def flink_settings(cfg: Config, job_name: str, streaming_checkpoints: bool, restore_from: Path | None,
-                   state_ttl_ms: int = 0) -> dict:
+def flink_settings(cfg: Config, job_name: str, streaming_checkpoints: bool, restore_from: Path | None) -> dict:
     f = cfg.flink
     conf = {
         "pipeline.name": job_name,
@@ -37,9 +36,9 @@ def flink_settings(cfg: Config, job_name: str, streaming_checkpoints: bool, rest
         "pipeline.auto-watermark-interval": f"{f.watermark_interval} ms",
         "execution.buffer-timeout.interval": f"{f.buffer_timeout} ms",
     }
-    if state_ttl_ms:
-        # non-windowed SQL state (video metadata, running totals) lives this long untouched
-        conf["table.exec.state.ttl"] = f"{state_ttl_ms} ms"
+    # No table.exec.state.ttl: Flink's state TTL runs on processing time, so a backfill (fast) and
+    # a live run (slow) would forget metadata and running totals at different points of the
+    # stream. Non-window SQL state (per-video metadata and totals) grows with the catalog instead.
     if f.source_idle_timeout:
         conf["table.exec.source.idle-timeout"] = f"{f.source_idle_timeout} ms"
     if streaming_checkpoints:
@@ -60,8 +59,7 @@ def flink_settings(cfg: Config, job_name: str, streaming_checkpoints: bool, rest
     return conf
 
 
-def create_environments(cfg: Config, job_name: str, streaming_checkpoints: bool, restore_from: Path | None = None,
-                        state_ttl_ms: int = 0):
+def create_environments(cfg: Config, job_name: str, streaming_checkpoints: bool, restore_from: Path | None = None):
     from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.table import EnvironmentSettings, StreamTableEnvironment
@@ -70,7 +68,7 @@ def create_environments(cfg: Config, job_name: str, streaming_checkpoints: bool,
     # ("loopback"), where every subtask shares one GIL. Separate worker processes use every core.
     os.environ["_python_worker_execution_mode"] = cfg.flink.python_worker_mode
     conf = Configuration()
-    for k, v in flink_settings(cfg, job_name, streaming_checkpoints, restore_from, state_ttl_ms).items():
+    for k, v in flink_settings(cfg, job_name, streaming_checkpoints, restore_from).items():
         conf.set_string(k, v)
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     t_env = StreamTableEnvironment.create(env, EnvironmentSettings.new_instance().in_streaming_mode()

@@ -26,12 +26,11 @@ class JobHandle:
     client: object = None
 
 
-def new_job(cfg: Config, job: str, input_file: str | None, restore_from=None, state_ttl_ms: int = 0) -> JobHandle:
+def new_job(cfg: Config, job: str, input_file: str | None, restore_from=None) -> JobHandle:
     """Environments for one job: streaming with checkpoints, or a bounded backfill over a file."""
     bounded = input_file is not None
     name = job if not bounded else job + "-backfill"
-    env, t_env = create_environments(cfg, name, streaming_checkpoints=not bounded, restore_from=restore_from,
-                                     state_ttl_ms=state_ttl_ms)
+    env, t_env = create_environments(cfg, name, streaming_checkpoints=not bounded, restore_from=restore_from)
     return JobHandle(env, t_env, name, t_env.create_statement_set())
 
 

@@ -25,7 +25,7 @@ NEEDS = front.Needs(metadata=True)
 
 def build(cfg: Config, *, input_file: str | None = None, uploads_file: str | None = None,
           restore_from=None) -> front.JobHandle:
-    job = front.new_job(cfg, JOB_NAME, input_file, restore_from, state_ttl_ms=cfg.enrichment.metadata_ttl)
+    job = front.new_job(cfg, JOB_NAME, input_file, restore_from)
     front.prepare(cfg, job, JOB_NAME, [NEEDS], input_file, uploads_file)
     return front.finish(job, wire(cfg, job))
 
