@@ -1,8 +1,9 @@
-"""`fyp demo`: a few minutes of traffic through the streaming job into Redis, then the features.
+"""`fyp demo`: a few minutes of traffic through the combined job into Redis, then the features.
 
-Sends a 10-minute backlog of traffic ending now, starts the engagement job (embedded Flink) with
-its feature writer, streams live traffic for a while, and prints what Redis holds for the most
-viewed videos, refreshing as the live events arrive.
+Sends the catalog's upload events and a 10-minute backlog of traffic ending now, starts the
+combined job `features` (embedded Flink: every family) with its writer, notifier and alerter,
+streams live traffic for a while, and prints what Redis holds for the most viewed videos, the most
+active user and the GLOBAL trend list, refreshing as the live events arrive.
 """
 from __future__ import annotations
 
@@ -43,6 +44,16 @@ def _print_top(reader: FeatureReader, ids: list[str]) -> None:
     sys.stdout.flush()
 
 
+def _print_user_and_trends(reader: FeatureReader, user: str) -> None:
+    (u,) = reader.get("user", [user], ["top_categories", "events"])
+    cats = ", ".join(f"{c} {w:.2f}" for c, w in (u.values["top_categories"] or [])[:4])
+    print(f"user {user}: {u.values['events']} views this session; interests: {cats or '-'}")
+    (g,) = reader.get("region", ["GLOBAL"], ["top_15m"])
+    trend = ", ".join(f"{e['video']} {e['score']:.1f}" for e in (g.values["top_15m"] or [])[:5])
+    print(f"trending (GLOBAL, 15 min): {trend or '-'}")
+    sys.stdout.flush()
+
+
 def _reset(cfg: Config) -> None:
     """A clean slate on the local stack: the demo's topics recreated, its Redis db emptied."""
     from confluent_kafka.admin import AdminClient
@@ -67,11 +78,15 @@ def run_demo(cfg: Config, config_path: str | None, live_seconds: int = 30) -> No
     now = int(time.time() * 1000)
     seed = int(now // 1000) % 1000  # one catalog for backlog and live traffic
     backlog = _traffic(cfg, now - 600_000, 10, 60, seed=seed)
-    n = output.send(client_config(cfg.kafka), cfg.kafka.topics.engagement, backlog.payloads)
-    print(f"sent a 10-minute backlog: {n} events (incl. {backlog.kinds.count('malformed')} malformed)", flush=True)
+    kafka = client_config(cfg.kafka)
+    output.send(kafka, cfg.kafka.topics.uploads, [orjson.dumps(u) for u in backlog.uploads])
+    n = output.send(kafka, cfg.kafka.topics.engagement, backlog.payloads)
+    print(f"sent {len(backlog.uploads)} upload events and a 10-minute backlog: {n} events "
+          f"(incl. {backlog.kinds.count('malformed')} malformed)", flush=True)
     top = [v for v, _ in Counter(e["video_id"] for e in backlog.events if e).most_common(5)]
+    user = Counter(e["user_id"] for e in backlog.events if e).most_common(1)[0][0]
 
-    cmd = [sys.executable, "-m", "fyp.cli"] + (["--config", config_path] if config_path else []) + ["run", "engagement", "--fresh"]
+    cmd = [sys.executable, "-m", "fyp.cli"] + (["--config", config_path] if config_path else []) + ["run", "features", "--fresh"]
     job = subprocess.Popen(cmd, start_new_session=True)
     reader = FeatureReader(redis_client(cfg), groups_for(cfg))
     try:
@@ -79,18 +94,21 @@ def run_demo(cfg: Config, config_path: str | None, live_seconds: int = 30) -> No
         caught_up = now - 10_000  # the watermark has passed (almost) the whole backlog
         while time.monotonic() < deadline and (reader.get("video", top[:1], SHOWN)[0].as_of["video_engagement"] or 0) < caught_up:
             if job.poll() is not None:
-                raise SystemExit("the engagement job exited; see its output above")
+                raise SystemExit("the features job exited; see its output above")
             time.sleep(1)
         print("\nfeatures in Redis after the backlog:")
         _print_top(reader, top)
+        _print_user_and_trends(reader, user)
 
         print(f"\nstreaming live traffic for {live_seconds}s (event time = now) ...", flush=True)
         live = _traffic(cfg, int(time.time() * 1000), live_seconds / 60, 150, seed=seed)
+        output.send(kafka, cfg.kafka.topics.uploads, [orjson.dumps(u) for u in live.uploads])
         release = [orjson.loads(p)["event_time"] if e else time.time() * 1000 for p, e in zip(live.payloads, live.events)]
-        output.send(client_config(cfg.kafka), cfg.kafka.topics.engagement, live.payloads, release_at_ms=release)
+        output.send(kafka, cfg.kafka.topics.engagement, live.payloads, release_at_ms=release)
         time.sleep(3)
         print(f"\nfeatures in Redis {time.strftime('%H:%M:%S', time.gmtime())} UTC, after the live traffic:")
         _print_top(reader, top)
+        _print_user_and_trends(reader, user)
         print("\nread any video with: .venv/bin/fyp features get video " + " ".join(top[:2]))
     finally:
         procs.stop_group_leader(job)

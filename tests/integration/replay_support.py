@@ -9,9 +9,20 @@ from pathlib import Path
 
 import orjson
 
+from featurestore import layout
+from featurestore.reader import FeatureReader
 from fyp.generator.output import write_jsonl
+from schemas.features import groups_for
 from tests.conftest import fyp_command, kill_group, start_fyp, wait_for_no_problems
-from tests.integration.engagement_support import produce
+from tests.integration.engagement_support import SENTINEL_PREFIX, produce
+
+
+def stored_group(cfg, client, group: str) -> dict:
+    """{entity: (as_of, values)} of one feature group as stored, sentinels left out."""
+    g = groups_for(cfg)[group]
+    ids = [k.decode().split("{", 1)[1][:-1] for k in client.scan_iter(match=layout.entity_key(group, "*"), count=1000)]
+    ids = [i for i in ids if not i.startswith(SENTINEL_PREFIX) and i != "u-sentinel"]
+    return {r.entity_id: (r.as_of[group], r.values) for r in FeatureReader(client, {group: g}).get(g.entity, ids)}
 
 
 def backfill(stack, tmp: Path, job: str, payloads: list, uploads: list | None = None, **overrides):

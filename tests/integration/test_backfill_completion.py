@@ -91,22 +91,33 @@ def _produce(bootstrap: str, topic: str, updates) -> None:
     assert p.flush(30) == 0
 
 
+def _write_to_end(cfg) -> dict:
+    """The config's feature writer over everything now in its topic; returns its stats."""
+    writer = make_writer(cfg)
+    try:
+        read_to_end(writer)
+        return writer.stats
+    finally:
+        writer.close()
+
+
 def _stored_ids(client, prefix: str) -> set:
     keys = client.scan_iter(match=layout.entity_key(VIDEO_ENGAGEMENT, f"{prefix}*"), count=1000)
     return {k.decode().split("{", 1)[1][:-1] for k in keys}
 
 
-def test_a_recreated_topic_is_read_from_its_beginning_and_reported(stack, caplog):
-    cfg, _ = stack.config("recreate")
+def _updates_in_topic(stack, name: str, prefix: str, n: int):
+    """A config whose feature topic holds n updates of entities `prefix`0.. (cfg, topic, group, Redis)."""
+    cfg, _ = stack.config(name)
     topic = cfg.kafka.topics.feature_updates
     group = groups_for(cfg)[VIDEO_ENGAGEMENT]
-    client = stack.redis(cfg)
-    _produce(stack.bootstrap, topic, _updates(group, "old-", 600))
-    writer = make_writer(cfg)
-    try:
-        read_to_end(writer)
-    finally:
-        writer.close()
+    _produce(stack.bootstrap, topic, _updates(group, prefix, n))
+    return cfg, topic, group, stack.redis(cfg)
+
+
+def test_a_recreated_topic_is_read_from_its_beginning_and_reported(stack, caplog):
+    cfg, topic, group, client = _updates_in_topic(stack, "recreate", "old-", 600)
+    _write_to_end(cfg)
     assert len(_stored_ids(client, "old-")) == 600
     old_positions = client.hgetall(layout.writer_offsets_key(writer_group(cfg)))
     assert sum(int(v) for v in old_positions.values()) == 600 + 2  # and an end marker per partition
@@ -117,12 +128,7 @@ def test_a_recreated_topic_is_read_from_its_beginning_and_reported(stack, caplog
     admin.create_topics([NewTopic(topic, 2, 1)])[topic].result()
     _produce(stack.bootstrap, topic, _updates(group, "new-", 100))  # fewer than the old positions
     caplog.set_level(logging.WARNING)
-    writer = make_writer(cfg)
-    try:
-        read_to_end(writer)
-        stats = writer.stats
-    finally:
-        writer.close()
+    stats = _write_to_end(cfg)
     assert _stored_ids(client, "new-") == {f"new-{i}" for i in range(100)}
     assert stats["position_resets"] == 2 and stats["consumed"] == 100
     said = [r.getMessage() for r in caplog.records if "another incarnation" in r.getMessage()]
@@ -132,23 +138,14 @@ def test_a_recreated_topic_is_read_from_its_beginning_and_reported(stack, caplog
 
 
 def test_a_position_beyond_the_partition_end_is_reported_and_read_from_the_beginning(stack, caplog):
-    cfg, _ = stack.config("beyond")
-    topic = cfg.kafka.topics.feature_updates
-    group = groups_for(cfg)[VIDEO_ENGAGEMENT]
-    client = stack.redis(cfg)
-    _produce(stack.bootstrap, topic, _updates(group, "v-", 50))
+    cfg, _, _, client = _updates_in_topic(stack, "beyond", "v-", 50)
     writer = make_writer(cfg)
     reader = writer.reader
     # positions of this very topic incarnation, far past its end (a broker that lost records)
     client.hset(layout.writer_offsets_key(writer_group(cfg)), mapping={reader.field(p): 10_000 for p in reader.partitions})
     writer.close()
     caplog.set_level(logging.WARNING)
-    writer = make_writer(cfg)
-    try:
-        read_to_end(writer)
-        stats = writer.stats
-    finally:
-        writer.close()
+    stats = _write_to_end(cfg)
     assert _stored_ids(client, "v-") == {f"v-{i}" for i in range(50)}
     assert stats["position_resets"] == 2
     assert "beyond the partition's end" in caplog.text

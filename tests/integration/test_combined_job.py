@@ -13,8 +13,7 @@ from operators.spikes import SpikeRules
 from schemas.features import REGION_TRENDS, USER_INTERESTS, VIDEO_ENGAGEMENT, VIDEO_SPIKES, groups_for
 from tests import oracle, oracle_interests, oracle_spikes, oracle_trends
 from tests.integration import replay_support as replay
-from tests.integration.engagement_support import SENTINEL_PREFIX, expected_features, topic_records, traffic_for
-from tests.integration.test_replay import stored_group
+from tests.integration.engagement_support import expected_features, topic_records, traffic_for
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +58,7 @@ def test_backfill_and_catch_up_twice_equal_every_family_oracle(stack, tmp_path):
     def stored(cfg):
         """Flat: "<group> <entity>" -> (as_of, values); the notifications; the dead letters."""
         client = stack.redis(cfg)
-        out = {f"{g} {k}": v for g in groups for k, v in stored_group(cfg, client, g).items()}
+        out = {f"{g} {k}": v for g in groups for k, v in replay.stored_group(cfg, client, g).items()}
         out["notifications"] = sorted((n["id"], n["crossed_at"], n["creator_id"]) for n in (
             orjson.loads(v) for v, _ in topic_records(stack.bootstrap, cfg.kafka.topics.notifications, idle_s=1.0)))
         out["dead letters"] = sorted((v, h["job"]) for v, h in topic_records(stack.bootstrap, cfg.kafka.topics.dead_letter,
