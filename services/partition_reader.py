@@ -114,26 +114,19 @@ class PartitionReader:
         self.consumer.assign(tps)
 
     def poll(self) -> Batch:
-        records, positions = [], {}
-        for m in self.consumer.consume(num_messages=self.batch_max, timeout=self.poll_timeout):
-            err = m.error()
-            if err is not None:
-                if err.code() != KafkaError._PARTITION_EOF:
-                    self.stats["consumer_errors"] += 1
-                    log.warning("%s: consumer error on %s: %s", self.name, self.topic, err)
-                    if err.fatal():
-                        raise KafkaException(err)
-                continue
-            p = m.partition()
-            positions[self.field(p)] = self.positions[p] = m.offset() + 1
-            marker = dict(m.headers() or ()).get(END_MARKER_HEADER)
-            if marker is not None:
-                self.markers[p] = marker.decode()
-            else:
-                records.append(m)
+        messages = self.consumer.consume(num_messages=self.batch_max, timeout=self.poll_timeout)
+        batch, markers, errors = sort_messages(messages, self.field)
+        for err in errors:
+            self.stats["consumer_errors"] += 1
+            log.warning("%s: consumer error on %s: %s", self.name, self.topic, err)
+            if err.fatal():
+                raise KafkaException(err)
+        self.markers.update(markers)
+        for f, offset in batch.positions.items():
+            self.positions[int(f.rsplit(":", 1)[1])] = offset
         if self._unchecked:
             self._check_ends()
-        return Batch(records, positions)
+        return batch
 
     def _check_ends(self) -> None:
         """A position beyond its partition's end (the topic lost records, or positions of a broker
@@ -155,6 +148,26 @@ class PartitionReader:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def sort_messages(messages, field: Callable[[int], str]) -> tuple[Batch, dict, list]:
+    """(records and positions, end markers passed {partition: run id}, client errors) of one
+    consume() result. Positions come from records and markers only: an error never moves one."""
+    records, positions, markers, errors = [], {}, {}, []
+    for m in messages:
+        err = m.error()
+        if err is not None:
+            if err.code() != KafkaError._PARTITION_EOF:
+                errors.append(err)
+            continue
+        p = m.partition()
+        positions[field(p)] = m.offset() + 1
+        marker = dict(m.headers() or ()).get(END_MARKER_HEADER)
+        if marker is not None:
+            markers[p] = marker.decode()
+        else:
+            records.append(m)
+    return Batch(records, positions), markers, errors
 
 
 def send_end_markers(kafka: dict, topic: str, run_id: str, timeout_s: float = 60) -> int:
