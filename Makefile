@@ -52,7 +52,7 @@ cluster-down:
 demo: up
 	$(FYP) --config $(CONFIG) demo
 
-# The default run (and CI's): every feature against its oracle, in about 11 min on 2 cores. The
+# The default run (and CI's): every feature against its oracle, in about 19 min on 2 cores (bash .ci/run on a fresh clone: 19m54s). The
 # `long` tests (crashes, outages, restarts, savepoints: ~10 min more) run with test-long / test-all.
 test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not long" tests
