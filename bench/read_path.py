@@ -47,6 +47,7 @@ from featurestore.writer import FeatureWriter
 from fyp.config import REPO_ROOT, load_config
 from fyp.stack import services
 from schemas.features import groups_for
+from fyp.connections import feature_client
 
 ENGAGEMENT_FEATURES = ["views_1h", "likes_1h", "shares_1h", "comments_1h", "skips_1h", "completion_rate_1h",
                        "engagement_rate_1h", "engagement_score_1h", "views_24h", "engagement_rate_24h"]
@@ -107,9 +108,7 @@ def _naive_reader(cfg):
 
 
 def _client_reader(cfg, cache: bool):
-    from featurestore.client import FeatureClient
-
-    client = FeatureClient.from_config(cfg)
+    client = feature_client(cfg)
     if not cache:
         client.cache.ttl_s = 0.0
 

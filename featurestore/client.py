@@ -1,7 +1,7 @@
 """The read client for ranking services: N videos x M features, a user's interests and a region's
 trends in one Redis round trip, typed, with defaults, ages, a local cache and a circuit breaker.
 
-    client = FeatureClient.from_config(load_config())
+    client = feature_client(load_config())   # fyp.connections: pool, ACL check, settings
     r = client.get(videos=candidate_ids, video_features=["views_1h", "engagement_rate_1h",
                    "spike_damping"], user="u42", region="US")
     r.videos["v17"]["views_1h"]       # typed value; the feature's default when missing
@@ -110,15 +110,6 @@ class FeatureClient:
         self.stats = {"requests": 0, "keys": 0, "cache_hits": 0, "redis_reads": 0, "redis_errors": 0,
                       "breaker_rejections": 0, "stale_served": 0, "defaults_served": 0, "schema_mismatches": 0}
         self._mismatches_logged: set = set()
-
-    @classmethod
-    def from_config(cls, cfg, **kw) -> "FeatureClient":
-        from fyp.connections import check_access, serving_redis_client
-        from schemas.features import groups_for
-
-        client = serving_redis_client(cfg)
-        check_access(client, "reader", cfg)  # a refused login fails here, not on every read
-        return cls(client, groups_for(cfg), cfg.serving.client_settings(), **kw)
 
     def default(self, group: FeatureGroup, name: str):
         if name in self._defaults:

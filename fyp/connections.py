@@ -80,3 +80,14 @@ def check_access(client: redis.Redis, role: str, cfg: Config) -> None:
                                f"`fyp acl apply`") from None
     except (redis.ConnectionError, redis.TimeoutError):
         pass
+
+
+def feature_client(cfg: Config, **kw):
+    """The read client (featurestore/client.py) as configured: the serving pool, its reader login
+    checked now (a refused login fails here, not on every read), the serving settings."""
+    from featurestore.client import FeatureClient
+    from schemas.features import groups_for
+
+    client = serving_redis_client(cfg)
+    check_access(client, "reader", cfg)
+    return FeatureClient(client, groups_for(cfg), cfg.serving.client_settings(), **kw)

@@ -35,6 +35,7 @@ from starlette.routing import Route
 from featurestore.client import READ_ERRORS, FeatureClient
 from featurestore.latency import LatencyHistogram
 from fyp.observability.read_metrics import ReadClientCollector, metrics_text
+from fyp.connections import feature_client
 
 MAX_IDS = 2000  # per request: a feed ranks hundreds of candidates, not the catalogue
 REQUEST_KEYS = {"videos", "video_features", "user", "user_features", "region", "region_features"}
@@ -151,7 +152,7 @@ def app_from_env() -> Starlette:
     """uvicorn's factory in each worker process: the config path comes from the environment."""
     from fyp.config import load_config
 
-    return create_app(FeatureClient.from_config(load_config(os.environ.get(CONFIG_ENV) or None)))
+    return create_app(feature_client(load_config(os.environ.get(CONFIG_ENV) or None)))
 
 
 def serve(config_path: str | None, host: str, port: int, workers: int, log_level: str = "warning") -> None:

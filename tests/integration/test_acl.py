@@ -12,11 +12,10 @@ import redis
 import yaml
 
 from featurestore import layout
-from featurestore.client import FeatureClient
 from featurestore.updates import FeatureUpdate
 from featurestore.writer import FeatureWriter
 from fyp.config import REPO_ROOT, load_config
-from fyp.connections import RedisAccessError, redis_client
+from fyp.connections import RedisAccessError, feature_client, redis_client
 from schemas.features import groups_for
 
 pytestmark = pytest.mark.integration
@@ -53,7 +52,7 @@ def test_writer_writes_reader_reads_and_nothing_more(acl_store):
                         {"t:0": 4}, "w") == 1
     assert writer.read_offsets("w") == {"t:0": 4}
 
-    r = FeatureClient.from_config(cfg).get(videos=["v1"], video_features=["views_1h", "likes_1h"])
+    r = feature_client(cfg).get(videos=["v1"], video_features=["views_1h", "likes_1h"])
     assert not r.degraded and r.videos["v1"].values == {"views_1h": 0, "likes_1h": 1}
 
     reader_conn = redis_client(cfg, "reader")
@@ -84,7 +83,7 @@ def test_wrong_password_is_refused_clearly(acl_store, monkeypatch):
     cfg, path = acl_store
     monkeypatch.setenv("FYP_REDIS_READER_PASSWORD", "not-the-password")
     with pytest.raises(RedisAccessError) as err:
-        FeatureClient.from_config(cfg)
+        feature_client(cfg)
     msg = str(err.value)
     assert "fyp-reader" in msg and "FYP_REDIS_READER_PASSWORD" in msg and "not-the-password" not in msg
 

@@ -25,6 +25,7 @@ from fyp.config import load_config
 from fyp.stack import services
 from schemas.features import groups_for
 from tests.conftest import start_fyp
+from fyp.connections import feature_client
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +67,7 @@ def test_one_round_trip_typed_values_ages_and_defaults(stack, monkeypatch):
     write_videos(writer, groups, ids, as_of)
     writer.write([FeatureUpdate("user_interests", "u1", as_of, 4, [[["music", 2.5]], [["c9", 1.0]], 4, 0]),
                   FeatureUpdate("region_trends", "US", as_of, 0, trends(["v0007", "v0003"]))])
-    client = FeatureClient.from_config(cfg)
+    client = feature_client(cfg)
     client.redis.ping()  # the pool's connection is set up (its handshake is not the read)
 
     sends = []
@@ -117,7 +118,7 @@ def test_value_of_another_group_definition_reads_as_missing_not_misplaced(stack)
     as_of = int(time.time() * 1000)
     other_writer.write([FeatureUpdate("video_engagement", "v-other", as_of, 1, engagement_values(eg, 1, 1))])
     write_videos(writer, groups, ["v-own"], as_of)
-    client = FeatureClient.from_config(cfg)
+    client = feature_client(cfg)
     r = client.get(videos=["v-other", "v-own"], video_features=["views_1h", "spike_state"])
     assert not r.degraded
     assert r.videos["v-other"].missing == ["views_1h", "spike_state"]
@@ -273,7 +274,7 @@ def test_http_server_serves_the_same_reads_and_reports_readiness(own_redis, tmp_
         body = {"videos": ids + ["nope"], "video_features": FEATURES, "user": "u7", "region": "BR"}
         status, got = _http(port, "POST", "/v1/features", body)
         assert status == 200 and not got["degraded"]
-        direct = FeatureClient.from_config(cfg).get(videos=ids + ["nope"], video_features=FEATURES, user="u7", region="BR")
+        direct = feature_client(cfg).get(videos=ids + ["nope"], video_features=FEATURES, user="u7", region="BR")
         for g, d in zip(got["videos"], direct.videos.values()):
             assert g["id"] == d.id and g["features"] == d.values and g["as_of"] == d.as_of and g["missing"] == d.missing
         assert got["user"]["features"] == direct.user.values
