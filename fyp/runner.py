@@ -224,7 +224,9 @@ def run_backfill(cfg: Config, job: str, input_path: str, uploads_path: str | Non
     finally:
         stop.set()
         for thread in threads:
-            thread.join(timeout=30)
+            # no timeout: a service blocked on Redis finishes its batch first, or the drain below
+            # would use its consumer and writer from a second thread
+            thread.join()
     run_id = f"{handle.name}-{uuid.uuid4().hex[:12]}"
     try:
         for service in services:
