@@ -223,10 +223,6 @@ def run_backfill(cfg: Config, job: str, input_path: str, uploads_path: str | Non
         job_seconds = result.get_net_runtime() / 1000
     finally:
         stop.set()
-        for thread in threads:
-            # no timeout: a service blocked on Redis finishes its batch first, or the drain below
-            # would use its consumer and writer from a second thread
-            thread.join()
     run_id = f"{handle.name}-{uuid.uuid4().hex[:12]}"
     try:
         for service in services:
@@ -235,6 +231,10 @@ def run_backfill(cfg: Config, job: str, input_path: str, uploads_path: str | Non
         raise SystemExit(f"backfill {job}: the job finished, but its end cannot be marked, so whether every "
                          f"update reached Redis cannot be shown: {e}") from None
     print(f"{job}: job finished in {job_seconds:.1f}s; services reading to the end markers of {run_id}", flush=True)
+    for thread in threads:
+        # no timeout: a service blocked on Redis finishes its batch first, or the drain below
+        # would use its consumer and writer from a second thread
+        thread.join()
     for service in services:
         service.drain(run_id)
         service.close()
