@@ -5,21 +5,30 @@ Graph (one Flink job):
     -> parse + validate once per event in the JVM (jobs/jvm), route each event
        invalid -> dead-letter topic     late (beyond allowed lateness) -> late topic
        tile -> per-video sums per emit step (TUMBLE, JVM)  |  correction -> as is
-    -> Python, keyed by video: sliding sums over tiles (operators/sliding_tiles.py)
+    -> JVM, keyed by video: sliding sums over tiles (jobs/jvm SlidingTileSums, typed state)
+    -> features derived from the sums and the update message, in SQL
     -> feature-updates topic (key = video id) -> writer service -> Redis
+No step of it runs in Python.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+from pyflink.common.typeinfo import Types
+
+from featurestore.updates import payload_sql
 from fyp.config import Config
 from jobs import front, sql
-from jobs.engagement_window_fn import OUTPUT_TYPE, SlidingEngagementFunction
-from jobs.keyed import keyed_by_first_field
-from operators.engagement import METRICS, Weights, contribution_sql
+from jobs.keyed import jvm, jvm_keyed_process, long_array
+from operators.engagement import METRICS, Weights, contribution_sql, feature_sql, sum_column
+from schemas.features import VIDEO_ENGAGEMENT
 
 JOB_NAME = "engagement"
-UID = "engagement-sliding-windows"
+# State of the JVM operator (long arrays); the Python operator before it had its own uid, as its
+# pickled state cannot be read by this one.
+UID = "engagement-sliding-tile-sums"
+NO_END = -(2**63)  # SlidingTileSums: no end-of-input as-of time
+UPDATE_TYPE = Types.ROW_NAMED(["entity_id", "payload"], [Types.STRING(), Types.STRING()])
 
 
 def _contribution_columns(cfg: Config, aggregate: bool) -> str:
@@ -57,8 +66,14 @@ SELECT video_id, event_time - MOD(event_time, {step}) AS tile_start, 'C' AS kind
 FROM engagement_events WHERE route = 'correction'""")
 
     e = cfg.engagement
-    updates = (keyed_by_first_field(t_env, contributions)
-               .process(SlidingEngagementFunction(e.tile, e.emit_interval, e.window_ms, end_of_input_as_of),
-                        output_type=OUTPUT_TYPE)
-               .uid(UID).name("sliding 1h/6h/24h per video"))
-    return updates
+    windows = list(e.window_ms)
+    names = ["video_id", "as_of", "absorbed"] + [sum_column(w, m) for w in range(len(windows)) for m in METRICS]
+    function = jvm().dev.fyp.ops.SlidingTileSums(e.tile, e.emit_interval, long_array(windows), len(METRICS),
+                                                 NO_END if end_of_input_as_of is None else end_of_input_as_of)
+    sums = jvm_keyed_process(t_env, contributions, function, names,
+                             [Types.STRING()] + [Types.LONG()] * (len(names) - 1),
+                             uid=UID, name="sliding 1h/6h/24h per video")
+    t_env.create_temporary_view("engagement_window_sums", sums)
+    payload = payload_sql(VIDEO_ENGAGEMENT, "video_id", "as_of", "absorbed", feature_sql(len(windows), sql.RATIO_FN))
+    updates = t_env.sql_query(f"SELECT video_id AS entity_id, {payload} AS payload FROM engagement_window_sums")
+    return t_env.to_append_stream(updates, UPDATE_TYPE)

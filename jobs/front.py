@@ -76,6 +76,19 @@ def prepare(cfg: Config, job: JobHandle, label: str, needs: list[Needs], input_f
         feature_update_sink(cfg, job.t_env)
 
 
+def single_stream(t_env, table, rowtime: str = "event_rowtime"):
+    """`table` as one node of the job, whatever number of queries read it. The planner copies a view
+    into every query that reads it; a view whose rows depend on the watermark (a temporal join, a
+    CURRENT_WATERMARK test) would then be computed by each copy against its own watermark timeline
+    and could disagree with itself. Through a DataStream, every reader shares one computation. The
+    result has the columns of `table` (its time attribute as a plain timestamp) and `rowtime`, the
+    records' time attribute, with the upstream watermark."""
+    return t_env.from_data_stream(
+        t_env.to_data_stream(table),
+        Schema.new_builder().column_by_metadata(rowtime, DataTypes.TIMESTAMP_LTZ(3), "rowtime")
+        .watermark(rowtime, "SOURCE_WATERMARK()").build())
+
+
 def start(handle: JobHandle) -> JobHandle:
     handle.client = handle.env.execute_async(handle.name)
     return handle
@@ -101,11 +114,7 @@ def engagement_stream(cfg: Config, t_env, stmts, job: str, input_file: str | Non
     # Read, parse and route once. Without this step the statement set (side outputs) and the
     # DataStream part are planned apart: the topic is read by two sources and each decides
     # "late" against its own watermark, so an event could be neither counted nor sent to late.
-    routed = t_env.from_data_stream(
-        t_env.to_data_stream(t_env.from_path("engagement_routed")),
-        Schema.new_builder().column_by_metadata("event_rowtime", DataTypes.TIMESTAMP_LTZ(3), "rowtime")
-        .watermark("event_rowtime", "SOURCE_WATERMARK()").build())
-    t_env.create_temporary_view(ENGAGEMENT_VIEW, routed)
+    t_env.create_temporary_view(ENGAGEMENT_VIEW, single_stream(t_env, t_env.from_path("engagement_routed")))
     t_env.execute_sql(sql.side_output_sink_ddl(cfg, "dead_letter_sink", topics.dead_letter))
     stmts.add_insert_sql(sql.dead_letter_insert("dead_letter_sink", ENGAGEMENT_VIEW, origin, job))
     return origin
@@ -126,6 +135,9 @@ def video_metadata(cfg: Config, t_env, stmts, job: str, uploads_file: str | None
         origin = topics.uploads
     t_env.execute_sql(sql.uploads_routed_view_sql("uploads_routed", "uploads_raw", has_offsets=uploads_file is None))
     t_env.execute_sql(sql.metadata_view_sql(METADATA_VIEW, "uploads_routed"))
-    t_env.execute_sql(sql.enriched_view_sql(ENRICHED_VIEW, ENGAGEMENT_VIEW, METADATA_VIEW))
+    t_env.execute_sql(sql.enriched_view_sql("engagement_joined", ENGAGEMENT_VIEW, METADATA_VIEW))
+    # one join for every family that reads the view (each reader would otherwise plan its own,
+    # with its own uploads source and its own watermark timeline)
+    t_env.create_temporary_view(ENRICHED_VIEW, single_stream(t_env, t_env.from_path("engagement_joined")))
     stmts.add_insert_sql(sql.dead_letter_insert("dead_letter_sink", "uploads_routed", origin, job,
                                                 schema=sql.UPLOAD_SCHEMA_LABEL))

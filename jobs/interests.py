@@ -38,16 +38,20 @@ def wire(cfg: Config, job: front.JobHandle):
     # Event-time steps, so that a user's views reach Python in event-time order and grouped the
     # same way on every run: the session and item rules depend on that order. A view behind the
     # join's watermark (an out-of-order straggler) would be dropped by the window: it is sent on
-    # alone and added where it belongs in the decayed sums. Behind the watermark here implies not
-    # late for the window: the window's watermark never runs ahead of this one.
+    # alone and added where it belongs in the decayed sums. The test is made once per view, on one
+    # stream (front.single_stream) that both branches read: two evaluations, each against its own
+    # copy of the upstream plan, could send a view down both branches or neither. Behind the
+    # watermark here implies not late for the window: the window's watermark never runs ahead.
     wm = "CURRENT_WATERMARK(event_rowtime)"
-    t_env.execute_sql(f"""CREATE TEMPORARY VIEW interest_views AS
-SELECT user_id, event_rowtime,
+    flagged = t_env.sql_query(f"""
+SELECT user_id, event_rowtime AS view_rowtime,
        CONCAT(CAST(event_time AS STRING), '{FIELD_SEP}', category, '{FIELD_SEP}', creator_id, '{FIELD_SEP}',
               CAST({strength_sql(w)} AS STRING)) AS view_record,
        {wm} IS NOT NULL AND event_rowtime <= {wm} AS behind
 FROM {front.ENRICHED_VIEW}""")
-    t_env.execute_sql("CREATE TEMPORARY VIEW interest_views_on_time AS SELECT * FROM interest_views WHERE NOT behind")
+    t_env.create_temporary_view("interest_views", front.single_stream(t_env, flagged))
+    t_env.execute_sql("CREATE TEMPORARY VIEW interest_views_on_time AS "
+                      "SELECT user_id, event_rowtime, view_record FROM interest_views WHERE NOT behind")
     packed = t_env.sql_query(f"""
 SELECT user_id, LISTAGG(view_record, '{RECORD_SEP}') AS packed
 FROM TABLE(TUMBLE(TABLE interest_views_on_time, DESCRIPTOR(event_rowtime), {sql.interval(i.emit_interval)}))

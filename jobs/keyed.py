@@ -1,4 +1,7 @@
-"""Keying a table's rows in the JVM for a Python keyed function (one crossing per row)."""
+"""The job's one adapter over PyFlink internals (its gateway objects), for what PyFlink's public API
+cannot say: keying a table's rows in the JVM for a Python keyed function (one crossing per row),
+and running a Java keyed function of jobs/jvm on a table's rows (no crossing at all).
+tests/unit/test_pyflink_adapter.py fails with a clear message if these internals move."""
 from __future__ import annotations
 
 from pyflink.table.expressions import col, row
@@ -33,3 +36,38 @@ def keyed_by_first_field(t_env, table):
     gateway = get_gateway()
     j_keyed = ds._j_data_stream.keyBy(gateway.jvm.KeyByKeySelector(), Types.ROW([Types.STRING()]).get_java_type_info())
     return KeyedStream(j_keyed, value_type, ds)
+
+
+def jvm_keyed_process(t_env, table, function, output_names, output_types, uid: str, name: str):
+    """Rows of `table`, keyed in the JVM by their first (STRING) column, through `function` (a
+    Java KeyedProcessFunction<String, Row, Row> built with `jvm()`): a table of its output rows
+    (`output_names`, PyFlink `output_types`). Nothing of it runs in Python."""
+    from pyflink.common.typeinfo import Types
+
+    schema = table.get_schema()
+    in_type = Types.ROW_NAMED(schema.get_field_names(), [_type_info(t) for t in schema.get_field_data_types()])
+    j_in = t_env.to_append_stream(table, in_type)._j_data_stream
+    out_type = Types.ROW_NAMED(list(output_names), list(output_types)).get_java_type_info()
+    j_out = (j_in.keyBy(jvm().dev.fyp.ops.FirstFieldKey(), Types.STRING().get_java_type_info())
+             .process(function, out_type).uid(uid).name(name))
+    from pyflink.datastream import DataStream
+
+    return t_env.from_data_stream(DataStream(j_out))
+
+
+def jvm():
+    """The JVM's package tree (py4j), to build Java functions from the job's jar."""
+    from pyflink.java_gateway import get_gateway
+
+    return get_gateway().jvm
+
+
+def long_array(values):
+    """A Java long[] of `values`."""
+    from pyflink.java_gateway import get_gateway
+
+    gateway = get_gateway()
+    arr = gateway.new_array(gateway.jvm.long, len(values))
+    for i, v in enumerate(values):
+        arr[i] = int(v)
+    return arr

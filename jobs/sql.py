@@ -13,6 +13,7 @@ PARSE_FN = "FYP_PARSE_RECORD"
 ENGAGEMENT_SCHEMA_LABEL = f"{ENGAGEMENT_V1.name}.v{ENGAGEMENT_V1.version}"
 UPLOAD_SCHEMA_LABEL = f"{UPLOAD_V1.name}.v{UPLOAD_V1.version}"
 EVENT_TIME_FN = "FYP_EVENT_TIME_OF"
+RATIO_FN = "FYP_EXACT_RATIO"
 
 
 def interval(ms: int) -> str:
@@ -38,6 +39,7 @@ def kafka_connection(cfg: Config) -> str:
 def register_functions(t_env) -> None:
     t_env.execute_sql(f"CREATE TEMPORARY FUNCTION IF NOT EXISTS {PARSE_FN} AS 'dev.fyp.udf.ParseJsonRecord' LANGUAGE JAVA")
     t_env.execute_sql(f"CREATE TEMPORARY FUNCTION IF NOT EXISTS {EVENT_TIME_FN} AS 'dev.fyp.udf.EventTimeOf' LANGUAGE JAVA")
+    t_env.execute_sql(f"CREATE TEMPORARY FUNCTION IF NOT EXISTS {RATIO_FN} AS 'dev.fyp.udf.ExactRatio' LANGUAGE JAVA")
 
 
 def _watermark_columns(cfg: Config, time_field: str = EVENT_TIME_FIELD) -> str:
@@ -202,9 +204,10 @@ WHERE rn = 1"""
 
 def enriched_view_sql(view: str, events: str, metadata: str) -> str:
     """Valid views (on time, corrections and late alike) with their video's category and creator
-    as of the view's event time ('' when unknown), by an event-time temporal join."""
+    as of the view's event time ('' when unknown), by an event-time temporal join. The time
+    attribute is `joined_rowtime` (front.single_stream names it event_rowtime again)."""
     return f"""CREATE TEMPORARY VIEW {view} AS
-SELECT e.event_id, e.user_id, e.video_id, e.event_time, e.event_rowtime, e.region, e.watch_time_ms,
+SELECT e.event_id, e.user_id, e.video_id, e.event_time, e.event_rowtime AS joined_rowtime, e.region, e.watch_time_ms,
        e.video_duration_ms, e.liked, e.shared, e.commented, e.skipped, e.rewatches, e.route,
        COALESCE(m.category, '') AS category, COALESCE(m.creator_id, '') AS creator_id
 FROM {events} AS e

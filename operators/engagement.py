@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from operators.exact_sums import fixed_point_sql, from_units
+from operators.exact_sums import SCALE, fixed_point_sql
 
 METRICS = ("views", "likes", "shares", "comments", "skips", "watch_time_ms", "completion_sum", "score_sum")
-V_VIEWS, V_LIKES, V_SHARES, V_COMMENTS, V_SKIPS, V_WATCH, V_COMPLETION, V_SCORE = range(len(METRICS))
 
 FEATURE_BASES = ("views", "likes", "shares", "comments", "skips", "watch_time_ms",
                  "completion_rate", "engagement_rate", "engagement_score")
@@ -43,20 +42,22 @@ def feature_names(windows_ms) -> list[str]:
     return [f"{base}_{label}" for label in window_labels(windows_ms) for base in FEATURE_BASES]
 
 
-def features_from_sums(sums_per_window) -> list:
-    """Window sum vectors (in METRICS order) -> feature values (in feature_names order)."""
-    out: list = []
-    for s in sums_per_window:
-        views = int(round(s[V_VIEWS]))
-        counts = [views] + [int(round(s[i])) for i in (V_LIKES, V_SHARES, V_COMMENTS, V_SKIPS, V_WATCH)]
-        if views > 0:
-            completion = from_units(s[V_COMPLETION], views)
-            engagement = (counts[1] + counts[2] + counts[3]) / views
-            score = from_units(s[V_SCORE])
-        else:
-            completion = engagement = score = 0.0
-        out.extend(counts)
-        out.extend((completion, engagement, score))
+def sum_column(window: int, metric: str) -> str:
+    """The column of a window's sum of a metric, in the rows of the sliding-sums operator."""
+    return f"w{window}_{metric}"
+
+
+def feature_sql(n_windows: int, ratio_fn: str) -> list[str]:
+    """Flink SQL expressions of the feature values (in feature_names order) over the columns
+    sum_column(w, metric). `ratio_fn(a, b, scale)` is the JVM's a / (b * scale), correctly rounded,
+    0.0 when b is 0 (rates of a window with no views are 0)."""
+    out = []
+    for w in range(n_windows):
+        c = {m: sum_column(w, m) for m in METRICS}
+        out.extend(c[m] for m in METRICS[:6])
+        out.append(f"{ratio_fn}({c['completion_sum']}, {c['views']}, {SCALE})")
+        out.append(f"{ratio_fn}({c['likes']} + {c['shares']} + {c['comments']}, {c['views']}, 1)")
+        out.append(f"CASE WHEN {c['views']} > 0 THEN {ratio_fn}({c['score_sum']}, 1, {SCALE}) ELSE 0.0 END")
     return out
 
 
