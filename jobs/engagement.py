@@ -19,7 +19,7 @@ from pyflink.common.typeinfo import Types
 from featurestore.updates import payload_sql
 from fyp.config import Config
 from jobs import front, sql
-from jobs.keyed import jvm, jvm_keyed_process, long_array
+from jobs.keyed import NO_END, jvm, jvm_keyed_process, long_array
 from operators.engagement import METRICS, Weights, contribution_sql, feature_sql, sum_column
 from schemas.features import VIDEO_ENGAGEMENT
 
@@ -27,8 +27,6 @@ JOB_NAME = "engagement"
 # State of the JVM operator (long arrays); the Python operator before it had its own uid, as its
 # pickled state cannot be read by this one.
 UID = "engagement-sliding-tile-sums"
-NO_END = -(2**63)  # SlidingTileSums: no end-of-input as-of time
-UPDATE_TYPE = Types.ROW_NAMED(["entity_id", "payload"], [Types.STRING(), Types.STRING()])
 
 
 def _contribution_columns(cfg: Config, aggregate: bool) -> str:
@@ -73,7 +71,7 @@ FROM engagement_events WHERE route = 'correction'""")
     sums = jvm_keyed_process(t_env, contributions, function, names,
                              [Types.STRING()] + [Types.LONG()] * (len(names) - 1),
                              uid=UID, name="sliding 1h/6h/24h per video")
-    t_env.create_temporary_view("engagement_window_sums", sums)
+    t_env.create_temporary_view("engagement_window_sums", t_env.from_data_stream(sums))
     payload = payload_sql(VIDEO_ENGAGEMENT, "video_id", "as_of", "absorbed", feature_sql(len(windows), sql.RATIO_FN))
     updates = t_env.sql_query(f"SELECT video_id AS entity_id, {payload} AS payload FROM engagement_window_sums")
-    return t_env.to_append_stream(updates, UPDATE_TYPE)
+    return t_env.to_append_stream(updates, front.UPDATE_TYPE)

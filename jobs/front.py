@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyflink.common.typeinfo import Types
 from pyflink.table import DataTypes, Schema
 
 from fyp.config import Config
@@ -15,6 +16,8 @@ from jobs.flink_env import create_environments
 ENGAGEMENT_VIEW = "engagement_events"
 METADATA_VIEW = "video_metadata"
 ENRICHED_VIEW = "engagement_enriched"
+# what every family's wire() returns: (entity id, update message of featurestore/updates.py)
+UPDATE_TYPE = Types.ROW_NAMED(["entity_id", "payload"], [Types.STRING(), Types.STRING()])
 
 
 @dataclass

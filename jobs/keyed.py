@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pyflink.table.expressions import col, row
 
+NO_END = -(2**63)  # the JVM operators' end-of-input as-of time when there is none
+
 
 def _type_info(data_type):
     from pyflink.common.typeinfo import Types
@@ -40,8 +42,8 @@ def keyed_by_first_field(t_env, table):
 
 def jvm_keyed_process(t_env, table, function, output_names, output_types, uid: str, name: str):
     """Rows of `table`, keyed in the JVM by their first (STRING) column, through `function` (a
-    Java KeyedProcessFunction<String, Row, Row> built with `jvm()`): a table of its output rows
-    (`output_names`, PyFlink `output_types`). Nothing of it runs in Python."""
+    Java KeyedProcessFunction<String, Row, Row> built with `jvm()`): a DataStream of its output
+    rows (`output_names`, PyFlink `output_types`). Nothing of it runs in Python."""
     from pyflink.common.typeinfo import Types
 
     schema = table.get_schema()
@@ -52,7 +54,7 @@ def jvm_keyed_process(t_env, table, function, output_names, output_types, uid: s
              .process(function, out_type).uid(uid).name(name))
     from pyflink.datastream import DataStream
 
-    return t_env.from_data_stream(DataStream(j_out))
+    return DataStream(j_out)
 
 
 def jvm():

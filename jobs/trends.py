@@ -5,19 +5,21 @@ Graph (one Flink job):
   engagement events (shared front: parse, validate, route; dead letters and late events out)
     -> per (region, video, minute) trend-score sums (TUMBLE, JVM), plus the same per video for
        GLOBAL; corrections (behind the watermark, within the allowed lateness) one by one
-    -> Python, keyed by region: sliding sums per video over minute tiles, re-ranked each minute
+    -> JVM, keyed by region: sliding sums per video over minute tiles, re-ranked each minute
+       (jobs/jvm TopBySlidingScore, typed state) -> update messages
     -> feature-updates topic
+No step of it runs in Python.
 """
 from __future__ import annotations
 
 from fyp.config import Config
 from jobs import front, sql
-from jobs.keyed import keyed_by_first_field
-from jobs.trends_fn import OUTPUT_TYPE, RegionTrendsFunction
+from jobs.keyed import NO_END, jvm, jvm_keyed_process, long_array
 from operators.trends import GLOBAL, MINUTE_MS, TrendWeights, score_sql
+from schemas.features import REGION_TRENDS
 
 JOB_NAME = "trends"
-UID = "region-trends"
+UID = "region-top-by-sliding-score"  # typed JVM state; the Python operator before it was "region-trends"
 OPERATOR = "top videos per region"
 NEEDS = front.Needs(late=True)
 
@@ -50,7 +52,7 @@ FROM {front.ENGAGEMENT_VIEW} WHERE route = 'correction'"""
     parts = [q.format(region=r, group=g) for q in (tiles, corrections)
              for r, g in (("region", "region, "), (f"'{GLOBAL}'", ""))]
     minute_sums = t_env.sql_query("\nUNION ALL\n".join(parts))
-    updates = (keyed_by_first_field(t_env, minute_sums)
-               .process(RegionTrendsFunction(t.window_ms, t.top_k, end_of_input_as_of), output_type=OUTPUT_TYPE)
-               .uid(UID).name(OPERATOR))
-    return updates
+    function = jvm().dev.fyp.ops.TopBySlidingScore(REGION_TRENDS, long_array(t.window_ms), t.top_k,
+                                                   NO_END if end_of_input_as_of is None else end_of_input_as_of)
+    return jvm_keyed_process(t_env, minute_sums, function, front.UPDATE_TYPE.get_field_names(),
+                             front.UPDATE_TYPE.get_field_types(), uid=UID, name=OPERATOR)

@@ -6,7 +6,8 @@ window's views reach an aggregate depends on partitions and batching; an integer
 a replay, a backfill and a live run store bit-identical values, and a sliding window that adds
 and removes tiles never drifts. One unit is 1e-11: a sum of n views is within n * 5e-12 of the
 sum of the unrounded values, and a per-minute tile overflows only past about 18 million views of
-one video at a score of 5.
+one video at a score of 5. Rates and scores are read back from units by the JVM's
+ExactDivision (jobs/jvm): the double nearest to the exact quotient.
 """
 from __future__ import annotations
 
@@ -16,8 +17,3 @@ SCALE = 10**11
 def fixed_point_sql(expr: str) -> str:
     """Flink SQL: the DOUBLE expression as a BIGINT number of units."""
     return f"CAST(ROUND(({expr}) * {SCALE}.0, 0) AS BIGINT)"
-
-
-def from_units(units: int, divisor: int = 1) -> float:
-    """units / (SCALE * divisor), correctly rounded (integer true division)."""
-    return units / (SCALE * divisor)

@@ -1,0 +1,136 @@
+"""Our jobs against the floor: plain Flink SQL on the same input, the same cores, in the same run.
+
+Input: N engagement events (Zipf over V videos, R events per second of event time, disorder under
+100 ms) in a JSON-lines file, and the same N spread over `--sparse-hours` of event time (windows
+fill: the rate must hold).
+1. Floor: a Flink SQL job that parses the JSON (Flink's json format), sums the engagement fields
+   per video and 1-minute TUMBLE, and writes to a blackhole sink; parallelism from the config.
+2. `fyp backfill engagement --input` (the whole job: parse, validate, route, sliding 1h/6h/24h
+   windows, update messages to Kafka, the feature writer to Redis; the Flink job's run time).
+3. `fyp backfill features --input --uploads`: every family in the combined job.
+events/s = N / the Flink job's net run time; peak resident memory of the process tree (driver,
+JVM, Python workers), sampled every 0.5 s. Writes bench/results/floor.json.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+from bench.engagement import RESULTS, bench_config
+from bench.feature_jobs import TreeMemory, stats_of
+from fyp.config import REPO_ROOT
+from fyp.generator import output
+from fyp.generator.traffic import TrafficSpec, generate
+
+FLOOR_SQL = """
+CREATE TABLE events (
+  video_id STRING, event_time BIGINT, watch_time_ms BIGINT, liked BOOLEAN, shared BOOLEAN,
+  commented BOOLEAN, skipped BOOLEAN,
+  rowtime AS TO_TIMESTAMP_LTZ(event_time, 3),
+  WATERMARK FOR rowtime AS rowtime - INTERVAL '0.5' SECOND
+) WITH ('connector' = 'filesystem', 'path' = '{path}', 'format' = 'json', 'json.ignore-parse-errors' = 'true');
+CREATE TABLE sink (video_id STRING, window_start TIMESTAMP(3), views BIGINT, likes BIGINT, shares BIGINT,
+  comments BIGINT, skips BIGINT, watch_time_ms BIGINT) WITH ('connector' = 'blackhole');
+INSERT INTO sink
+SELECT video_id, window_start, COUNT(*), SUM(CASE WHEN liked THEN 1 ELSE 0 END),
+       SUM(CASE WHEN shared THEN 1 ELSE 0 END), SUM(CASE WHEN commented THEN 1 ELSE 0 END),
+       SUM(CASE WHEN skipped THEN 1 ELSE 0 END), SUM(watch_time_ms)
+FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(rowtime), INTERVAL '1' MINUTE))
+GROUP BY video_id, window_start, window_end
+"""
+
+
+def make_input(folder: Path, name: str, events: int, videos: int, seconds: float) -> tuple[Path, Path, int]:
+    traffic = generate(TrafficSpec(seed=23, start_ms=1_782_000_000_000, duration_ms=int(seconds * 1000),
+                                   mean_rate=events / seconds, videos=videos, users=max(1000, events // 10),
+                                   ooo_share=0.02, max_ooo_ms=100, late_share=0.0, straggler_share=0.0,
+                                   malformed_share=0.0))
+    ev, up = folder / f"{name}-events.jsonl", folder / f"{name}-uploads.jsonl"
+    output.write_jsonl(ev, traffic.payloads)
+    output.write_jsonl(up, [orjson.dumps(u) for u in traffic.uploads])
+    return ev, up, len(traffic.payloads)
+
+
+def run_floor(args, events: Path, n: int) -> dict:
+    """The floor job in a process of its own (its own mini-cluster), timed by Flink."""
+    script = f"""
+import sys, orjson
+from pyflink.table import EnvironmentSettings, TableEnvironment
+t = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+t.get_config().set("parallelism.default", "{args.parallelism}")
+stmts = {FLOOR_SQL.format(path=events.resolve())!r}.strip().split(";\\n")
+for s in stmts[:-1]:
+    t.execute_sql(s)
+result = t.execute_sql(stmts[-1]).get_job_client().get_job_execution_result().result()
+print(orjson.dumps({{"job_seconds": result.get_net_runtime() / 1000}}).decode())
+"""
+    return _timed([sys.executable, "-c", script], n, args.folder / "floor.log")
+
+
+def run_backfill(args, job: str, events: Path, uploads: Path, n: int, tag: str) -> dict:
+    cfg, path = bench_config(args.config, f"{tag}-{job}", args.parallelism, {})
+    cmd = [sys.executable, "-m", "fyp.cli", "--config", str(path), "backfill", job, "--input", str(events)]
+    if job != "engagement":
+        cmd += ["--uploads", str(uploads)]
+    return _timed(cmd, n, cfg.state_dir / "bench" / f"{tag}-{job}" / "backfill.log")
+
+
+def _timed(cmd, n: int, log: Path) -> dict:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(cmd, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True,
+                            cwd=REPO_ROOT)
+    mem = TreeMemory([proc.pid])
+    mem.start()
+    proc.wait()
+    mem.stop.set()
+    if proc.returncode:
+        raise SystemExit(f"{cmd[2:5]} failed: see {log}")
+    seconds = stats_of(log)["job_seconds"]
+    res = {"events": n, "job_seconds": round(seconds, 1), "events_per_s": round(n / seconds),
+           "peak_rss_mb": round(mem.peak / 2**20)}
+    print(" ".join(map(str, cmd[2:6])), res, flush=True)
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config")
+    ap.add_argument("--events", type=int, default=2_000_000)
+    ap.add_argument("--videos", type=int, default=50_000)
+    ap.add_argument("--event-rate", type=float, default=100_000.0, help="events per second of event time")
+    ap.add_argument("--sparse-hours", type=float, default=2.0)
+    ap.add_argument("--parallelism", type=int, default=2)
+    ap.add_argument("--out", default=str(RESULTS / "floor.json"))
+    args = ap.parse_args()
+    tag = f"floor{int(time.time())}"
+    args.folder = REPO_ROOT / ".fyp" / "bench" / tag
+    args.folder.mkdir(parents=True, exist_ok=True)
+    dense = make_input(args.folder, "dense", args.events, args.videos, args.events / args.event_rate)
+    sparse = make_input(args.folder, "sparse", args.events, args.videos, args.sparse_hours * 3600)
+    floor = run_floor(args, dense[0], dense[2])
+    engagement = run_backfill(args, "engagement", *dense, tag)
+    engagement_sparse = run_backfill(args, "engagement", *sparse, tag + "-sparse")
+    combined = run_backfill(args, "features", *dense, tag)
+    result = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "args": {k: v for k, v in vars(args).items() if k not in ("out", "folder")},
+        "floor": floor, "engagement": engagement, "engagement_sparse": engagement_sparse, "features": combined,
+        "engagement_share_of_floor": round(engagement["events_per_s"] / floor["events_per_s"], 3),
+        "engagement_sparse_share_of_dense": round(engagement_sparse["events_per_s"] / engagement["events_per_s"], 3),
+        "features_share_of_floor": round(combined["events_per_s"] / floor["events_per_s"], 3),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    print(orjson.dumps({k: v for k, v in result.items() if "share" in k}).decode())
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
