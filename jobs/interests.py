@@ -7,18 +7,20 @@ Graph (one Flink job):
     -> per user, per `interests.emit_interval` of event time (TUMBLE): the step's views packed into
        one row with their strength computed in the JVM; a view already behind the watermark after
        the join goes on alone (a window would drop it)
-    -> Python, keyed by user: sessions, decayed vectors, top N -> feature-updates topic
+    -> JVM, keyed by user: sessions, decayed vectors, top N, update messages (jobs/jvm
+       DecayedInterests, typed state) -> feature-updates topic
+No step of it runs in Python.
 """
 from __future__ import annotations
 
 from fyp.config import Config
 from jobs import front, sql
-from jobs.interests_fn import OUTPUT_TYPE, UserInterestFunction
-from jobs.keyed import keyed_by_first_field
-from operators.interests import FIELD_SEP, RECORD_SEP, InterestRules, StrengthWeights, strength_sql
+from jobs.keyed import jvm, jvm_keyed_process
+from operators.interests import FIELD_SEP, RECORD_SEP, StrengthWeights, strength_sql
+from schemas.features import USER_INTERESTS
 
 JOB_NAME = "interests"
-UID = "user-interests"
+UID = "user-decayed-interests"  # typed JVM state; the Python operator before it was "user-interests"
 OPERATOR = "decayed interests per user"  # its metrics: users_created, users_evicted
 NEEDS = front.Needs(metadata=True)
 
@@ -58,8 +60,13 @@ FROM TABLE(TUMBLE(TABLE interest_views_on_time, DESCRIPTOR(event_rowtime), {sql.
 GROUP BY user_id, window_start, window_end
 UNION ALL
 SELECT user_id, view_record AS packed FROM interest_views WHERE behind""")
-    rules = InterestRules(i.decay, i.top_n, i.prune_below, i.min_events, i.newcomer_ttl, i.idle_ttl, i.forget_after)
-    updates = (keyed_by_first_field(t_env, packed)
-               .process(UserInterestFunction(rules, cfg.engagement.allowed_lateness), output_type=OUTPUT_TYPE)
-               .uid(UID).name(OPERATOR))
-    return updates
+    return jvm_keyed_process(t_env, packed, interests_function(cfg), front.UPDATE_TYPE.get_field_names(),
+                             front.UPDATE_TYPE.get_field_types(), uid=UID, name=OPERATOR)
+
+
+def interests_function(cfg: Config):
+    """The JVM's per-user operator with the configured rules."""
+    i = cfg.interests
+    return jvm().dev.fyp.ops.DecayedInterests(USER_INTERESTS, i.decay, i.top_n, float(i.prune_below), i.min_events,
+                                              i.newcomer_ttl, i.idle_ttl, i.forget_after,
+                                              cfg.engagement.allowed_lateness)

@@ -1,11 +1,71 @@
+"""The interest rules (operators/interests.py, README "User interests") as the job's JVM operator
+(jobs/jvm DecayedInterests) runs them, driven row by row without a Flink job."""
 import math
 import random
+from dataclasses import dataclass
 
-from operators.interests import InterestRules, UserInterests, parse_views
+import orjson
+from py4j.java_gateway import get_field
+
+from tests.unit.jvm_ops import ops
 
 TAU = 1_800_000
-RULES = InterestRules(decay_ms=TAU, top_n=10, prune_below=0.0, min_events=3, newcomer_ttl_ms=120_000,
-                      idle_ttl_ms=7_200_000, forget_after_ms=21_600_000)
+
+
+@dataclass(frozen=True)
+class Rules:
+    decay_ms: int
+    top_n: int
+    prune_below: float
+    min_events: int
+    newcomer_ttl_ms: int
+    idle_ttl_ms: int
+    forget_after_ms: int
+
+
+RULES = Rules(decay_ms=TAU, top_n=10, prune_below=0.0, min_events=3, newcomer_ttl_ms=120_000,
+              idle_ttl_ms=7_200_000, forget_after_ms=21_600_000)
+
+
+class UserInterests:
+    """One user's state in the JVM operator; `add` hands it one row (a step's views)."""
+
+    def __init__(self, rules=RULES):
+        self.fn = ops().DecayedInterests("user_interests", rules.decay_ms, rules.top_n, float(rules.prune_below),
+                                         rules.min_events, rules.newcomer_ttl_ms, rules.idle_ttl_ms,
+                                         rules.forget_after_ms, 0)
+        self.session = ops().DecayedInterests.Session()
+
+    def add(self, views, rules=None):
+        self.fn.apply(self.session, ";".join(f"{t}|{c}|{k}|{s!r}" for t, c, k, s in views))
+
+    def update(self) -> dict:
+        return orjson.loads(self.fn.message("u", self.session))
+
+    @property
+    def as_of(self):
+        return get_field(self.session, 'asOf')
+
+    @property
+    def events(self):
+        return get_field(self.session, 'events')
+
+    @property
+    def sessions(self):
+        return get_field(self.session, 'sessions')
+
+    @property
+    def unenriched(self):
+        return get_field(self.session, 'unenriched')
+
+    @property
+    def categories(self) -> set:
+        items = get_field(self.session, "categories")
+        keys = get_field(items, "keys")
+        return {keys[i] for i in range(get_field(items, "size"))}
+
+    def values(self, rules=None):
+        return self.update()["v"]
 
 
 def _direct(views, T):
@@ -17,7 +77,7 @@ def _direct(views, T):
 
 
 def _weights(st, rules=RULES):
-    return dict(map(tuple, st.ranked(st.categories, rules)))
+    return dict(map(tuple, st.values()[0]))
 
 
 def test_decayed_sums_are_exact_however_ordered_views_are_grouped():
@@ -48,7 +108,7 @@ def test_a_view_behind_the_newest_is_added_at_its_own_decayed_weight():
 def test_unknown_metadata_counts_but_adds_no_interest():
     st = UserInterests()
     st.add([(10, "", "", 5.0), (20, "music", "c1", 1.0)], RULES)
-    assert st.events == 2 and st.unenriched == 1 and list(st.categories) == ["music"]
+    assert st.events == 2 and st.unenriched == 1 and st.categories == {"music"}
 
 
 def test_a_newcomer_back_after_the_newcomer_ttl_starts_a_new_session():
@@ -76,22 +136,22 @@ def test_the_session_ttl_counts_the_views_before_the_gap():
 
 
 def test_an_item_viewed_again_after_forget_after_restarts_from_zero():
-    rules = InterestRules(TAU, 10, 0.0, 1, 120_000, 10 * 3_600_000, 3 * 3_600_000)
-    st = UserInterests()
+    rules = Rules(TAU, 10, 0.0, 1, 120_000, 10 * 3_600_000, 3 * 3_600_000)
+    st = UserInterests(rules)
     st.add([(0, "a", "ca", 1.0)], rules)
     st.add([(3 * 3_600_000 - 1, "b", "cb", 1.0)], rules)  # keeps the session alive
     st.add([(3 * 3_600_000, "a", "ca", 1.0)], rules)  # 3 h after its previous view: not forgotten
     assert math.isclose(_weights(st, rules)["a"], 1.0 + math.exp(-6), rel_tol=1e-12)
     st.add([(6 * 3_600_000, "b", "cb", 1.0), (6 * 3_600_000 + 1, "a", "ca", 1.0)], rules)
     # b: 3 h + 1 ms after its previous view, restarted; a: 3 h + 1 ms too
-    assert _weights(st, rules)["b"] == 1.0 * math.exp(-1 / TAU) and _weights(st, rules)["a"] == 1.0
+    assert math.isclose(_weights(st, rules)["b"], math.exp(-1 / TAU), rel_tol=1e-15) and _weights(st, rules)["a"] == 1.0
     st.add([(9 * 3_600_000 + 10, "c", "cc", 1.0)], rules)
     assert set(st.categories) == {"c"}  # the others' newest views are over 3 h behind: dropped
 
 
 def test_prune_below_filters_what_is_written_and_keeps_the_exact_weight():
-    rules = InterestRules(TAU, 10, 0.05, 1, 120_000, 7_200_000, 21_600_000)
-    st = UserInterests()
+    rules = Rules(TAU, 10, 0.05, 1, 120_000, 7_200_000, 21_600_000)
+    st = UserInterests(rules)
     st.add([(0, "old", "c1", 1.0)], rules)
     st.add([(4 * TAU // 2, "x", "c2", 1.0), (4 * TAU, "new", "c2", 1.0)], rules)  # old: exp(-4) < 0.05
     assert [c for c, _ in st.values(rules)[0]] == ["new", "x"]
@@ -100,10 +160,13 @@ def test_prune_below_filters_what_is_written_and_keeps_the_exact_weight():
 
 
 def test_ranked_orders_by_weight_then_name_and_keeps_top_n():
-    rules = InterestRules(TAU, 3, 0.0, 1, 1, 1, 1)
-    st = UserInterests(categories={"b": [1.0, 0], "a": [1.0, 0], "c": [3.0, 0], "d": [-1.0, 0]})
-    assert st.ranked(st.categories, rules) == [["c", 3.0], ["a", 1.0], ["b", 1.0]]
+    st = UserInterests(Rules(TAU, 3, 0.0, 1, 10**9, 10**9, 10**9))
+    st.add([(0, "b", "k", 1.0), (0, "a", "k", 1.0), (0, "c", "k", 3.0), (0, "d", "k", -1.0)])
+    assert st.values()[0] == [["c", 3.0], ["a", 1.0], ["b", 1.0]]
 
 
-def test_packed_views_parse_in_time_order():
-    assert parse_views("20|||-0.5;10|music|c1|1.5") == [(10, "music", "c1", 1.5), (20, "", "", -0.5)]
+def test_a_step_applies_in_time_order_whatever_the_packing():
+    st = UserInterests()
+    st.add([(20, "", "", -0.5), (10, "music", "c1", 1.5)])
+    assert (st.as_of, st.events, st.unenriched) == (20, 2, 1)
+    assert math.isclose(_weights(st)["music"], 1.5 * math.exp(-10 / TAU), rel_tol=1e-15)

@@ -1,0 +1,20 @@
+"""The project's Java operators (jobs/jvm), loaded into PyFlink's JVM so that unit tests drive
+their feature logic directly, without a Flink job."""
+from __future__ import annotations
+
+import functools
+import tempfile
+from pathlib import Path
+
+from fyp.stack.artifacts import build_udf_jar
+
+
+@functools.cache
+def ops():
+    """The JVM package dev.fyp.ops, from a jar built from the current sources."""
+    from pyflink.java_gateway import get_gateway
+    from pyflink.util.java_utils import add_jars_to_context_class_loader
+
+    jar = build_udf_jar(Path(tempfile.mkdtemp(prefix="fyp-unit-jar-")))
+    add_jars_to_context_class_loader([jar.resolve().as_uri()])
+    return get_gateway().jvm.dev.fyp.ops
