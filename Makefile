@@ -7,7 +7,7 @@ FYP := $(BIN)/fyp
 STAMP := $(VENV)/.installed
 CONFIG ?= configs/local.yaml
 
-.PHONY: setup system-deps up down status demo test test-long test-all test-unit bench clean cluster-up cluster-down
+.PHONY: setup system-deps up down status demo test test-fast test-unit bench clean cluster-up cluster-down
 
 setup: system-deps $(STAMP)
 	$(FYP) --config $(CONFIG) setup
@@ -42,7 +42,7 @@ status:
 	$(FYP) --config $(CONFIG) status
 
 # A standalone Flink cluster (JobManager + TaskManager) from the apache-flink package; jobs go to
-# it with `fyp submit JOB` (README "Running on a Flink cluster").
+# it with `fyp submit JOB` (docs/operations.md "Running on a Flink cluster").
 cluster-up: setup
 	$(FYP) --config $(CONFIG) cluster up
 
@@ -52,21 +52,20 @@ cluster-down:
 demo: up
 	$(FYP) --config $(CONFIG) demo
 
-# The default run (and CI's): every feature against its oracle, in about 19 min on 2 cores (bash .ci/run on a fresh clone: 19m54s). The
-# `long` tests (crashes, outages, restarts, savepoints: ~10 min more) run with test-long / test-all.
+# The default run (and CI's): every test, crash, restart, outage and savepoint tests included.
+# test-fast leaves out the `long` ones (the crash, restart and outage tests) while working.
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not long" tests
-
-test-long: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m long tests
-
-test-all: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not long" tests
 
 test-unit: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
 
 bench: up
+	$(BIN)/python -m bench.floor --config $(CONFIG)
+	$(BIN)/python -m bench.engagement --config $(CONFIG) --job features --out bench/results/features_live.json
 	$(BIN)/python -m bench.engagement --config $(CONFIG)
 	$(BIN)/python -m bench.feature_jobs --config $(CONFIG)
 	$(BIN)/python -m bench.spikes --config $(CONFIG)

@@ -1,4 +1,5 @@
-"""Benchmark of the engagement job on this machine: Kafka -> Flink -> feature writer -> Redis.
+"""Benchmark of the engagement job (or the combined job, --job features) on this machine: Kafka ->
+Flink -> feature writer -> Redis.
 
 1. Throughput: a backlog of N events (Zipf over V videos, event time compressed to a live rate)
    sits in the topic; the streaming job starts fresh; we time from the first feature in Redis to
@@ -148,7 +149,7 @@ def run(args) -> dict:
     print(f"backlog: 2 x {len(cold)} events over {args.videos} videos", flush=True)
 
     log = cfg.state_dir / "bench" / tag / "job.log"
-    job = subprocess.Popen([sys.executable, "-m", "fyp.cli", "--config", str(cfg_path), "run", "engagement", "--fresh"],
+    job = subprocess.Popen([sys.executable, "-m", "fyp.cli", "--config", str(cfg_path), "run", args.job, "--fresh"],
                            stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO_ROOT)
     pids = {"job": job.pid}
     for name in ("tansu", "redis"):
@@ -179,7 +180,7 @@ def run(args) -> dict:
             "redis_feature_writes": writes(client) - w0,
         }
         print(result["warm_state"], flush=True)
-        result["backlog"] = {"event_time_rate": args.event_rate, "parallelism": args.parallelism,
+        result["backlog"] = {"job": args.job, "event_time_rate": args.event_rate, "parallelism": args.parallelism,
                              "catalog_videos": args.videos}
         live = LiveTraffic(cfg, args.live_rate, args.live_seconds, videos=[k.decode() for k in warm_keys[:50000]])
         live.start()
@@ -261,6 +262,8 @@ class LiveTraffic(threading.Thread):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config")
+    ap.add_argument("--job", default="engagement", choices=("engagement", "features"),
+                    help="the engagement job alone, or the combined job (every family) around it")
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--videos", type=int, default=100_000)
     ap.add_argument("--event-rate", type=int, default=150_000, help="events per second of event time in the backlog")

@@ -127,7 +127,7 @@ class StackConfig:
     s3_bucket: str = "tansu"  # the broker's bucket
     # TLS on broker_port (server certificate chain and key, PEM): a TLS terminator (socat) listens
     # there and tansu moves to broker_internal_port on loopback. Clients then need
-    # kafka.security.protocol SSL and kafka.security.ssl_ca_file (README "Kafka security").
+    # kafka.security.protocol SSL and kafka.security.ssl_ca_file (docs/operations.md "Kafka security").
     broker_tls_cert: str = ""
     broker_tls_key: str = ""
     broker_tls_client_ca: str = ""  # when set, clients must present a certificate it signed
@@ -337,7 +337,7 @@ class HttpServerConfig:
 
 @dataclass
 class ObservabilityConfig:
-    """The Prometheus endpoint of `fyp run` / `fyp writer` (README "Observability")."""
+    """The Prometheus endpoint of `fyp run` / `fyp writer` (docs/operations.md "Observability")."""
     host: str = "127.0.0.1"
     port: int = 0  # 0: no endpoint; configs/local.yaml sets 19464
     flink_rest_port: int = 0  # the embedded mini-cluster's REST port, read for job metrics; 0: a free one
@@ -444,7 +444,7 @@ class Config:
         return parse_duration_ms(self.featurestore.ttl[group], f"featurestore.ttl.{group}")
 
 
-# Environment overrides: variable -> (dotted path). Documented in the README.
+# Environment overrides: variable -> (dotted path). Documented in docs/operations.md.
 ENV_OVERRIDES = {
     "FYP_KAFKA_BOOTSTRAP": "kafka.bootstrap",
     "FYP_REDIS_URL": "redis.url",

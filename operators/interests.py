@@ -2,7 +2,7 @@
 per-view strength is declared here (SQL, in the JVM); the rules below run in the JVM operator
 jobs/jvm DecayedInterests, configured from `interests.*`.
 
-Semantics (also in the README, "User interests"). A user's views are taken in event-time order
+Semantics (also in the docs/features.md, "User interests"). A user's views are taken in event-time order
 (the job hands them over in event-time steps; within a step they are sorted). Each view v at event
 time t_v adds its engagement strength s_v to the view's category and to its creator. Two gap
 rules bound the state, and both are functions of the view times alone:

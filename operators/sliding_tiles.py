@@ -1,6 +1,6 @@
 """Sliding-window sums over time tiles, for one entity, exact at tile edges.
 
-Window semantics (also in the README): time moves in steps of the emit interval E (1 s by
+Window semantics (also in docs/features.md): time moves in steps of the emit interval E (1 s by
 default): the as-of time T is the end of the last closed step, a multiple of E. For a window of
 length W made of N = W / C tiles of length C (1 min by default), the window at T holds the events
 with event time in

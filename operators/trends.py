@@ -2,7 +2,7 @@
 with velocity. The per-view score is declared here; the job sums it per minute in SQL and ranks
 in the JVM (jobs/jvm TopBySlidingScore).
 
-Semantics (also in the README). Time moves in whole minutes (tiles). At as-of time T (a multiple of
+Semantics (also in docs/features.md). Time moves in whole minutes (tiles). At as-of time T (a multiple of
 a minute) a window of length W holds the views with event time in [T - W, T); the previous window
 is [T - 2W, T - W). A view's trend score is
 

@@ -1,6 +1,6 @@
 """An independent batch computation of the engagement features with pandas.
 
-It implements the README's window semantics directly over the raw events (no tiles, no running
+It implements the window semantics of docs/features.md directly over the raw events (no tiles, no running
 sums, nothing imported from operators/): for as-of time T, window W holds the events with
 event_time in [ceil(T / tile) * tile - W, T). Lateness is decided from the arrival order: an event
 is dropped as late when event_time + allowed_lateness < (max event time seen before it) - delay.

@@ -1,4 +1,4 @@
-"""An independent batch computation of user interest vectors with pandas, from the README's
+"""An independent batch computation of user interest vectors with pandas, from docs/features.md's
 semantics ("User interests"): per user, sessions split where a view comes more than the session
 TTL after the previous one; per item, runs split where a view of it comes more than
 `forget_after` after the previous one; decayed sums as of the session's newest view over the

@@ -1,4 +1,4 @@
-"""An independent batch computation of regional trends with pandas from the README's semantics:
+"""An independent batch computation of regional trends with pandas from the semantics in docs/features.md:
 at as-of T (a whole minute), window W holds views with event time in [T - W, T), the previous
 window [T - 2W, T - W); top K by score > 0, ties by video id; velocity per hour."""
 from __future__ import annotations

@@ -50,7 +50,7 @@ class ServiceCollector:
             fresh.add_metric([self.job, group], max(0.0, (now_ms - as_of) / 1000))
         yield fresh
         lag = GaugeMetricFamily("fyp_writer_consumer_lag_messages", "feature updates not yet read, per "
-                                "partition (see the tansu caveat in the README)", labels=["job", "partition"])
+                                "partition (see the tansu caveat in docs/operations.md)", labels=["job", "partition"])
         for p, n in w.lag().items():
             lag.add_metric([self.job, str(p)], n)
         yield lag

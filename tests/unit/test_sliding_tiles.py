@@ -1,8 +1,13 @@
 """The window geometry (which tiles a window holds, when a tile leaves it) against the documented
-semantics. The sums themselves are checked end to end against the pandas oracle."""
+semantics, and the job's JVM window arithmetic (jobs/jvm TileWindows) against a brute-force
+recomputation of it."""
 from __future__ import annotations
 
 import math
+import random
+
+import pytest
+from py4j.java_gateway import get_field
 
 from operators.sliding_tiles import TileGeometry
 
@@ -25,3 +30,125 @@ def test_expiry_timer_is_the_first_step_that_excludes_the_tile():
         as_of = GEO.as_of_at_watermark(t)
         assert GEO.first_tile(as_of, w) == tile + 1
         assert GEO.first_tile(as_of - STEP, w) == tile  # one step earlier it was still inside
+
+
+class JvmTiles:
+    """One entity's state in the job's JVM operator (jobs/jvm TileWindows), driven directly."""
+
+    def __init__(self, width: int):
+        from tests.unit.jvm_ops import ops
+
+        self.win = ops().TileWindows(TILE, STEP, long_array(WINDOWS), width)
+        self.meta, self.sums, self.tiles = self.win.newMeta(), self.win.newSums(), ops().TileWindows.MemoryTiles()
+        self.width = width
+
+    def add(self, tile: int, vec, as_of: int) -> int:
+        return self.win.add(self.meta, self.sums, self.tiles, tile, long_array(vec), as_of)
+
+    def advance(self, as_of: int) -> bool:
+        return self.win.advance(self.meta, self.sums, self.tiles, as_of)
+
+    @property
+    def as_of(self) -> int:
+        return self.meta[0]
+
+    @property
+    def absorbed(self) -> int:
+        return self.meta[1]
+
+    def window_sums(self, value: int) -> list[int]:
+        return [self.sums[w * self.width + value] for w in range(len(WINDOWS))]
+
+    def tile_indexes(self) -> list[int]:
+        return list(get_field(self.tiles, "map").keySet())
+
+
+def long_array(values):
+    from jobs.keyed import long_array as to_java
+
+    return to_java(values)
+
+
+def brute(contribs, as_of):
+    """contribs: list of (event_time, value). Sum per window at as_of, straight from the definition."""
+    out = []
+    for w in WINDOWS:
+        start = math.ceil(as_of / TILE) * TILE - w
+        out.append(sum(v for t, v in contribs if start <= t < as_of))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_running_sums_equal_brute_force(seed):
+    rng = random.Random(seed)
+    st = JvmTiles(width=2)
+    t0 = 1_700_000_000_000 - 1_700_000_000_000 % TILE
+    now = t0
+    seen = []  # (event_time, views) that the state absorbed
+    for _ in range(300):
+        now += rng.choice([STEP, STEP, 5 * STEP, TILE, 7 * TILE, 3_600_000, 5 * 3_600_000])
+        as_of = now - now % STEP
+        if rng.random() < 0.2:  # a timer: windows move, nothing added
+            st.advance(as_of)
+        else:
+            late = rng.random() < 0.2
+            t = as_of - STEP - (rng.randrange(0, 120_000) if late else 0)
+            n = rng.randint(1, 5)
+            if t >= GEO.first_tile(max(as_of, st.as_of), max(WINDOWS)) * TILE:
+                seen.append((t, n))
+            st.add((t - t % STEP) // TILE, [n, 3 * n], max(as_of, st.as_of))
+        want = brute(seen, st.as_of)
+        assert st.window_sums(0) == want
+        assert st.window_sums(1) == [3 * x for x in want]
+    # nothing older than the longest window is kept
+    assert all(j >= GEO.first_tile(st.as_of, max(WINDOWS)) for j in st.tile_indexes())
+
+
+def test_absorbed_counts_views_and_ignores_contributions_older_than_every_window():
+    st = JvmTiles(width=1)
+    as_of = 100 * 86_400_000
+    assert st.add(as_of // TILE - 1, [3], as_of) == 1  # a new tile: its expiry timers get registered
+    assert st.add(as_of // TILE - 1, [2], as_of) == 0  # same tile: no new timers
+    assert st.add((as_of - 2 * 86_400_000) // TILE, [7], as_of) == -1
+    assert st.absorbed == 5 and st.window_sums(0) == [5, 5, 5]
+
+
+def test_state_empties_when_the_last_tile_leaves_the_longest_window():
+    st = JvmTiles(width=1)
+    as_of = 100 * 86_400_000
+    st.add(as_of // TILE - 1, [4], as_of)
+    assert st.advance(as_of + 86_400_000) is True
+    assert st.tile_indexes() == [] and st.window_sums(0) == [0, 0, 0]
+
+
+def test_the_jvm_geometry_is_the_documented_one():
+    st = JvmTiles(width=1)
+    for tile in (0, 1000, 28_333_333):
+        assert list(st.win.expiryTimes(tile)) == GEO.expiry_times(tile)
+    for t in (0, 999, 1000, 1_700_000_123_456):
+        assert st.win.stepEnd(t) == GEO.step_end(t) and st.win.asOfAtWatermark(t) == GEO.as_of_at_watermark(t)
+
+
+def test_state_of_another_declaration_moves_over_with_new_windows_summed_from_the_tiles():
+    """A savepoint of a build with windows 1h and 24h restored where 1h, 6h and 24h are declared,
+    and a value appended: the 6h window is summed from the stored tiles, the new value starts at 0."""
+    from tests.unit.jvm_ops import ops
+
+    old = ops().TileWindows(TILE, STEP, long_array([3_600_000, 86_400_000]), 1)
+    meta, sums, tiles = old.newMeta(), old.newSums(), ops().TileWindows.MemoryTiles()
+    rng = random.Random(5)
+    as_of, seen = 200 * 86_400_000, []
+    for _ in range(200):
+        as_of += rng.choice([STEP, TILE, 17 * TILE])
+        n = rng.randint(1, 4)
+        seen.append((as_of - STEP, n))
+        old.add(meta, sums, tiles, (as_of - STEP) // TILE, long_array([n]), as_of)
+    new = JvmTiles(width=2)
+    from pyflink.java_gateway import get_gateway
+
+    timers = get_gateway().jvm.java.util.ArrayList()
+    moved = new.win.relayout(old.layout(), meta, sums, tiles, timers)
+    new.meta, new.sums, new.tiles = moved[0], moved[1], tiles
+    assert new.window_sums(0) == brute(seen, as_of) and new.window_sums(1) == [0, 0, 0]
+    six_hours_tiles = [j for j in new.tile_indexes() if j >= GEO.first_tile(as_of, 6 * 3_600_000)]
+    assert sorted(timers) == sorted(GEO.expiry_times(j)[1] for j in six_hours_tiles)

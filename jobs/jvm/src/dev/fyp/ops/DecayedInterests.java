@@ -16,7 +16,7 @@ import org.apache.flink.util.Collector;
 
 /**
  * Per user: exponentially decayed interest in categories and creators, with the session and item
- * gap rules of operators/interests.py (its docstring and the README, "User interests", state them).
+ * gap rules of operators/interests.py (its docstring and the docs/features.md, "User interests", state them).
  *
  * <p>Input rows: (user_id, packed views), the views of one event-time step as
  * "time|category|creator|strength;..." (empty category and creator: unknown metadata), or one view

@@ -22,7 +22,7 @@ import org.apache.flink.util.Collector;
  * Per partition (a region): the top K items (videos) by score over sliding windows of minute tiles,
  * with each item's views and velocity, re-ranked each time the watermark closes a minute.
  *
- * <p>Semantics (README, "Regional trends"): at as-of time T (whole minutes) a window of length W
+ * <p>Semantics (docs/features.md, "Regional trends"): at as-of time T (whole minutes) a window of length W
  * holds the item's tiles in [T - W, T) and the previous window [T - 2W, T - W); velocity is
  * (score - previous score) / (W in hours). The list holds the K items with the highest positive
  * score, ties by item id ascending. Scores are integers of fixed-point units (exact sums).
