@@ -36,8 +36,8 @@ CREATE TABLE events (
   rowtime AS TO_TIMESTAMP_LTZ(event_time, 3),
   WATERMARK FOR rowtime AS rowtime - INTERVAL '0.5' SECOND
 ) WITH ('connector' = 'filesystem', 'path' = '{path}', 'format' = 'json', 'json.ignore-parse-errors' = 'true');
-CREATE TABLE sink (video_id STRING, window_start TIMESTAMP(3), views BIGINT, likes BIGINT, shares BIGINT,
-  comments BIGINT, skips BIGINT, watch_time_ms BIGINT) WITH ('connector' = 'blackhole');
+CREATE TABLE sink (video_id STRING, window_start TIMESTAMP(3), n_views BIGINT, n_likes BIGINT, n_shares BIGINT,
+  n_comments BIGINT, n_skips BIGINT, watch_time_ms BIGINT) WITH ('connector' = 'blackhole');
 INSERT INTO sink
 SELECT video_id, window_start, COUNT(*), SUM(CASE WHEN liked THEN 1 ELSE 0 END),
        SUM(CASE WHEN shared THEN 1 ELSE 0 END), SUM(CASE WHEN commented THEN 1 ELSE 0 END),
@@ -71,7 +71,7 @@ for s in stmts[:-1]:
 result = t.execute_sql(stmts[-1]).get_job_client().get_job_execution_result().result()
 print(orjson.dumps({{"job_seconds": result.get_net_runtime() / 1000}}).decode())
 """
-    return _timed([sys.executable, "-c", script], n, args.folder / "floor.log")
+    return _timed("floor", [sys.executable, "-c", script], n, args.folder / "floor.log")
 
 
 def run_backfill(args, job: str, events: Path, uploads: Path, n: int, tag: str) -> dict:
@@ -79,10 +79,10 @@ def run_backfill(args, job: str, events: Path, uploads: Path, n: int, tag: str) 
     cmd = [sys.executable, "-m", "fyp.cli", "--config", str(path), "backfill", job, "--input", str(events)]
     if job != "engagement":
         cmd += ["--uploads", str(uploads)]
-    return _timed(cmd, n, cfg.state_dir / "bench" / f"{tag}-{job}" / "backfill.log")
+    return _timed(f"fyp backfill {job}", cmd, n, cfg.state_dir / "bench" / f"{tag}-{job}" / "backfill.log")
 
 
-def _timed(cmd, n: int, log: Path) -> dict:
+def _timed(label: str, cmd, n: int, log: Path) -> dict:
     log.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(cmd, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True,
                             cwd=REPO_ROOT)
@@ -91,11 +91,11 @@ def _timed(cmd, n: int, log: Path) -> dict:
     proc.wait()
     mem.stop.set()
     if proc.returncode:
-        raise SystemExit(f"{cmd[2:5]} failed: see {log}")
+        raise SystemExit(f"{label} failed: see {log}")
     seconds = stats_of(log)["job_seconds"]
     res = {"events": n, "job_seconds": round(seconds, 1), "events_per_s": round(n / seconds),
            "peak_rss_mb": round(mem.peak / 2**20)}
-    print(" ".join(map(str, cmd[2:6])), res, flush=True)
+    print(label, res, flush=True)
     return res
 
 
