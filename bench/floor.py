@@ -50,7 +50,8 @@ GROUP BY video_id, window_start, window_end
 def make_input(folder: Path, name: str, events: int, videos: int, seconds: float) -> tuple[Path, Path, int]:
     traffic = generate(TrafficSpec(seed=23, start_ms=1_782_000_000_000, duration_ms=int(seconds * 1000),
                                    mean_rate=events / seconds, videos=videos, users=max(1000, events // 10),
-                                   ooo_share=0.02, max_ooo_ms=100, late_share=0.0, straggler_share=0.0,
+                                   diurnal_amplitude=0.0, new_video_share=0.0, ooo_share=0.02, max_ooo_ms=100,
+                                   late_share=0.0, straggler_share=0.0,
                                    malformed_share=0.0))
     ev, up = folder / f"{name}-events.jsonl", folder / f"{name}-uploads.jsonl"
     output.write_jsonl(ev, traffic.payloads)
