@@ -108,13 +108,19 @@ def main():
     ap.add_argument("--event-rate", type=float, default=100_000.0, help="events per second of event time")
     ap.add_argument("--sparse-hours", type=float, default=2.0)
     ap.add_argument("--parallelism", type=int, default=2)
+    ap.add_argument("--inputs", help="a folder of an earlier run: its input files, not new ones")
     ap.add_argument("--out", default=str(RESULTS / "floor.json"))
     args = ap.parse_args()
     tag = f"floor{int(time.time())}"
     args.folder = REPO_ROOT / ".fyp" / "bench" / tag
     args.folder.mkdir(parents=True, exist_ok=True)
-    dense = make_input(args.folder, "dense", args.events, args.videos, args.events / args.event_rate)
-    sparse = make_input(args.folder, "sparse", args.events, args.videos, args.sparse_hours * 3600)
+    if args.inputs:
+        given = Path(args.inputs)
+        dense, sparse = ((given / f"{n}-events.jsonl", given / f"{n}-uploads.jsonl",
+                          sum(1 for _ in open(given / f"{n}-events.jsonl", "rb"))) for n in ("dense", "sparse"))
+    else:
+        dense = make_input(args.folder, "dense", args.events, args.videos, args.events / args.event_rate)
+        sparse = make_input(args.folder, "sparse", args.events, args.videos, args.sparse_hours * 3600)
     floor = run_floor(args, dense[0], dense[2])
     engagement = run_backfill(args, "engagement", *dense, tag)
     engagement_sparse = run_backfill(args, "engagement", *sparse, tag + "-sparse")

@@ -30,14 +30,6 @@ def encode_update(u: FeatureUpdate) -> bytes:
     return orjson.dumps({"g": u.group, "id": u.entity_id, "t": u.as_of, "n": u.absorbed, "v": u.values})
 
 
-def payload_sql(group: str, entity: str, as_of: str, absorbed: str, values: list[str]) -> str:
-    """Flink SQL building encode_update's message in the JVM from column expressions (`values`
-    numeric, in group order): the same JSON, for jobs whose updates never pass through Python."""
-    parts = [f"CAST({v} AS STRING)" for v in values]
-    return (f"""CONCAT('{{"g":"{group}","id":', JSON_STRING({entity}), ',"t":', CAST({as_of} AS STRING), """
-            f"""',"n":', CAST({absorbed} AS STRING), ',"v":[', CONCAT_WS(',', {', '.join(parts)}), ']}}')""")
-
-
 def decode_update(raw: bytes) -> FeatureUpdate:
     d = orjson.loads(raw)
     return FeatureUpdate(d["g"], d["id"], d["t"], d["n"], d["v"])

@@ -6,7 +6,7 @@ Graph (one Flink job):
        invalid -> dead-letter topic     late (beyond allowed lateness) -> late topic
        tile -> per-video sums per emit step (TUMBLE, JVM)  |  correction -> as is
     -> JVM, keyed by video: sliding sums over tiles (jobs/jvm SlidingTileSums, typed state)
-    -> features derived from the sums and the update message, in SQL
+       -> the group's features (operators/engagement.py FEATURES) and the update message
     -> feature-updates topic (key = video id) -> writer service -> Redis
 No step of it runs in Python.
 """
@@ -14,13 +14,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pyflink.common.typeinfo import Types
-
-from featurestore.updates import payload_sql
 from fyp.config import Config
 from jobs import front, sql
 from jobs.keyed import NO_END, jvm, jvm_keyed_process, long_array
-from operators.engagement import METRICS, Weights, contribution_sql, feature_sql, sum_column
+from operators.engagement import METRICS, Weights, contribution_sql, operator_spec
 from schemas.features import VIDEO_ENGAGEMENT
 
 JOB_NAME = "engagement"
@@ -64,14 +61,8 @@ SELECT video_id, event_time - MOD(event_time, {step}) AS tile_start, 'C' AS kind
 FROM engagement_events WHERE route = 'correction'""")
 
     e = cfg.engagement
-    windows = list(e.window_ms)
-    names = ["video_id", "as_of", "absorbed"] + [sum_column(w, m) for w in range(len(windows)) for m in METRICS]
-    function = jvm().dev.fyp.ops.SlidingTileSums(e.tile, e.emit_interval, long_array(windows), len(METRICS),
+    function = jvm().dev.fyp.ops.SlidingTileSums(VIDEO_ENGAGEMENT, operator_spec(), e.tile, e.emit_interval,
+                                                 long_array(e.window_ms), len(METRICS),
                                                  NO_END if end_of_input_as_of is None else end_of_input_as_of)
-    sums = jvm_keyed_process(t_env, contributions, function, names,
-                             [Types.STRING()] + [Types.LONG()] * (len(names) - 1),
-                             uid=UID, name="sliding 1h/6h/24h per video")
-    t_env.create_temporary_view("engagement_window_sums", t_env.from_data_stream(sums))
-    payload = payload_sql(VIDEO_ENGAGEMENT, "video_id", "as_of", "absorbed", feature_sql(len(windows), sql.RATIO_FN))
-    updates = t_env.sql_query(f"SELECT video_id AS entity_id, {payload} AS payload FROM engagement_window_sums")
-    return t_env.to_append_stream(updates, front.UPDATE_TYPE)
+    return jvm_keyed_process(t_env, contributions, function, front.UPDATE_TYPE.get_field_names(),
+                             front.UPDATE_TYPE.get_field_types(), uid=UID, name="sliding 1h/6h/24h per video")

@@ -13,7 +13,6 @@ PARSE_FN = "FYP_PARSE_RECORD"
 ENGAGEMENT_SCHEMA_LABEL = f"{ENGAGEMENT_V1.name}.v{ENGAGEMENT_V1.version}"
 UPLOAD_SCHEMA_LABEL = f"{UPLOAD_V1.name}.v{UPLOAD_V1.version}"
 EVENT_TIME_FN = "FYP_EVENT_TIME_OF"
-RATIO_FN = "FYP_EXACT_RATIO"
 
 
 def interval(ms: int) -> str:
@@ -39,7 +38,6 @@ def kafka_connection(cfg: Config) -> str:
 def register_functions(t_env) -> None:
     t_env.execute_sql(f"CREATE TEMPORARY FUNCTION IF NOT EXISTS {PARSE_FN} AS 'dev.fyp.udf.ParseJsonRecord' LANGUAGE JAVA")
     t_env.execute_sql(f"CREATE TEMPORARY FUNCTION IF NOT EXISTS {EVENT_TIME_FN} AS 'dev.fyp.udf.EventTimeOf' LANGUAGE JAVA")
-    t_env.execute_sql(f"CREATE TEMPORARY FUNCTION IF NOT EXISTS {RATIO_FN} AS 'dev.fyp.udf.ExactRatio' LANGUAGE JAVA")
 
 
 def _watermark_columns(cfg: Config, time_field: str = EVENT_TIME_FIELD) -> str:
@@ -96,7 +94,13 @@ def routed_view_sql(cfg: Config, view: str, source: str, has_offsets: bool) -> s
     offsets = "s.src_partition, s.src_offset" if has_offsets else \
         "CAST(NULL AS INT) AS src_partition, CAST(NULL AS BIGINT) AS src_offset"
     wm = "CURRENT_WATERMARK(s.rowtime)"
+    parsed = ", ".join((*ENGAGEMENT_V1.field_names, "error"))
+    # The raw payload goes on only where a side output needs it (dead letters, late events): every
+    # valid event would otherwise carry its bytes through each step of the front.
     return f"""CREATE TEMPORARY VIEW {view} AS
+SELECT CASE WHEN route IN ('invalid', 'late') THEN payload END AS payload, src_partition, src_offset, rowtime,
+       {parsed}, route, watermark_at_arrival
+FROM (
 SELECT s.payload, {offsets}, s.rowtime, p.*,
   CASE
     WHEN p.error IS NOT NULL THEN 'invalid'
@@ -107,7 +111,7 @@ SELECT s.payload, {offsets}, s.rowtime, p.*,
     ELSE 'tile'
   END AS route,
   {wm} AS watermark_at_arrival
-FROM {source} AS s, LATERAL TABLE({PARSE_FN}(s.payload, {descriptor})) AS p"""
+FROM {source} AS s, LATERAL TABLE({PARSE_FN}(s.payload, {descriptor})) AS p)"""
 
 
 def side_output_sink_ddl(cfg: Config, table: str, topic: str) -> str:

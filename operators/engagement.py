@@ -18,9 +18,38 @@ from operators.exact_sums import SCALE, fixed_point_sql
 
 METRICS = ("views", "likes", "shares", "comments", "skips", "watch_time_ms", "completion_sum", "score_sum")
 
-FEATURE_BASES = ("views", "likes", "shares", "comments", "skips", "watch_time_ms",
-                 "completion_rate", "engagement_rate", "engagement_score")
-INT_BASES = frozenset(FEATURE_BASES[:6])
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A feature of one window from its sums: sum(numerator metrics) / (denominator metric's sum
+    * scale), the nearest double (the JVM's ExactDivision), 0.0 when the denominator's sum is 0;
+    with no denominator, / scale, and 0.0 when `zero_unless` has no events in the window. A plain
+    window sum (an integer) when `sum_of` is set."""
+    name: str
+    sum_of: str = ""
+    numerator: tuple[str, ...] = ()
+    denominator: str = ""
+    scale: int = 1
+    zero_unless: str = ""
+
+    @property
+    def dtype(self) -> str:
+        return "int" if self.sum_of else "float"
+
+
+# The group's features per window, in order: declared once here; the job compiles them into the
+# parameters of the JVM operator (spec), the feature group's names and types come from them.
+FEATURES = (
+    Derived("views", sum_of="views"), Derived("likes", sum_of="likes"), Derived("shares", sum_of="shares"),
+    Derived("comments", sum_of="comments"), Derived("skips", sum_of="skips"),
+    Derived("watch_time_ms", sum_of="watch_time_ms"),
+    Derived("completion_rate", numerator=("completion_sum",), denominator="views", scale=SCALE),
+    Derived("engagement_rate", numerator=("likes", "shares", "comments"), denominator="views"),
+    Derived("engagement_score", numerator=("score_sum",), scale=SCALE, zero_unless="views"),
+)
+FEATURE_BASES = tuple(f.name for f in FEATURES)
+INT_BASES = frozenset(f.name for f in FEATURES if f.dtype == "int")
 
 
 @dataclass(frozen=True)
@@ -42,23 +71,19 @@ def feature_names(windows_ms) -> list[str]:
     return [f"{base}_{label}" for label in window_labels(windows_ms) for base in FEATURE_BASES]
 
 
-def sum_column(window: int, metric: str) -> str:
-    """The column of a window's sum of a metric, in the rows of the sliding-sums operator."""
-    return f"w{window}_{metric}"
-
-
-def feature_sql(n_windows: int, ratio_fn: str) -> list[str]:
-    """Flink SQL expressions of the feature values (in feature_names order) over the columns
-    sum_column(w, metric). `ratio_fn(a, b, scale)` is the JVM's a / (b * scale), correctly rounded,
-    0.0 when b is 0 (rates of a window with no views are 0)."""
+def operator_spec(features=FEATURES) -> str:
+    """The features as the JVM operator (SlidingTileSums) reads them, one per '|':
+    's:<metric index>' for a sum, 'r:<numerator indexes, comma-separated>:<denominator index or
+    -1>:<scale>:<zero-unless index or -1>' for a ratio."""
+    idx = {m: i for i, m in enumerate(METRICS)}
     out = []
-    for w in range(n_windows):
-        c = {m: sum_column(w, m) for m in METRICS}
-        out.extend(c[m] for m in METRICS[:6])
-        out.append(f"{ratio_fn}({c['completion_sum']}, {c['views']}, {SCALE})")
-        out.append(f"{ratio_fn}({c['likes']} + {c['shares']} + {c['comments']}, {c['views']}, 1)")
-        out.append(f"CASE WHEN {c['views']} > 0 THEN {ratio_fn}({c['score_sum']}, 1, {SCALE}) ELSE 0.0 END")
-    return out
+    for f in features:
+        if f.sum_of:
+            out.append(f"s:{idx[f.sum_of]}")
+        else:
+            out.append(f"r:{','.join(str(idx[m]) for m in f.numerator)}:{idx.get(f.denominator, -1)}:"
+                       f"{f.scale}:{idx.get(f.zero_unless, -1)}")
+    return "|".join(out)
 
 
 def contribution_sql(w: Weights) -> dict[str, str]:

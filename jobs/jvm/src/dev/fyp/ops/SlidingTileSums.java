@@ -27,8 +27,12 @@ import org.apache.flink.util.Collector;
  *
  * <p>Input rows: (entity_id, tile_start_ms, kind, v_0 .. v_{width-1}) with BIGINT values, v_0 the
  * number of events; kind "T" is the sum of one closed emit step, "C" one event behind the watermark
- * within the allowed lateness (a correction). Output rows: (entity_id, as_of, absorbed,
- * s_{w,i} for every window w and value i), BIGINT, emitted whenever a sum changes.
+ * within the allowed lateness (a correction). Output rows: (entity_id, update message), whenever a
+ * sum changes: {"g": group, "id": entity, "t": as_of, "n": absorbed, "v": [features of each
+ * window]}, the features per window as the group declares them (operators/engagement.py FEATURES,
+ * compiled into `spec`: "s:i" a window's sum of value i; "r:i,j,..:d:scale:z" the sum of values
+ * i, j, .. divided by (the sum of value d, or 1 when d is -1) * scale, correctly rounded, 0.0 when
+ * that is 0 or when value z has a sum of 0).
  *
  * <p>State has declared types (long arrays) and records the layout it was kept in, so a savepoint
  * restores under another declaration ({@link TileWindows#relayout}: a window added is summed from
@@ -39,8 +43,12 @@ public class SlidingTileSums extends KeyedProcessFunction<String, Row, Row> {
     private static final String KIND_TILE = "T";
 
     private final TileWindows windows;
-    private final int width;
+    private final int width, nWindows;
     private final long endOfInputAsOf;
+    private final String group;
+    private final int[][] numerators;  // per feature: value indexes summed (one for a plain sum)
+    private final int[] denominators, zeroUnless;  // per feature: value index or -1
+    private final long[] scales;  // per feature; 0 marks a plain sum
 
     private transient ValueState<long[]> metaState;
     private transient ValueState<long[]> sumsState;
@@ -50,10 +58,38 @@ public class SlidingTileSums extends KeyedProcessFunction<String, Row, Row> {
 
     /** endOfInputAsOf: for a bounded input, the as-of time past which the final watermark must not
      * move windows (Long.MIN_VALUE: do not move them at the end at all). */
-    public SlidingTileSums(long tileMs, long emitMs, long[] windowsMs, int width, long endOfInputAsOf) {
+    public SlidingTileSums(String group, String spec, long tileMs, long emitMs, long[] windowsMs, int width,
+                           long endOfInputAsOf) {
         this.windows = new TileWindows(tileMs, emitMs, windowsMs, width);
         this.width = width;
+        this.nWindows = windowsMs.length;
         this.endOfInputAsOf = endOfInputAsOf;
+        this.group = group;
+        String[] features = spec.split("\\|");
+        numerators = new int[features.length][];
+        denominators = new int[features.length];
+        zeroUnless = new int[features.length];
+        scales = new long[features.length];
+        for (int f = 0; f < features.length; f++) {
+            String[] p = features[f].split(":");
+            if (p[0].equals("s")) {
+                numerators[f] = new int[] {Integer.parseInt(p[1])};
+                denominators[f] = -1;
+                zeroUnless[f] = -1;
+                scales[f] = 0;
+            } else if (p[0].equals("r") && p.length == 5) {
+                String[] nums = p[1].split(",");
+                numerators[f] = new int[nums.length];
+                for (int i = 0; i < nums.length; i++) numerators[f][i] = Integer.parseInt(nums[i]);
+                denominators[f] = Integer.parseInt(p[2]);
+                scales[f] = Long.parseLong(p[3]);
+                zeroUnless[f] = Integer.parseInt(p[4]);
+                if (scales[f] <= 0) throw new IllegalArgumentException("a ratio's scale must be positive: " + features[f]);
+            } else {
+                throw new IllegalArgumentException("not a feature spec: " + features[f]);
+            }
+            for (int i : numerators[f]) if (i < 0 || i >= width) throw new IllegalArgumentException("no value " + i);
+        }
     }
 
     @Override
@@ -160,11 +196,25 @@ public class SlidingTileSums extends KeyedProcessFunction<String, Row, Row> {
     }
 
     private Row update(String key, long[] meta, long[] sums) {
-        Row r = new Row(3 + sums.length);
-        r.setField(0, key);
-        r.setField(1, meta[TileWindows.AS_OF]);
-        r.setField(2, meta[TileWindows.ABSORBED]);
-        for (int i = 0; i < sums.length; i++) r.setField(3 + i, sums[i]);
-        return r;
+        StringBuilder sb = new StringBuilder(64 + 24 * nWindows * scales.length);
+        sb.append("{\"g\":").append(Json.string(group)).append(",\"id\":").append(Json.string(key))
+                .append(",\"t\":").append(meta[TileWindows.AS_OF]).append(",\"n\":")
+                .append(meta[TileWindows.ABSORBED]).append(",\"v\":[");
+        for (int w = 0; w < nWindows; w++) {
+            int base = w * width;
+            for (int f = 0; f < scales.length; f++) {
+                if (w > 0 || f > 0) sb.append(',');
+                if (scales[f] == 0) {
+                    sb.append(sums[base + numerators[f][0]]);
+                    continue;
+                }
+                long num = 0;
+                for (int i : numerators[f]) num += sums[base + i];
+                long den = denominators[f] < 0 ? 1 : sums[base + denominators[f]];
+                boolean zero = den == 0 || (zeroUnless[f] >= 0 && sums[base + zeroUnless[f]] == 0);
+                sb.append(Json.number(zero ? 0.0 : ExactDivision.of(num, den, scales[f])));
+            }
+        }
+        return Row.of(key, sb.append("]}").toString());
     }
 }
