@@ -55,7 +55,7 @@ demo: up
 # The default run (and CI's): every test, crash, restart, outage and savepoint tests included.
 # test-fast leaves out the `long` ones (the crash, restart and outage tests) while working.
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 tests
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not long" tests

@@ -5,6 +5,7 @@ Input: N engagement events (Zipf over V videos, R events per second of event tim
 fill: the rate must hold).
 1. Floor: a Flink SQL job that parses the JSON (Flink's json format), sums the engagement fields
    per video and 1-minute TUMBLE, and writes to a blackhole sink; parallelism from the config.
+   The jobs' shared front alone (jobs/front.py) into a blackhole, on the same file.
 2. `fyp backfill engagement --input` (the whole job: parse, validate, route, sliding 1h/6h/24h
    windows, update messages to Kafka, the feature writer to Redis; the Flink job's run time).
 3. `fyp backfill features --input --uploads`: every family in the combined job.
@@ -75,6 +76,28 @@ print(orjson.dumps({{"job_seconds": result.get_net_runtime() / 1000}}).decode())
     return _timed("floor", [sys.executable, "-c", script], n, args.folder / "floor.log")
 
 
+FRONT_SCRIPT = """
+import sys, orjson
+from fyp.config import load_config
+from jobs import front
+cfg = load_config({config!r})
+job = front.new_job(cfg, "front-alone", {path!r})
+front.engagement_stream(cfg, job.t_env, job.stmts, "front", {path!r})
+job.t_env.execute_sql("CREATE TEMPORARY TABLE front_sink (video_id STRING, event_time BIGINT, route STRING) "
+                      "WITH ('connector' = 'blackhole')")
+job.stmts.add_insert_sql("INSERT INTO front_sink SELECT video_id, event_time, route FROM engagement_events")
+job.stmts.attach_as_datastream()
+print(orjson.dumps({{"job_seconds": job.env.execute("front-alone").get_net_runtime() / 1000}}).decode())
+"""
+
+
+def run_front(args, events: Path, n: int) -> dict:
+    """The jobs' shared front alone (jobs/front.py: source, validation and parse, routing, dead
+    letters) into a blackhole: what the front costs against the floor."""
+    script = FRONT_SCRIPT.format(config=args.config, path=str(events.resolve()))
+    return _timed("front", [sys.executable, "-c", script], n, args.folder / "front.log")
+
+
 def run_backfill(args, job: str, events: Path, uploads: Path, n: int, tag: str) -> dict:
     cfg, path = bench_config(args.config, f"{tag}-{job}", args.parallelism, {})
     cmd = [sys.executable, "-m", "fyp.cli", "--config", str(path), "backfill", job, "--input", str(events)]
@@ -122,13 +145,15 @@ def main():
         dense = make_input(args.folder, "dense", args.events, args.videos, args.events / args.event_rate)
         sparse = make_input(args.folder, "sparse", args.events, args.videos, args.sparse_hours * 3600)
     floor = run_floor(args, dense[0], dense[2])
+    front_alone = run_front(args, dense[0], dense[2])
     engagement = run_backfill(args, "engagement", *dense, tag)
     engagement_sparse = run_backfill(args, "engagement", *sparse, tag + "-sparse")
     combined = run_backfill(args, "features", *dense, tag)
     result = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "args": {k: v for k, v in vars(args).items() if k not in ("out", "folder")},
-        "floor": floor, "engagement": engagement, "engagement_sparse": engagement_sparse, "features": combined,
+        "floor": floor, "front": front_alone, "engagement": engagement, "engagement_sparse": engagement_sparse, "features": combined,
+        "front_share_of_floor": round(front_alone["events_per_s"] / floor["events_per_s"], 3),
         "engagement_share_of_floor": round(engagement["events_per_s"] / floor["events_per_s"], 3),
         "engagement_sparse_share_of_dense": round(engagement_sparse["events_per_s"] / engagement["events_per_s"], 3),
         "features_share_of_floor": round(combined["events_per_s"] / floor["events_per_s"], 3),
