@@ -64,5 +64,5 @@ FROM engagement_events WHERE route = 'correction'""")
     function = jvm().dev.fyp.ops.SlidingTileSums(VIDEO_ENGAGEMENT, operator_spec(), e.tile, e.emit_interval,
                                                  long_array(e.window_ms), len(METRICS),
                                                  NO_END if end_of_input_as_of is None else end_of_input_as_of)
-    return jvm_keyed_process(t_env, contributions, function, front.UPDATE_TYPE.get_field_names(),
-                             front.UPDATE_TYPE.get_field_types(), uid=UID, name="sliding 1h/6h/24h per video")
+    return jvm_keyed_process(t_env, contributions, function, front.UPDATE_TYPE, uid=UID,
+                             name="sliding 1h/6h/24h per video")

@@ -60,8 +60,7 @@ FROM TABLE(TUMBLE(TABLE interest_views_on_time, DESCRIPTOR(event_rowtime), {sql.
 GROUP BY user_id, window_start, window_end
 UNION ALL
 SELECT user_id, view_record AS packed FROM interest_views WHERE behind""")
-    return jvm_keyed_process(t_env, packed, interests_function(cfg), front.UPDATE_TYPE.get_field_names(),
-                             front.UPDATE_TYPE.get_field_types(), uid=UID, name=OPERATOR)
+    return jvm_keyed_process(t_env, packed, interests_function(cfg), front.UPDATE_TYPE, uid=UID, name=OPERATOR)
 
 
 def interests_function(cfg: Config):

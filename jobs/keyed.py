@@ -40,16 +40,16 @@ def keyed_by_first_field(t_env, table):
     return KeyedStream(j_keyed, value_type, ds)
 
 
-def jvm_keyed_process(t_env, table, function, output_names, output_types, uid: str, name: str):
+def jvm_keyed_process(t_env, table, function, output_type, uid: str, name: str):
     """Rows of `table`, keyed in the JVM by their first (STRING) column, through `function` (a
     Java KeyedProcessFunction<String, Row, Row> built with `jvm()`): a DataStream of its output
-    rows (`output_names`, PyFlink `output_types`). Nothing of it runs in Python."""
+    rows (of the PyFlink row type `output_type`). Nothing of it runs in Python."""
     from pyflink.common.typeinfo import Types
 
     schema = table.get_schema()
     in_type = Types.ROW_NAMED(schema.get_field_names(), [_type_info(t) for t in schema.get_field_data_types()])
     j_in = t_env.to_append_stream(table, in_type)._j_data_stream
-    out_type = Types.ROW_NAMED(list(output_names), list(output_types)).get_java_type_info()
+    out_type = output_type.get_java_type_info()
     j_out = (j_in.keyBy(jvm().dev.fyp.ops.FirstFieldKey(), Types.STRING().get_java_type_info())
              .process(function, out_type).uid(uid).name(name))
     from pyflink.datastream import DataStream

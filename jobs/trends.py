@@ -54,5 +54,4 @@ FROM {front.ENGAGEMENT_VIEW} WHERE route = 'correction'"""
     minute_sums = t_env.sql_query("\nUNION ALL\n".join(parts))
     function = jvm().dev.fyp.ops.TopBySlidingScore(REGION_TRENDS, long_array(t.window_ms), t.top_k,
                                                    NO_END if end_of_input_as_of is None else end_of_input_as_of)
-    return jvm_keyed_process(t_env, minute_sums, function, front.UPDATE_TYPE.get_field_names(),
-                             front.UPDATE_TYPE.get_field_types(), uid=UID, name=OPERATOR)
+    return jvm_keyed_process(t_env, minute_sums, function, front.UPDATE_TYPE, uid=UID, name=OPERATOR)

@@ -149,8 +149,8 @@ public class DecayedInterests extends KeyedProcessFunction<String, Row, Row> {
     /** Applies one row's packed views to the session (the whole feature logic; public for the
      * unit tests, which drive it without a Flink runtime). */
     public void apply(Session s, String packed) {
-        for (String[] v : parse(packed)) {
-            long t = Long.parseLong(v[0]);
+        for (View v : parse(packed)) {
+            long t = v.t;
             if (s.asOf < 0 || t - s.asOf > sessionTtl(s)) {  // the session rule: the user starts afresh
                 s.asOf = -1;
                 s.events = 0;
@@ -168,14 +168,14 @@ public class DecayedInterests extends KeyedProcessFunction<String, Row, Row> {
                 s.asOf = t;
             }
             s.events++;
-            if (v[1].isEmpty()) {
+            if (v.category.isEmpty()) {
                 s.unenriched++;
                 continue;
             }
             // a view older than asOf (it came behind the watermark) counts at its own decayed weight
-            double w = Double.parseDouble(v[3]) * Math.exp(-(double) (s.asOf - t) / decayMs);
-            s.categories.add(v[1], t, w, forgetAfterMs);
-            s.creators.add(v[2], t, w, forgetAfterMs);
+            double w = v.strength * Math.exp(-(double) (s.asOf - t) / decayMs);
+            s.categories.add(v.category, t, w, forgetAfterMs);
+            s.creators.add(v.creator, t, w, forgetAfterMs);
         }
         s.categories.forget(s.asOf, forgetAfterMs);
         s.creators.forget(s.asOf, forgetAfterMs);
@@ -200,14 +200,29 @@ public class DecayedInterests extends KeyedProcessFunction<String, Row, Row> {
         return s.asOf + sessionTtl(s) + allowedLatenessMs;
     }
 
+    /** One packed view, parsed once. */
+    private static final class View {
+        final long t;
+        final String category, creator;
+        final double strength;
+
+        View(String[] f) {
+            t = Long.parseLong(f[0]);
+            category = f[1];
+            creator = f[2];
+            strength = Double.parseDouble(f[3]);
+        }
+    }
+
+    private static final Comparator<View> ORDER = Comparator.<View>comparingLong(v -> v.t)
+            .thenComparing(v -> v.category).thenComparing(v -> v.creator).thenComparingDouble(v -> v.strength);
+
     /** The step's views in a fixed order (time, category, creator, strength), so the same views
      * give the same floating-point sums however they arrived. */
-    private static List<String[]> parse(String packed) {
-        List<String[]> views = new ArrayList<>();
-        for (String rec : packed.split(RECORD_SEP)) views.add(rec.split(FIELD_SEP, -1));
-        views.sort(Comparator.<String[]>comparingLong(v -> Long.parseLong(v[0]))
-                .thenComparing(v -> v[1]).thenComparing(v -> v[2])
-                .thenComparingDouble(v -> Double.parseDouble(v[3])));
+    private static List<View> parse(String packed) {
+        List<View> views = new ArrayList<>();
+        for (String rec : packed.split(RECORD_SEP)) views.add(new View(rec.split(FIELD_SEP, -1)));
+        views.sort(ORDER);
         return views;
     }
 

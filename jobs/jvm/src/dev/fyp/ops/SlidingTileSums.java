@@ -55,12 +55,15 @@ public class SlidingTileSums extends KeyedProcessFunction<String, Row, Row> {
     private transient ValueState<long[]> layoutState;
     private transient MapState<Long, long[]> tilesState;
     private transient TileWindows.Tiles tiles;
+    private final long[] layout;  // windows.layout(), once
+    private transient boolean layoutStored;  // the current key's state records `layout` (set by load)
 
     /** endOfInputAsOf: for a bounded input, the as-of time past which the final watermark must not
      * move windows (Long.MIN_VALUE: do not move them at the end at all). */
     public SlidingTileSums(String group, String spec, long tileMs, long emitMs, long[] windowsMs, int width,
                            long endOfInputAsOf) {
         this.windows = new TileWindows(tileMs, emitMs, windowsMs, width);
+        this.layout = windows.layout();
         this.width = width;
         this.nWindows = windowsMs.length;
         this.endOfInputAsOf = endOfInputAsOf;
@@ -175,12 +178,15 @@ public class SlidingTileSums extends KeyedProcessFunction<String, Row, Row> {
     /** The entity's [meta, sums] in this build's layout (null when it has no state). State kept
      * under another feature declaration (a savepoint of an earlier build) is moved over once. */
     private long[][] load(TimerService timers) throws Exception {
+        layoutStored = false;
         long[] meta = metaState.value();
         if (meta == null) return null;
         long[] sums = sumsState.value();
         long[] stored = layoutState.value();
-        long[] current = windows.layout();
-        if (stored == null || java.util.Arrays.equals(stored, current)) return new long[][] {meta, sums};
+        if (stored == null || java.util.Arrays.equals(stored, layout)) {
+            layoutStored = stored != null;
+            return new long[][] {meta, sums};
+        }
         List<Long> newTimers = new ArrayList<>();
         long[][] moved = windows.relayout(stored, meta, sums, tiles, newTimers);
         for (long at : newTimers) timers.registerEventTimeTimer(at);
@@ -190,9 +196,7 @@ public class SlidingTileSums extends KeyedProcessFunction<String, Row, Row> {
     private void store(long[] meta, long[] sums) throws Exception {
         metaState.update(meta);
         sumsState.update(sums);
-        if (layoutState.value() == null || !java.util.Arrays.equals(layoutState.value(), windows.layout())) {
-            layoutState.update(windows.layout());
-        }
+        if (!layoutStored) layoutState.update(layout);  // a new key, or state moved over from another layout
     }
 
     private Row update(String key, long[] meta, long[] sums) {
