@@ -16,6 +16,15 @@ wrote once it has passed its marker on every partition (`reached`). That, never 
 ends a backfill.
 
 Error messages from the client never move a position: positions come from records alone.
+
+Gaps: offsets of the topics the services read are contiguous (their producers are not
+transactional, so no control records take offsets). A record beyond the next offset expected on its
+partition means the broker answered a fetch that raced a write with a later batch before an
+earlier one was visible (tansu 0.6.0 does this under load: a tailing reader skipped 27-record
+batches that a later read found in place). The reader then drops the partition's records from that
+one on, seeks back to the expected offset and reads again. A gap still there after
+`gap_patience_s` (records truly gone, e.g. deleted by retention) is accepted, logged and counted in
+`offsets_skipped`.
 """
 from __future__ import annotations
 
@@ -64,13 +73,15 @@ def position_field(topic: str, incarnation: str, partition: int) -> str:
 
 class PartitionReader:
     def __init__(self, kafka: dict, topic: str, name: str, client, retry: Callable, batch_max: int = 2000,
-                 poll_timeout_ms: int = 50, fetch_ahead_kb: int | None = None):
+                 poll_timeout_ms: int = 50, fetch_ahead_kb: int | None = None, gap_patience_s: float = 10.0):
         """kafka: connection settings (fyp.kafka_clients.client_config); client: the Redis holding
         the positions; retry(call): the service's retry of Redis calls; fetch_ahead_kb: how much
         the client fetches ahead of the service per partition (None: librdkafka's default)."""
         self.kafka, self.topic, self.name = dict(kafka), topic, name
         self.batch_max, self.poll_timeout = batch_max, poll_timeout_ms / 1000
-        self.stats = {"position_resets": 0, "consumer_errors": 0}
+        self.stats = {"position_resets": 0, "consumer_errors": 0, "gap_rereads": 0, "offsets_skipped": 0}
+        self.gap_patience_s = gap_patience_s
+        self._gaps: dict[int, tuple[int, float]] = {}  # partition -> (offset missing, since: monotonic)
         self.markers: dict[int, str] = {}  # partition -> run id of the newest end marker passed
         self.incarnation = topic_id(kafka, topic)
         ahead = {} if fetch_ahead_kb is None else {"queued.max.messages.kbytes": fetch_ahead_kb,
@@ -111,22 +122,49 @@ class PartitionReader:
             if at:
                 self._unchecked.add(p)
         self.positions = {p: positions.get(self.field(p), 0) for p in self.partitions}
+        # the next offset each partition must deliver: its stored position, or its first offset
+        self.expected = {p: positions.get(self.field(p), self._first_offset(p)) for p in self.partitions}
         self.consumer.assign(tps)
+
+    def _first_offset(self, partition: int) -> int:
+        """The partition's log start (0 unless retention deleted records). If the broker does not
+        answer, 0: a later start is then a gap that outlasts the patience and is let through."""
+        try:
+            lo, _ = self.consumer.get_watermark_offsets(TopicPartition(self.topic, partition), timeout=10)
+        except KafkaException:
+            return 0
+        return max(lo, 0)
 
     def poll(self) -> Batch:
         messages = self.consumer.consume(num_messages=self.batch_max, timeout=self.poll_timeout)
-        batch, markers, errors = sort_messages(messages, self.field)
-        for err in errors:
+        now = time.monotonic()
+        outlasted = {p for p, (at, since) in self._gaps.items()
+                     if self.expected.get(p) == at and now - since >= self.gap_patience_s}
+        out = sort_messages(messages, self.field, self.expected, outlasted)
+        for p, (at, found) in out.skipped.items():
+            self._gaps.pop(p, None)
+            self.stats["offsets_skipped"] += found - at
+            log.warning("%s: offsets %d-%d of %s[%d] still missing after %.0fs of re-reading: skipped",
+                        self.name, at, found - 1, self.topic, p, self.gap_patience_s)
+        for p, (at, _found) in out.gaps.items():
+            self.stats["gap_rereads"] += 1
+            if self._gaps.get(p, (None,))[0] != at:
+                self._gaps[p] = (at, now)
+            self.consumer.seek(TopicPartition(self.topic, p, at))
+        for err in out.errors:
             self.stats["consumer_errors"] += 1
             log.warning("%s: consumer error on %s: %s", self.name, self.topic, err)
             if err.fatal():
                 raise KafkaException(err)
-        self.markers.update(markers)
-        for f, offset in batch.positions.items():
-            self.positions[int(f.rsplit(":", 1)[1])] = offset
+        self.markers.update(out.markers)
+        for f, offset in out.batch.positions.items():
+            p = int(f.rsplit(":", 1)[1])
+            self.positions[p] = self.expected[p] = offset
+            if p not in out.gaps:
+                self._gaps.pop(p, None)
         if self._unchecked:
             self._check_ends()
-        return batch
+        return out.batch
 
     def _check_ends(self) -> None:
         """A position beyond its partition's end (the topic lost records, or positions of a broker
@@ -141,6 +179,7 @@ class PartitionReader:
                 log.warning("%s: stored position %d of %s[%d] is beyond the partition's end %d: reading the "
                             "partition from its beginning", self.name, self.positions[p], self.topic, p, hi)
                 self.positions[p] = max(lo, 0)
+                self.expected[p] = max(lo, 0)
                 self.consumer.seek(TopicPartition(self.topic, p, max(lo, 0)))
 
     def reached(self, run_id: str) -> bool:
@@ -150,10 +189,23 @@ class PartitionReader:
         self.consumer.close()
 
 
-def sort_messages(messages, field: Callable[[int], str]) -> tuple[Batch, dict, list]:
-    """(records and positions, end markers passed {partition: run id}, client errors) of one
-    consume() result. Positions come from records and markers only: an error never moves one."""
+class Sorted(NamedTuple):
+    batch: Batch
+    markers: dict  # end markers passed {partition: run id}
+    errors: list  # client errors
+    gaps: dict  # partition -> (offset expected, offset found): to read again from the expected one
+    skipped: dict  # the same, for gaps let through (partitions in `outlasted`)
+
+
+def sort_messages(messages, field: Callable[[int], str], expected: dict | None = None,
+                  outlasted: frozenset | set = frozenset()) -> Sorted:
+    """Sorts one consume() result. Positions come from records and markers only: an error never
+    moves one. `expected`: partition -> the next offset it must deliver; a partition's records from
+    one beyond it on are left out and the gap is reported (or let through and reported as skipped,
+    for a partition in `outlasted`)."""
     records, positions, markers, errors = [], {}, {}, []
+    gaps, skipped = {}, {}
+    expected = dict(expected or {})
     for m in messages:
         err = m.error()
         if err is not None:
@@ -161,13 +213,21 @@ def sort_messages(messages, field: Callable[[int], str]) -> tuple[Batch, dict, l
                 errors.append(err)
             continue
         p = m.partition()
-        positions[field(p)] = m.offset() + 1
+        if p in gaps:
+            continue
+        want = expected.get(p)
+        if want is not None and m.offset() > want:
+            if p not in outlasted:
+                gaps[p] = (want, m.offset())
+                continue
+            skipped[p] = (want, m.offset())
+        expected[p] = positions[field(p)] = m.offset() + 1
         marker = dict(m.headers() or ()).get(END_MARKER_HEADER)
         if marker is not None:
             markers[p] = marker.decode()
         else:
             records.append(m)
-    return Batch(records, positions), markers, errors
+    return Sorted(Batch(records, positions), markers, errors, gaps, skipped)
 
 
 def send_end_markers(kafka: dict, topic: str, run_id: str, timeout_s: float = 60) -> int:

@@ -14,6 +14,8 @@ WRITER_COUNTERS = {
     "undecodable": "feature-update messages that could not be decoded (a producer bug)",
     "redis_retries": "Redis write attempts that failed and were retried",
     "coerced_values": "feature values stored as null: not of their feature's type (a producer bug)",
+    "gap_rereads": "fetches that skipped offsets and were read again (services/partition_reader.py)",
+    "offsets_skipped": "offsets still missing after the gap patience, let through (records lost upstream)",
 }
 
 

@@ -77,7 +77,11 @@ def test_streaming_features_equal_oracle_with_ooo_late_and_malformed(stack, tmp_
                 out.append(f"no Redis writes timed or job not up: {got}")
             return out
 
-        wait_for_no_problems(metric_problems, timeout=60, what="metrics equal to the stream's counts")
+        try:
+            wait_for_no_problems(metric_problems, timeout=60, what="metrics equal to the stream's counts")
+        except AssertionError as e:  # which side lost: the records the topic holds tell
+            held = len(topic_records(stack.bootstrap, cfg.kafka.topics.feature_updates))
+            raise AssertionError(f"{e}\nthe feature-updates topic holds {held} records") from None
         assert n_valid > 0
     finally:
         kill_group(proc, signal.SIGTERM)

@@ -92,7 +92,8 @@ class OfflineRedis:
 
 
 class FakeConsumer:
-    """confluent_kafka.Consumer as PartitionReader uses it at construction: topic metadata, assign."""
+    """confluent_kafka.Consumer as PartitionReader uses it at construction: topic metadata, the
+    partitions' first offsets, assign."""
 
     def __init__(self, conf):
         self.conf = conf
@@ -104,6 +105,9 @@ class FakeConsumer:
 
     def assign(self, partitions):
         self.assigned = partitions
+
+    def get_watermark_offsets(self, partition, timeout=None, cached=False):
+        return 0, 0
 
     def close(self):
         pass
