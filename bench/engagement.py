@@ -29,15 +29,16 @@ import redis
 import yaml
 from confluent_kafka import Producer
 
-from fyp import procs
+from stack import procs
 from featurestore import layout
 from featurestore.reader import FeatureReader
-from fyp.config import REPO_ROOT, load_config
+from settings.config import REPO_ROOT, load_config
 from fyp.generator import output
-from fyp.kafka_clients import client_config
+from settings.kafka_clients import client_config
 from fyp.generator.traffic import TrafficSpec, generate
-from fyp.stack.local import ensure_topics
-from schemas.features import VIDEO_ENGAGEMENT, groups_for
+from stack.local import ensure_topics
+from schemas.features import VIDEO_ENGAGEMENT
+from operators.feature_groups import groups_for
 
 RESULTS = REPO_ROOT / "bench" / "results"
 PROBE = "zz-probe"

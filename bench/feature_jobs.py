@@ -27,13 +27,13 @@ from pathlib import Path
 import orjson
 
 from bench.engagement import RESULTS, bench_config
-from fyp import procs
-from fyp.config import REPO_ROOT
-from fyp.flink_rest import operator_metric
+from stack import procs
+from settings.config import REPO_ROOT
+from stack.flink_rest import operator_metric
 from fyp.generator import output
-from fyp.kafka_clients import client_config
+from settings.kafka_clients import client_config
 from fyp.generator.traffic import TrafficSpec, generate
-from fyp.stack.services import free_port
+from stack.services import free_port
 from jobs.interests import OPERATOR
 
 JOBS = ("engagement", "interests", "trends", "milestones")

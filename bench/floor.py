@@ -26,7 +26,7 @@ import orjson
 
 from bench.engagement import RESULTS, bench_config
 from bench.feature_jobs import TreeMemory, stats_of
-from fyp.config import REPO_ROOT
+from settings.config import REPO_ROOT
 from fyp.generator import output
 from fyp.generator.traffic import TrafficSpec, generate
 
@@ -78,7 +78,7 @@ print(orjson.dumps({{"job_seconds": result.get_net_runtime() / 1000}}).decode())
 
 FRONT_SCRIPT = """
 import sys, orjson
-from fyp.config import load_config
+from settings.config import load_config
 from jobs import front
 cfg = load_config({config!r})
 job = front.new_job(cfg, "front-alone", {path!r})

@@ -44,10 +44,10 @@ from bench.engagement import RESULTS
 from featurestore import layout
 from featurestore.updates import FeatureUpdate
 from featurestore.writer import FeatureWriter
-from fyp.config import REPO_ROOT, load_config
-from fyp.stack import services
-from schemas.features import groups_for
-from fyp.connections import feature_client
+from settings.config import REPO_ROOT, load_config
+from stack import services
+from operators.feature_groups import groups_for
+from settings.connections import feature_client
 
 ENGAGEMENT_FEATURES = ["views_1h", "likes_1h", "shares_1h", "comments_1h", "skips_1h", "completion_rate_1h",
                        "engagement_rate_1h", "engagement_score_1h", "views_24h", "engagement_rate_24h"]

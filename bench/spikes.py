@@ -31,9 +31,9 @@ from confluent_kafka import Consumer, TopicPartition
 from anomaly.spike_eval import alert_quality
 from bench.engagement import RESULTS, bench_config
 from bench.feature_jobs import TreeMemory, make_inputs, start_backfill, stats_of
-from fyp.config import REPO_ROOT
+from settings.config import REPO_ROOT
 from fyp.generator import output
-from fyp.kafka_clients import client_config
+from settings.kafka_clients import client_config
 from fyp.generator.traffic import TrafficSpec, generate
 from operators import spikes
 from operators.spikes import IntervalCounts, SpikeRules
@@ -149,7 +149,7 @@ def main():
         print("quality", result["quality_through_job"], flush=True)
 
     if "ablation" not in args.skip:
-        from fyp.config import load_config
+        from settings.config import load_config
 
         cfg = load_config(args.config)
         rules = SpikeRules.from_config(cfg.spikes)

@@ -1,7 +1,7 @@
 """The read client for ranking services: N videos x M features, a user's interests and a region's
 trends in one Redis round trip, typed, with defaults, ages, a local cache and a circuit breaker.
 
-    client = feature_client(load_config())   # fyp.connections: pool, ACL check, settings
+    client = feature_client(load_config())   # settings.connections: pool, ACL check, settings
     r = client.get(videos=candidate_ids, video_features=["views_1h", "engagement_rate_1h",
                    "spike_damping"], user="u42", region="US")
     r.videos["v17"]["views_1h"]       # typed value; the feature's default when missing

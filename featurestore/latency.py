@@ -1,5 +1,5 @@
 """A fixed-bucket latency histogram in plain Python: cheap to update on the write path, read by
-the metrics exporter (fyp/observability) as a Prometheus histogram."""
+the metrics exporter (services/observability) as a Prometheus histogram."""
 from __future__ import annotations
 
 import threading

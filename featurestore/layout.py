@@ -56,13 +56,13 @@ def milestone_key(video_id: str) -> str:
 
 def spike_alert_key(video_id: str) -> str:
     """A video's last spike alert: the dedup record that enforces one alert per cooldown, kept in
-    Redis so a restarted alerter (or a replaying job) does not alert again. See fyp/alerts/."""
+    Redis so a restarted alerter (or a replaying job) does not alert again. See services/alerts/."""
     return f"{RECORDS_PREFIX}:spike_alerts:{{{video_id}}}"
 
 
 def alert_outbox_key(webhook: str) -> str:
     """A webhook's pending deliveries (alerts not yet accepted by the receiver), kept in Redis so
-    they survive a restart of the alerter. See fyp/alerts/."""
+    they survive a restart of the alerter. See services/alerts/."""
     return f"{RECORDS_PREFIX}:_alert_outbox:{{{webhook}}}"
 
 

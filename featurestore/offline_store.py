@@ -37,7 +37,7 @@ class OfflineStore:
 
     @classmethod
     def from_config(cls, cfg) -> "OfflineStore":
-        from schemas.features import groups_for
+        from operators.feature_groups import groups_for
 
         groups = groups_for(cfg)
         return cls(cfg.offline_root, groups, {g: cfg.ttl_ms(g) for g in groups})

@@ -19,7 +19,7 @@ def _users(cfg):
 
 def cmd_acl_apply(cfg, args) -> None:
     from featurestore import acl
-    from fyp.connections import PASSWORD_ENV, tls_options
+    from settings.connections import PASSWORD_ENV, tls_options
 
     users = _users(cfg)
     if not users:

@@ -9,11 +9,11 @@ import time
 import orjson
 
 from fyp.acl_cli import add_commands as add_acl_commands
-from fyp.alerts.cli import add_commands as add_alert_commands
+from fyp.alerts_cli import add_commands as add_alert_commands
 from fyp.cluster_cli import add_commands as add_cluster_commands
 from fyp.offline_cli import add_commands as add_offline_commands
-from fyp.config import ConfigError, load_config
-from fyp.kafka_clients import client_config
+from settings.config import ConfigError, load_config
+from settings.kafka_clients import client_config
 
 
 def _cfg(args):
@@ -24,7 +24,7 @@ def _cfg(args):
 
 
 def cmd_setup(args):
-    from fyp.stack import artifacts
+    from stack import artifacts
 
     paths = artifacts.ensure_all(_cfg(args).artifacts_dir)
     print(f"tansu: {paths['tansu']}")
@@ -33,7 +33,7 @@ def cmd_setup(args):
 
 
 def cmd_up(args):
-    from fyp.stack import local
+    from stack import local
 
     cfg = _cfg(args)
     local.up(cfg)
@@ -41,14 +41,14 @@ def cmd_up(args):
 
 
 def cmd_down(args):
-    from fyp.stack import local
+    from stack import local
 
     stopped = local.down(_cfg(args))
     print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
 
 
 def cmd_status(args):
-    from fyp.stack import local
+    from stack import local
 
     print("\n".join(local.status(_cfg(args))))
 
@@ -126,8 +126,8 @@ def cmd_writer(args):
 def cmd_features_get(args):
     from featurestore.layout import SchemaMismatch
     from featurestore.reader import FeatureReader
-    from fyp.connections import redis_client
-    from schemas.features import groups_for
+    from settings.connections import redis_client
+    from operators.feature_groups import groups_for
 
     cfg = _cfg(args)
     reader = FeatureReader(redis_client(cfg, "reader"), groups_for(cfg))
@@ -144,7 +144,7 @@ def cmd_features_get(args):
 
 
 def cmd_serve(args):
-    from fyp.serve import serve
+    from services.serve import serve
 
     cfg = _cfg(args)  # validated here, so a bad config fails before any worker starts
     http = cfg.serving.http
@@ -157,8 +157,8 @@ JOB_NAMES = ("features", "engagement", "interests", "trends", "milestones", "spi
 
 def cmd_trends(args):
     from featurestore.reader import FeatureReader
-    from fyp.connections import redis_client
-    from schemas.features import groups_for
+    from settings.connections import redis_client
+    from operators.feature_groups import groups_for
 
     cfg = _cfg(args)
     row = FeatureReader(redis_client(cfg, "reader"), groups_for(cfg)).get("region", [args.region.upper()])[0]
@@ -287,8 +287,8 @@ def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from fyp.connections import RedisAccessError
-    from fyp.kafka_clients import KafkaAccessError
+    from settings.connections import RedisAccessError
+    from settings.kafka_clients import KafkaAccessError
 
     try:
         args.fn(args)

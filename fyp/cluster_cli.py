@@ -1,7 +1,7 @@
 """Running the jobs on a standalone Flink cluster. fyp/cli.py hooks these in with
 `add_commands(subparsers, load_cfg)`; each handler takes the parsed arguments.
 
-    fyp cluster up|down|status                          the local standalone cluster (fyp/stack/flink_cluster.py)
+    fyp cluster up|down|status                          the local standalone cluster (stack/flink_cluster.py)
     fyp submit JOB [--jobmanager HOST:PORT] [--from-savepoint PATH | --fresh]
                                                         build the job here, run it there (detached)
     fyp status [--jobmanager HOST:PORT]                 the local stack, then the cluster's jobs
@@ -22,14 +22,22 @@ import tempfile
 import time
 from pathlib import Path
 
-from fyp import flink_rest
-from fyp.config import REPO_ROOT, Config
+from settings.config import REPO_ROOT, Config
+from stack import flink_rest
 
-# The project's packages (pyproject.toml), shipped with every job as python.files: the cluster's
-# Python workers import the submitted version of the code (before the venv's editable install),
-# wherever the cluster runs. Flink puts a shipped folder itself on the workers' PYTHONPATH, so the
-# packages go in one folder built for the submission.
-PACKAGES = ("fyp", "jobs", "operators", "schemas", "featurestore", "anomaly")
+
+def project_packages() -> tuple[str, ...]:
+    """The project's packages as pyproject.toml lists them for the install."""
+    import tomllib
+
+    found = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    return tuple(pattern.rstrip("*") for pattern in found["include"])
+
+
+# Shipped with every job as python.files: the cluster's Python workers import the submitted version
+# of the code (before the venv's editable install), wherever the cluster runs. Flink puts a shipped
+# folder itself on the workers' PYTHONPATH, so the packages go in one folder built for the submission.
+PACKAGES = project_packages()
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -109,7 +117,7 @@ def submit(cfg: Config, job: str, jobmanager: str | None = None, from_savepoint:
            fresh: bool = False, allow_non_restored: bool = False, wait_s: float = 60.0) -> str:
     """Builds the job with the same code as `fyp run` and submits it to the cluster; returns its
     Flink job id once the cluster runs it (or after `wait_s`)."""
-    from fyp import procs
+    from stack import procs
     from fyp.runner import JOBS
     from jobs import front
 
@@ -241,7 +249,7 @@ def add_commands(subparsers, load_cfg) -> None:
 
 
 def cmd_cluster_up(cfg: Config, args) -> None:
-    from fyp.stack import flink_cluster
+    from stack import flink_cluster
 
     try:
         ov = flink_cluster.up(cfg)
@@ -253,7 +261,7 @@ def cmd_cluster_up(cfg: Config, args) -> None:
 
 
 def cmd_cluster_down(cfg: Config, args) -> None:
-    from fyp.stack import flink_cluster
+    from stack import flink_cluster
 
     try:
         stopped = flink_cluster.down(cfg)
@@ -263,7 +271,7 @@ def cmd_cluster_down(cfg: Config, args) -> None:
 
 
 def cmd_cluster_status(cfg: Config, args) -> None:
-    from fyp.stack import flink_cluster
+    from stack import flink_cluster
 
     print("\n".join(flink_cluster.status(cfg)))
 

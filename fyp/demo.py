@@ -16,13 +16,13 @@ from collections import Counter
 import orjson
 
 from featurestore.reader import FeatureReader
-from fyp import procs
-from fyp.config import Config
+from stack import procs
+from settings.config import Config
 from fyp.generator import output
-from fyp.kafka_clients import client_config
+from settings.kafka_clients import client_config
 from fyp.generator.traffic import TrafficSpec, generate
 from fyp.runner import redis_client
-from schemas.features import groups_for
+from operators.feature_groups import groups_for
 
 SHOWN = ["views_1h", "likes_1h", "completion_rate_1h", "engagement_rate_1h", "engagement_score_1h", "views_24h"]
 
@@ -58,7 +58,7 @@ def _reset(cfg: Config) -> None:
     """A clean slate on the local stack: the demo's topics recreated, its Redis db emptied."""
     from confluent_kafka.admin import AdminClient
 
-    from fyp.stack.local import all_topics, ensure_topics
+    from stack.local import all_topics, ensure_topics
 
     admin = AdminClient(client_config(cfg.kafka))
     for fut in admin.delete_topics(all_topics(cfg)).values():

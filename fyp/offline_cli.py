@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import orjson
 
-from fyp.config import Config
+from settings.config import Config
 
 
 def parse_time_ms(text: str) -> int:

@@ -12,15 +12,15 @@ from pathlib import Path
 import orjson
 
 from featurestore.writer import FeatureWriter
-from fyp import procs
-from fyp.config import Config
-from fyp.connections import redis_client
-from fyp.kafka_clients import client_config
+from stack import procs
+from settings.config import Config
+from settings.connections import redis_client
+from settings.kafka_clients import client_config
 from jobs import engagement, features, front, interests, milestones, spikes, trends
 from jobs.flink_env import latest_checkpoint
 from operators.sliding_tiles import TileGeometry
 from schemas.engagement import ENGAGEMENT_V1
-from schemas.features import groups_for
+from operators.feature_groups import groups_for
 from services.feature_writer import FeatureUpdateConsumer
 from services.partition_reader import EndMarkerError, send_end_markers
 
@@ -59,7 +59,7 @@ def make_writer(cfg: Config) -> FeatureUpdateConsumer:
 
 
 def make_notifier(cfg: Config):
-    from fyp.notifier import MilestoneNotifier
+    from services.notifier import MilestoneNotifier
 
     t = cfg.kafka.topics
     return MilestoneNotifier(client_config(cfg.kafka), t.milestone_crossings, t.notifications, redis_client(cfg),
@@ -70,13 +70,13 @@ def make_services(cfg: Config, job: str) -> list:
     """The services beside the job that take its output: the feature writer; for milestones the
     notifier instead; for spikes also the alerter; for the combined job all three."""
     if job == "features":
-        from fyp.alerts.alerter import make_alerter
+        from services.alerts.alerter import make_alerter
 
         return [make_writer(cfg), make_notifier(cfg), make_alerter(cfg)]
     if job == "milestones":
         return [make_notifier(cfg)]
     if job == "spikes":
-        from fyp.alerts.alerter import make_alerter
+        from services.alerts.alerter import make_alerter
 
         return [make_writer(cfg), make_alerter(cfg)]
     return [make_writer(cfg)]
@@ -111,7 +111,7 @@ def _metrics_rest(cfg: Config) -> str | None:
     exporter reads the job's metrics there): flink.extra's rest.port, observability's, or a free one."""
     if not cfg.observability.port:
         return None
-    from fyp.stack.services import free_port
+    from stack.services import free_port
 
     port = cfg.flink.extra.get("rest.port") or cfg.observability.flink_rest_port or free_port()
     cfg.flink.extra["rest.port"] = str(port)
@@ -122,9 +122,9 @@ def start_metrics(cfg: Config, job: str, services: list, rest_url: str | None, j
     """The process's /metrics: its services' counters and, given a REST URL, the Flink job's."""
     if not cfg.observability.port:
         return
-    from fyp.observability.exporter import start_exporter
-    from fyp.observability.flink_metrics import FlinkJobCollector
-    from fyp.observability.service_metrics import ServiceCollector
+    from services.observability.exporter import start_exporter
+    from services.observability.flink_metrics import FlinkJobCollector
+    from services.observability.service_metrics import ServiceCollector
 
     collectors = [ServiceCollector(services, job)]
     if rest_url and job_name:

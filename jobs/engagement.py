@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fyp.config import Config
+from settings.config import Config
 from jobs import front, sql
 from jobs.keyed import NO_END, jvm, jvm_keyed_process, long_array
 from operators.engagement import METRICS, Weights, contribution_sql, operator_spec

@@ -10,7 +10,7 @@ the same whichever job computes them.
 """
 from __future__ import annotations
 
-from fyp.config import Config
+from settings.config import Config
 from jobs import engagement, front, interests, milestones, spikes, trends
 
 JOB_NAME = "features"

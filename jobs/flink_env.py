@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from fyp.config import Config
-from fyp.stack.artifacts import job_jars
+from settings.config import Config
+from stack.artifacts import job_jars
 
 
 def latest_checkpoint(checkpoint_dir: Path) -> Path | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from pyflink.common.typeinfo import Types
 from pyflink.table import DataTypes, Schema
 
-from fyp.config import Config
+from settings.config import Config
 from jobs import sql
 from jobs.flink_env import create_environments
 

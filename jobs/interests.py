@@ -13,7 +13,7 @@ No step of it runs in Python.
 """
 from __future__ import annotations
 
-from fyp.config import Config
+from settings.config import Config
 from jobs import front, sql
 from jobs.keyed import jvm, jvm_keyed_process
 from operators.interests import FIELD_SEP, RECORD_SEP, StrengthWeights, strength_sql

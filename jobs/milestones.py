@@ -1,6 +1,6 @@
 """The milestones job: engagement events + video metadata -> each video's running view total ->
 one crossing record per (video, threshold) on the internal milestone-crossings topic. The
-notifier (fyp/notifier.py) turns crossings into exactly one notification each.
+notifier (services/notifier.py) turns crossings into exactly one notification each.
 
 All in the JVM: there is nothing per event for Python to do.
   engagement events (shared front)  upload events -> versioned metadata
@@ -14,7 +14,7 @@ is the event time of the view that brought the total to the threshold.
 """
 from __future__ import annotations
 
-from fyp.config import Config
+from settings.config import Config
 from jobs import front, sql
 
 JOB_NAME = "milestones"

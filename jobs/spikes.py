@@ -1,6 +1,6 @@
 """The spike job: engagement events -> per video spike score, state and ranking damping
 (operators/spikes.py) -> feature-updates topic; state changes -> spike-transitions topic, from
-which the alerter (fyp/alerts/) raises deduplicated on-call alerts.
+which the alerter (services/alerts/) raises deduplicated on-call alerts.
 
 Graph (one Flink job):
   engagement events (shared front: parse, validate, route; dead letters and late events out)
@@ -10,7 +10,7 @@ Graph (one Flink job):
 """
 from __future__ import annotations
 
-from fyp.config import Config
+from settings.config import Config
 from jobs import front, sql
 from jobs.keyed import keyed_by_first_field
 from jobs.spikes_fn import KIND_TRANSITION, KIND_UPDATE, OUTPUT_TYPE, VideoSpikesFunction

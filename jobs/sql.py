@@ -4,8 +4,8 @@ Kafka sinks for the side outputs. Rendered from the schemas and the config; no l
 that is not also in schemas/ or operators/."""
 from __future__ import annotations
 
-from fyp.config import Config
-from fyp.kafka_clients import sql_options
+from settings.config import Config
+from settings.kafka_clients import sql_options
 from schemas.engagement import ENGAGEMENT_V1, EVENT_TIME_FIELD
 from schemas.upload import UPLOAD_TIME_FIELD, UPLOAD_V1
 
@@ -29,9 +29,9 @@ def quote(s: str) -> str:
 
 
 def kafka_connection(cfg: Config) -> str:
-    """The connector's 'properties.*' options for bootstrap and security (fyp/kafka_clients.py):
+    """The connector's 'properties.*' options for bootstrap and security (settings/kafka_clients.py):
     lines of a WITH clause, each ending with a comma. Holds the SASL password: never print it
-    unredacted (fyp.kafka_clients.redacted)."""
+    unredacted (settings.kafka_clients.redacted)."""
     return sql_options(cfg.kafka, quote)
 
 

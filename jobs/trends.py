@@ -12,7 +12,7 @@ No step of it runs in Python.
 """
 from __future__ import annotations
 
-from fyp.config import Config
+from settings.config import Config
 from jobs import front, sql
 from jobs.keyed import NO_END, jvm, jvm_keyed_process, long_array
 from operators.trends import GLOBAL, MINUTE_MS, TrendWeights, score_sql

@@ -40,7 +40,7 @@ class FeatureUpdateConsumer:
         self.on_write = on_write  # optional callback(list[FeatureUpdate]) after each stored batch
         self._stats = {"consumed": 0, "written": 0, "stale": 0, "undecodable": 0, "redis_retries": 0,
                        "coerced_values": 0}
-        # for the metrics exporter (fyp/observability): Redis write latency, the newest as-of time
+        # for the metrics exporter (services/observability): Redis write latency, the newest as-of time
         # stored per feature group (freshness), and the next offset per partition (lag)
         self.write_latency = LatencyHistogram()
         self.newest_as_of: dict[str, int] = {}

@@ -74,7 +74,7 @@ def position_field(topic: str, incarnation: str, partition: int) -> str:
 class PartitionReader:
     def __init__(self, kafka: dict, topic: str, name: str, client, retry: Callable, batch_max: int = 2000,
                  poll_timeout_ms: int = 50, fetch_ahead_kb: int | None = None, gap_patience_s: float = 10.0):
-        """kafka: connection settings (fyp.kafka_clients.client_config); client: the Redis holding
+        """kafka: connection settings (settings.kafka_clients.client_config); client: the Redis holding
         the positions; retry(call): the service's retry of Redis calls; fetch_ahead_kb: how much
         the client fetches ahead of the service per partition (None: librdkafka's default)."""
         self.kafka, self.topic, self.name = dict(kafka), topic, name

@@ -16,7 +16,7 @@ import pytest
 import redis
 import yaml
 
-from fyp.config import REPO_ROOT, load_config
+from settings.config import REPO_ROOT, load_config
 
 ARTIFACTS = Path(os.environ.get("FYP_ARTIFACTS_DIR", REPO_ROOT / ".fyp"))
 
@@ -62,7 +62,7 @@ class Stack:
         path = state / "config.yaml"
         path.write_text(yaml.safe_dump(raw))
         cfg = load_config(path, env={})
-        from fyp.stack.local import ensure_topics
+        from stack.local import ensure_topics
 
         ensure_topics(cfg)
         return cfg, path
@@ -73,7 +73,7 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
-    from fyp.stack import artifacts, services
+    from stack import artifacts, services
 
     arts = artifacts.ensure_all(ARTIFACTS)
     root = tmp_path_factory.mktemp("stack")
@@ -99,7 +99,7 @@ def start_fyp(config_path: Path, *args: str, log: Path) -> subprocess.Popen:
 
 def kill_group(proc: subprocess.Popen, sig: int) -> None:
     """SIGKILL: the whole process group at once (a crash). SIGTERM: an orderly stop of `fyp`."""
-    from fyp.procs import stop_group_leader
+    from stack.procs import stop_group_leader
 
     if sig == signal.SIGTERM:
         stop_group_leader(proc)
@@ -127,7 +127,7 @@ def wait_for_no_problems(check, timeout: float, interval: float = 2.0, what: str
 @pytest.fixture
 def own_redis(tmp_path):
     """A Redis of this test's own, to stop and restart."""
-    from fyp.stack import services
+    from stack import services
 
     port = services.free_port()
     svc = services.redis_service(port, tmp_path)
@@ -144,7 +144,7 @@ def own_redis(tmp_path):
 @pytest.fixture
 def own_broker(tmp_path):
     """A broker of this test's own (memory storage), to stall and resume."""
-    from fyp.stack import artifacts, services
+    from stack import artifacts, services
 
     arts = artifacts.ensure_all(ARTIFACTS)
     port = services.free_port()

@@ -9,7 +9,7 @@ from confluent_kafka import Producer
 
 
 def producer(kafka: dict) -> Producer:
-    """`kafka`: connection settings (fyp.kafka_clients.client_config)."""
+    """`kafka`: connection settings (settings.kafka_clients.client_config)."""
     return Producer({**kafka, "linger.ms": 5, "batch.num.messages": 10000,
                      "queue.buffering.max.messages": 1_000_000, "enable.idempotence": False,
                      "acks": "all"})

@@ -7,8 +7,8 @@ import re
 import subprocess
 import time
 
-from fyp import flink_rest
-from fyp.config import REPO_ROOT
+from stack import flink_rest
+from settings.config import REPO_ROOT
 from tests.conftest import fyp_command
 
 

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from fyp.stack import flink_cluster
-from fyp.stack.services import free_port
+from stack import flink_cluster
+from stack.services import free_port
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,8 @@ from featurestore import layout
 from featurestore.reader import FeatureReader
 from fyp.generator.traffic import TrafficSpec, generate
 from operators.sliding_tiles import TileGeometry
-from schemas.features import VIDEO_ENGAGEMENT, groups_for
+from schemas.features import VIDEO_ENGAGEMENT
+from operators.feature_groups import groups_for
 from services.partition_reader import is_end_marker
 from tests import oracle
 
@@ -94,7 +95,7 @@ def sentinel_payload(partition: int, t: int) -> bytes:
 
 
 def connection(bootstrap: str | dict) -> dict:
-    """A bootstrap address, or client settings (fyp.kafka_clients.client_config) for a secured broker."""
+    """A bootstrap address, or client settings (settings.kafka_clients.client_config) for a secured broker."""
     return dict(bootstrap) if isinstance(bootstrap, dict) else {"bootstrap.servers": bootstrap}
 
 

@@ -12,7 +12,7 @@ import orjson
 from featurestore import layout
 from featurestore.reader import FeatureReader
 from fyp.generator.output import write_jsonl
-from schemas.features import groups_for
+from operators.feature_groups import groups_for
 from tests.conftest import fyp_command, kill_group, start_fyp, wait_for_no_problems
 from tests.integration.engagement_support import SENTINEL_PREFIX, produce
 

@@ -14,9 +14,9 @@ import yaml
 from featurestore import layout
 from featurestore.updates import FeatureUpdate
 from featurestore.writer import FeatureWriter
-from fyp.config import REPO_ROOT, load_config
-from fyp.connections import RedisAccessError, feature_client, redis_client
-from schemas.features import groups_for
+from settings.config import REPO_ROOT, load_config
+from settings.connections import RedisAccessError, feature_client, redis_client
+from operators.feature_groups import groups_for
 
 pytestmark = pytest.mark.integration
 

@@ -22,11 +22,11 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from featurestore import layout
-from fyp.alerts import cli as alerts_cli
-from fyp.alerts.alerter import SpikeAlerter, make_alerter
-from fyp.alerts.tail import follow_alerts
-from fyp.kafka_clients import client_config
-from fyp.stack.services import free_port
+from fyp import alerts_cli
+from services.alerts.alerter import SpikeAlerter, make_alerter
+from services.alerts.tail import follow_alerts
+from settings.kafka_clients import client_config
+from stack.services import free_port
 from services.partition_reader import read_to_end
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,8 @@ from featurestore import layout
 from featurestore.updates import FeatureUpdate, encode_update
 from fyp.generator.output import write_jsonl
 from fyp.runner import make_writer, writer_group
-from schemas.features import VIDEO_ENGAGEMENT, groups_for
+from schemas.features import VIDEO_ENGAGEMENT
+from operators.feature_groups import groups_for
 from services.partition_reader import read_to_end
 from tests import oracle
 from tests.conftest import fyp_command

@@ -10,7 +10,8 @@ import pytest
 
 from operators.sliding_tiles import TileGeometry
 from operators.spikes import SpikeRules
-from schemas.features import REGION_TRENDS, USER_INTERESTS, VIDEO_ENGAGEMENT, VIDEO_SPIKES, groups_for
+from schemas.features import REGION_TRENDS, USER_INTERESTS, VIDEO_ENGAGEMENT, VIDEO_SPIKES
+from operators.feature_groups import groups_for
 from tests import oracle, oracle_interests, oracle_spikes, oracle_trends
 from tests.integration import replay_support as replay
 from tests.integration.engagement_support import expected_features, topic_records, traffic_for

@@ -19,7 +19,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from fyp.stack import artifacts, local, services
+from stack import artifacts, local, services
 from tests.conftest import ARTIFACTS
 
 pytestmark = pytest.mark.integration
@@ -196,7 +196,8 @@ def test_feature_writer_carries_on_across_a_broker_crash(durable_broker, stack):
     from featurestore.reader import FeatureReader
     from featurestore.updates import FeatureUpdate, encode_update
     from fyp.runner import make_writer
-    from schemas.features import VIDEO_ENGAGEMENT, groups_for
+    from schemas.features import VIDEO_ENGAGEMENT
+    from operators.feature_groups import groups_for
 
     b = durable_broker
     cfg, _ = stack.config("durable-writer", **{"kafka.bootstrap": b.bootstrap, "offline.enabled": False})

@@ -27,7 +27,8 @@ def _diagnosis(stack, cfg, client, expected, traffic) -> str:
     import orjson
 
     from featurestore import layout
-    from schemas.features import VIDEO_ENGAGEMENT, groups_for
+    from schemas.features import VIDEO_ENGAGEMENT
+    from operators.feature_groups import groups_for
     from tests.integration.engagement_support import topic_records
 
     actual = redis_features(client, cfg)

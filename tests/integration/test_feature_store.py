@@ -14,9 +14,10 @@ from services.feature_writer import FeatureUpdateConsumer
 from featurestore.reader import FeatureReader
 from featurestore.updates import FeatureUpdate, encode_update
 from featurestore.writer import FeatureWriter
-from fyp.kafka_clients import client_config
-from fyp.stack import services
-from schemas.features import VIDEO_ENGAGEMENT, groups_for
+from settings.kafka_clients import client_config
+from stack import services
+from schemas.features import VIDEO_ENGAGEMENT
+from operators.feature_groups import groups_for
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from featurestore.layout import SchemaMismatch
-from fyp import flink_rest
-from fyp.config import load_config
+from stack import flink_rest
+from settings.config import load_config
 from tests import oracle
 from tests.conftest import kill_group, start_fyp, wait_for_no_problems
 from tests.integration.cluster_support import cancel_quietly, fyp, jobmanager, submitted_id, wait_state

@@ -21,9 +21,9 @@ from collections import Counter
 import pytest
 
 from featurestore import layout
-from fyp import flink_rest, procs
+from stack import flink_rest, procs
 from fyp.runner import writer_group
-from fyp.stack import flink_cluster
+from stack import flink_cluster
 from schemas.engagement import ENGAGEMENT_V1
 from tests import oracle
 from tests.conftest import kill_group, start_fyp, wait_for_no_problems

@@ -11,7 +11,8 @@ import pytest
 
 from featurestore import layout
 from featurestore.reader import FeatureReader
-from schemas.features import USER_INTERESTS, groups_for
+from schemas.features import USER_INTERESTS
+from operators.feature_groups import groups_for
 from tests import oracle, oracle_interests
 from tests.conftest import kill_group, start_fyp, wait_for_no_problems
 from tests.integration.engagement_support import SENTINEL_PREFIX, produce, sentinel_time, topic_records, traffic_for

@@ -13,8 +13,8 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from fyp.flink_rest import operator_metric
-from fyp.stack.services import free_port
+from stack.flink_rest import operator_metric
+from stack.services import free_port
 from jobs.interests import OPERATOR
 from tests.conftest import kill_group, start_fyp
 

@@ -1,4 +1,4 @@
-"""Kafka security through the project's own client settings (fyp/kafka_clients.py) against a real
+"""Kafka security through the project's own client settings (settings/kafka_clients.py) against a real
 tansu broker, with TLS in front of it as `fyp up` starts it (stack.broker_tls_*: socat, because
 tansu 0.6.0 cannot switch its own TLS on) and SASL/SCRAM required by tansu itself
 (--authentication). A throwaway CA and a server certificate for 127.0.0.1 / localhost are made
@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from fyp.config import load_config
-from fyp.kafka_clients import SASL_PASSWORD_ENV, client_config, connect_problem
-from fyp.stack import artifacts, local, services
+from settings.config import load_config
+from settings.kafka_clients import SASL_PASSWORD_ENV, client_config, connect_problem
+from stack import artifacts, local, services
 from schemas.engagement import ENGAGEMENT_V1
 from tests import oracle
 from tests.conftest import ARTIFACTS, kill_group, start_fyp, wait_for_no_problems

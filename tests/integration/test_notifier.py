@@ -8,8 +8,8 @@ import pytest
 from confluent_kafka import Producer
 
 from featurestore import layout
-from fyp.kafka_clients import client_config
-from fyp.notifier import MilestoneNotifier, notification
+from settings.kafka_clients import client_config
+from services.notifier import MilestoneNotifier, notification
 from tests.integration.engagement_support import topic_records
 from services.partition_reader import read_to_end
 

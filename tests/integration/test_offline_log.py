@@ -22,8 +22,9 @@ from featurestore.offline_store import OfflineStore, rows_as_json
 from featurestore.reader import FeatureReader
 from featurestore.updates import FeatureUpdate, encode_update
 from fyp.runner import make_writer, writer_group
-from schemas.features import VIDEO_ENGAGEMENT, VIDEO_SPIKES, groups_for
-from fyp.config import REPO_ROOT
+from schemas.features import VIDEO_ENGAGEMENT, VIDEO_SPIKES
+from operators.feature_groups import groups_for
+from settings.config import REPO_ROOT
 from tests.conftest import fyp_command, kill_group, start_fyp
 
 pytestmark = pytest.mark.integration

@@ -21,11 +21,11 @@ from featurestore.client import ClientSettings, FeatureClient
 from featurestore.reader import FeatureReader
 from featurestore.updates import FeatureUpdate
 from featurestore.writer import FeatureWriter
-from fyp.config import load_config
-from fyp.stack import services
-from schemas.features import groups_for
+from settings.config import load_config
+from stack import services
+from operators.feature_groups import groups_for
 from tests.conftest import start_fyp
-from fyp.connections import feature_client
+from settings.connections import feature_client
 
 pytestmark = pytest.mark.integration
 

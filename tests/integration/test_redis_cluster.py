@@ -14,9 +14,9 @@ from featurestore import layout
 from featurestore.client import ClientSettings, FeatureClient
 from featurestore.updates import FeatureUpdate
 from featurestore.writer import FeatureWriter
-from fyp.config import load_config
-from fyp.stack import services
-from schemas.features import groups_for
+from settings.config import load_config
+from stack import services
+from operators.feature_groups import groups_for
 
 pytestmark = pytest.mark.integration
 

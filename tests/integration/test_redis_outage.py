@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from fyp.stack import services
+from stack import services
 from tests import oracle
 from tests.conftest import kill_group, start_fyp, wait_for_no_problems
 from tests.integration.engagement_support import (expected_features, final_as_of, paced_produce, redis_features,

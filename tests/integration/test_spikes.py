@@ -13,7 +13,7 @@ from anomaly.spike_eval import alert_quality
 from featurestore.reader import FeatureReader
 from fyp.generator.traffic import TrafficSpec, generate
 from operators.spikes import SpikeRules
-from schemas.features import groups_for
+from operators.feature_groups import groups_for
 from tests import oracle_spikes
 from tests.conftest import kill_group, start_fyp, wait_for_no_problems
 from tests.integration.engagement_support import SENTINEL_PREFIX, produce, topic_records

@@ -8,7 +8,7 @@ import signal
 import pytest
 
 from featurestore.reader import FeatureReader
-from schemas.features import groups_for
+from operators.feature_groups import groups_for
 from tests import oracle, oracle_trends
 from tests.conftest import kill_group, start_fyp, wait_for_no_problems
 from tests.integration.engagement_support import SENTINEL_PREFIX, produce, topic_records, traffic_for

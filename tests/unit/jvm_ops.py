@@ -6,7 +6,7 @@ import functools
 import tempfile
 from pathlib import Path
 
-from fyp.stack.artifacts import build_udf_jar
+from stack.artifacts import build_udf_jar
 
 
 @functools.cache

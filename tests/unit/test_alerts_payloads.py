@@ -8,9 +8,9 @@ import re
 import orjson
 import pytest
 
-from fyp.alerts.alert import alert_id, build_alert, enters_super_spike, safe_file_stem
-from fyp.alerts.payloads import (alertmanager_payload, payload_body, plain_payload, rfc3339, slack_payload)
-from fyp.alerts.tail import alert_line
+from services.alerts.alert import alert_id, build_alert, enters_super_spike, safe_file_stem
+from services.alerts.payloads import (alertmanager_payload, payload_body, plain_payload, rfc3339, slack_payload)
+from services.alerts.tail import alert_line
 
 RUNBOOK = "https://example.org/runbooks/super-spike.md"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-from fyp.alerts.plot import BAR, HEIGHT, ONSET, WIDTH, alert_png, bar_span, onset_index
+from services.alerts.plot import BAR, HEIGHT, ONSET, WIDTH, alert_png, bar_span, onset_index
 
 
 def _chunks(png: bytes) -> list[tuple[bytes, bytes]]:
@@ -77,8 +77,8 @@ def test_empty_and_flat_series_still_render():
 
 def test_a_real_spike_transition_plots_its_onset():
     """Against the spike job's own per-video logic (operators/spikes.py), not a hand-made transition."""
-    from fyp.alerts.alert import build_alert, enters_super_spike
-    from fyp.alerts.payloads import alertmanager_payload, plain_payload, slack_payload
+    from services.alerts.alert import build_alert, enters_super_spike
+    from services.alerts.payloads import alertmanager_payload, plain_payload, slack_payload
     from operators.spikes import IntervalCounts, SpikeRules, VideoSpikes
 
     rules = SpikeRules()

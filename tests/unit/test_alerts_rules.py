@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from fyp.alerts.delivery import MissingSecret, WebhookDelivery, resolve_secrets
-from fyp.alerts.outbox import retry_delay_ms
-from fyp.alerts.severity import CRITICAL, WARNING, severity
-from fyp.config import WebhookConfig
+from services.alerts.delivery import MissingSecret, WebhookDelivery, resolve_secrets
+from services.alerts.outbox import retry_delay_ms
+from services.alerts.severity import CRITICAL, WARNING, severity
+from settings.config import WebhookConfig
 
 
 def test_severity_rule():

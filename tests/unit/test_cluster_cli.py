@@ -10,10 +10,11 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from fyp import flink_rest
+from stack import flink_rest
+from settings.config import REPO_ROOT
 from fyp.cluster_cli import PACKAGES, jobmanager_url, latest_snapshot, remote_config, stage_packages
-from fyp.config import ConfigError, load_config
-from fyp.stack import flink_cluster
+from settings.config import ConfigError, load_config
+from stack import flink_cluster
 
 
 def _cfg(tmp_path, text: str = ""):
@@ -59,6 +60,8 @@ def test_remote_config_keeps_the_job_settings(tmp_path):
     cfg = _cfg(tmp_path, "flink: {python_worker_mode: loopback, extra: {a.b: c}}\n")
     staged = stage_packages(tmp_path / "stage")
     assert sorted(p.name for p in staged.iterdir()) == sorted(PACKAGES)
+    # every package of code at the top of the repo (the workers import across all of them)
+    assert {p.parent.name for p in REPO_ROOT.glob("*/__init__.py")} - {"tests", "bench"} == set(PACKAGES)
     assert not list(staged.rglob("__pycache__"))
     remote = remote_config(cfg, "h", 1234, "file:///sp", True, staged)
     x = remote.flink.extra

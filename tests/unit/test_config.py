@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from fyp.config import ConfigError, load_config, parse_duration_ms
+from settings.config import ConfigError, load_config, parse_duration_ms
 
 LOCAL = Path(__file__).resolve().parents[2] / "configs" / "local.yaml"
 
@@ -56,7 +56,7 @@ def test_allowed_lateness_must_fit_in_the_longest_window(tmp_path):
 
 
 def test_production_example_loads_without_secrets_in_it():
-    from fyp.config import REPO_ROOT
+    from settings.config import REPO_ROOT
 
     path = REPO_ROOT / "configs" / "production.example.yaml"
     cfg = load_config(path, env={})

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fyp.config import ConfigError, load_config
-from fyp.stack import local, s3
+from settings.config import ConfigError, load_config
+from stack import local, s3
 
 LOCAL = Path(__file__).resolve().parents[2] / "configs" / "local.yaml"
 

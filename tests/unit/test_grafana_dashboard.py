@@ -169,15 +169,17 @@ def flink_rest_payloads(job_name: str, jid: str = "a1b2"):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> dict[str, str]:
     """Every sample name the pipeline's /metrics endpoints expose, with its family's type."""
-    from fyp import connections, notifier, runner
-    from fyp.alerts import alerter
-    from fyp.config import load_config
-    from fyp.observability import flink_metrics
-    from fyp.observability.flink_metrics import FlinkJobCollector
-    from fyp.observability.service_metrics import ServiceCollector
-    from fyp.serve import create_app
+    from settings import connections
+    from services import notifier
+    from fyp import runner
+    from services.alerts import alerter
+    from settings.config import load_config
+    from services.observability import flink_metrics
+    from services.observability.flink_metrics import FlinkJobCollector
+    from services.observability.service_metrics import ServiceCollector
+    from services.serve import create_app
     from jobs import features
-    from schemas.features import groups_for
+    from operators.feature_groups import groups_for
     from services import partition_reader
     from services.feature_writer import FeatureUpdateConsumer
 
@@ -204,7 +206,7 @@ def exported(tmp_path_factory) -> dict[str, str]:
         writer.positions.update({0: 10, 1: 4})
         writer.high_watermarks.update({0: 12, 1: 4})
 
-        # as fyp.runner.start_metrics / fyp.observability.exporter.start_exporter serve them
+        # as fyp.runner.start_metrics / services.observability.exporter.start_exporter serve them
         registry = CollectorRegistry()
         registry.register(ServiceCollector(services, "features"))
         flink = FlinkJobCollector("http://flink-rest.invalid:8081", "features", features.JOB_NAME)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from fyp.config import ConfigError, load_config
-from fyp.kafka_clients import (KEY_PASSWORD_ENV, MASK, SASL_PASSWORD_ENV, KafkaAccessError, client_config,
+from settings.config import ConfigError, load_config
+from settings.kafka_clients import (KEY_PASSWORD_ENV, MASK, SASL_PASSWORD_ENV, KafkaAccessError, client_config,
                                flink_properties, jaas_quote, password_free, redacted)
 from jobs import milestones, sql
 

@@ -7,8 +7,9 @@ import pytest
 
 from featurestore import layout
 from featurestore.updates import FeatureUpdate, decode_update, encode_update, latest_per_entity
-from fyp.config import load_config
-from schemas.features import Feature, groups_for
+from settings.config import load_config
+from schemas.features import Feature
+from operators.feature_groups import groups_for
 
 GROUPS = groups_for(load_config(env={}))
 

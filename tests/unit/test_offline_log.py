@@ -202,9 +202,9 @@ def test_values_of_another_type_are_logged_as_the_online_store_holds_them(tmp_pa
 
 def test_command_line_times_and_errors(tmp_path, capsys):
     from fyp.cli import main
-    from fyp.config import load_config
+    from settings.config import load_config
     from fyp.offline_cli import parse_time_ms
-    from schemas.features import groups_for
+    from operators.feature_groups import groups_for
 
     assert parse_time_ms("1718000000000") == 1718000000000
     assert parse_time_ms("2024-06-10T06:13:20Z") == parse_time_ms("2024-06-10T06:13:20") == 1718000000000

@@ -10,8 +10,8 @@ from featurestore.client import ClientSettings, FeatureClient, check_defaults
 from featurestore.local_cache import LocalCache
 from featurestore.read_plan import pack_mget, parse_replies, select
 from featurestore.response import FeatureLayout, build_entities
-from fyp.config import ConfigError, load_config
-from schemas.features import groups_for
+from settings.config import ConfigError, load_config
+from operators.feature_groups import groups_for
 
 GROUPS = groups_for(load_config(env={}))
 

@@ -128,7 +128,7 @@ def test_state_is_small_and_bounded():
 
 
 def test_rules_from_config_apply_detector_overrides():
-    from fyp.config import load_config
+    from settings.config import load_config
 
     cfg = load_config(overrides={"spikes.detector": {"baseline_window": 30}, "spikes.calm_intervals": 7})
     rules = SpikeRules.from_config(cfg.spikes)

@@ -12,7 +12,7 @@ import os
 
 import redis
 
-from fyp.config import Config
+from settings.config import Config
 
 PASSWORD_ENV = {"writer": "FYP_REDIS_WRITER_PASSWORD", "reader": "FYP_REDIS_READER_PASSWORD"}
 
@@ -86,7 +86,7 @@ def feature_client(cfg: Config, **kw):
     """The read client (featurestore/client.py) as configured: the serving pool, its reader login
     checked now (a refused login fails here, not on every read), the serving settings."""
     from featurestore.client import FeatureClient
-    from schemas.features import groups_for
+    from operators.feature_groups import groups_for
 
     client = serving_redis_client(cfg)
     check_access(client, "reader", cfg)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from fyp.alerts.payloads import per_interval, rfc3339
+from services.alerts.payloads import per_interval, rfc3339
 
 
 def follow_alerts(kafka: dict, topic: str, from_beginning: bool, stop: threading.Event,

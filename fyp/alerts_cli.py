@@ -13,12 +13,12 @@ import threading
 
 import orjson
 
-from fyp.config import Config, ConfigError, load_config
+from settings.config import Config, ConfigError, load_config
 
 
 def cmd_alerts_tail(cfg: Config, args) -> None:
-    from fyp.alerts.tail import alert_line, follow_alerts
-    from fyp.kafka_clients import client_config
+    from services.alerts.tail import alert_line, follow_alerts
+    from settings.kafka_clients import client_config
 
     stop = threading.Event()  # never set here: Ctrl-C or --count ends the command
     alerts = follow_alerts(client_config(cfg.kafka), cfg.kafka.topics.spike_alerts, args.from_beginning, stop)
@@ -46,15 +46,15 @@ def cmd_alerts_tail(cfg: Config, args) -> None:
 def cmd_alerts_silence(cfg: Config, args) -> None:
     import time
 
-    from fyp.alerts.ledger import AlertLedger
-    from fyp.alerts.payloads import rfc3339
-    from fyp.config import parse_duration_ms
+    from services.alerts.ledger import AlertLedger
+    from services.alerts.payloads import rfc3339
+    from settings.config import parse_duration_ms
 
     try:
         duration = 0 if args.duration.strip() == "0" else parse_duration_ms(args.duration, "--for")
     except ConfigError as e:
         raise SystemExit(str(e)) from None
-    from fyp.connections import redis_client
+    from settings.connections import redis_client
 
     client = redis_client(cfg, "writer")
     ledger = AlertLedger(client, cfg.alerts.cooldown, cfg.ttl_ms("spike_alerts"))
@@ -65,7 +65,7 @@ def cmd_alerts_silence(cfg: Config, args) -> None:
 
 
 def cmd_alerts_run(cfg: Config, args) -> None:
-    from fyp.alerts.alerter import make_alerter
+    from services.alerts.alerter import make_alerter
 
     alerter = make_alerter(cfg)
     stop = threading.Event()

@@ -67,7 +67,7 @@ SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 
 @dataclass
 class KafkaSecurityConfig:
-    """How every Kafka client connects (fyp/kafka_clients.py). Files, not secrets: the SASL
+    """How every Kafka client connects (settings/kafka_clients.py). Files, not secrets: the SASL
     password only from FYP_KAFKA_SASL_PASSWORD, a client key's password only from
     FYP_KAFKA_SSL_KEY_PASSWORD."""
     protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
@@ -552,7 +552,7 @@ def _check_broker_tls(st: StackConfig, source: str) -> None:
 
 def _check_kafka_security(sec: KafkaSecurityConfig, source: str) -> None:
     """Combinations that cannot work fail at load. The SASL password is checked where a client is
-    built (fyp/kafka_clients.py): a config without Kafka use must load without it."""
+    built (settings/kafka_clients.py): a config without Kafka use must load without it."""
     where = "kafka.security"
     if sec.protocol not in KAFKA_PROTOCOLS:
         raise ConfigError(f"{source}: {where}.protocol must be one of {', '.join(KAFKA_PROTOCOLS)}, "
@@ -665,7 +665,7 @@ def _check(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: serving.timeout and pool_size must be positive, cache_ttl and "
                           f"cache_max_entries not negative, breaker_failures at least 1")
     from featurestore.client import check_defaults
-    from schemas.features import groups_for
+    from operators.feature_groups import groups_for
     try:
         check_defaults(groups_for(cfg), sv.defaults)
     except (KeyError, TypeError) as e:

@@ -13,6 +13,6 @@ This package turns the transitions INTO super_spike into alerts:
                           delivery threads (delivery.py): POST plain / Slack / Alertmanager
                           payloads (payloads.py), retried with backoff, never blocking the consumer
 
-`fyp alerts tail` (cli.py, tail.py) follows the spike-alerts topic. The runbook the alerts link to
+`fyp alerts tail` (fyp/alerts_cli.py, tail.py) follows the spike-alerts topic. The runbook the alerts link to
 is docs/runbooks/super-spike.md.
 """

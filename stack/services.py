@@ -55,7 +55,7 @@ def broker_tls_service(port: int, broker_port: int, cert: Path, key: Path, clien
     present a certificate signed by it (mutual TLS)."""
     socat = shutil.which("socat") or "/usr/bin/socat"
     verify = f"verify=1,cafile={client_ca}" if client_ca else "verify=0"
-    # socat splits its address on ',' and ':': the config rejects such file names (fyp/config.py)
+    # socat splits its address on ',' and ':': the config rejects such file names (settings/config.py)
     listen = f"OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={cert},key={key},{verify}"
     return Service("broker-tls", [socat, listen, f"TCP:127.0.0.1:{broker_port}"], port)
 
@@ -67,7 +67,7 @@ def s3_env(creds, endpoint: str | None = None) -> dict:
     """This process's environment without any AWS_* variable, plus the S3 credentials (which both
     SeaweedFS and tansu read from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) and, with `endpoint`,
     what tansu's S3 client needs to reach the local store over plain HTTP."""
-    from fyp.stack.s3 import REGION
+    from stack.s3 import REGION
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_ACCESS_KEY_ID=creds.access_key, AWS_SECRET_ACCESS_KEY=creds.secret_key)
@@ -83,7 +83,7 @@ def seaweedfs_service(weed: Path, s3_port: int, internal_from: int, data_dir: Pa
     from `internal_from`. Data (volumes and the filer's metadata) under `data_dir`. With `creds`
     the S3 API takes only those credentials and the service is ready once `bucket` exists and
     takes writes; without them (for stop/status) it cannot be started."""
-    from fyp.stack import s3
+    from stack import s3
 
     m, mg, v, vg, f, fg, sg = range(internal_from, internal_from + SEAWEEDFS_INTERNAL_PORTS)
     argv = [str(weed), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data_dir}",

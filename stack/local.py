@@ -12,10 +12,10 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from fyp.config import Config
-from fyp.kafka_clients import KafkaAccessError, client_config, connect_problem
-from fyp.stack import artifacts, services
-from fyp.stack.s3 import Credentials
+from settings.config import Config
+from settings.kafka_clients import KafkaAccessError, client_config, connect_problem
+from stack import artifacts, services
+from stack.s3 import Credentials
 
 CREDENTIALS_FILE = "fyp-s3-credentials.json"  # in the SeaweedFS data folder, mode 0600
 

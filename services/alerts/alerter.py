@@ -1,7 +1,7 @@
 """The spike alerter service: spike-transitions -> one alert per video per cooldown on spike-alerts,
 and a durable webhook delivery per configured webhook.
 
-Like the milestone notifier (fyp/notifier.py), it reads every partition of the transitions topic
+Like the milestone notifier (services/notifier.py), it reads every partition of the transitions topic
 through services/partition_reader.py, from positions kept in Redis (written after the batch is
 handled), and retries Redis and broker outages with backoff, so the job's transitions wait
 in the topic rather than being lost.
@@ -21,45 +21,40 @@ never gets an alert twice from this path.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from pathlib import Path
 
 import orjson
 import redis
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
-from featurestore import layout
-from services.partition_reader import PartitionReader, drain_to_end_markers
-from services.retry import REDIS_UNAVAILABLE, retry_with_backoff
-from fyp.alerts.alert import alert_id, build_alert, enters_super_spike, safe_file_stem
-from fyp.alerts.delivery import WebhookDelivery
-from fyp.kafka_clients import client_config
-from fyp.alerts.ledger import CLAIMED, COOLDOWN, DUPLICATE, PENDING, AlertLedger
-from fyp.alerts.plot import alert_png
-from fyp.alerts.severity import severity
-from fyp.config import AlertsConfig, Config
-from fyp.notifier import KafkaDeliveryError
+from services.alerts.alert import alert_id, build_alert, enters_super_spike, safe_file_stem
+from services.alerts.delivery import WebhookDelivery
+from services.alerts.ledger import CLAIMED, COOLDOWN, DUPLICATE, PENDING, AlertLedger
+from services.alerts.plot import alert_png
+from services.alerts.severity import severity
+from services.topic_service import JsonTopicService, KafkaDeliveryError, published_keys
+from settings.config import AlertsConfig, Config
+from settings.kafka_clients import client_config
 
 log = logging.getLogger("fyp.alerts")
 
 
-class SpikeAlerter:
+class SpikeAlerter(JsonTopicService):
+    counted = "transitions"
+
     def __init__(self, kafka: dict, transitions_topic: str, alerts_topic: str, client: redis.Redis, name: str,
                  alerts: AlertsConfig, ttl_ms: int, plot_dir: str | Path, critical_score: float = 0.0,
                  batch_max: int = 500, poll_timeout_ms: int = 100, backoff_max_ms: int = 5000,
                  environ=None, deliver: bool = True):
-        # kafka: connection settings (fyp.kafka_clients.client_config), extended per client below
-        self.kafka, self.topic, self.out_topic = kafka, transitions_topic, alerts_topic
-        self.client, self.name, self.alerts = client, name, alerts
+        # kafka: connection settings (settings.kafka_clients.client_config), extended per client below
+        self.out_topic, self.alerts = alerts_topic, alerts
         self.plot_dir, self.critical_score = Path(plot_dir), critical_score
-        self.backoff_max = backoff_max_ms / 1000
         self.ledger = AlertLedger(client, alerts.cooldown, ttl_ms)
         if ttl_ms < alerts.cooldown:
             log.warning("featurestore.ttl.spike_alerts (%d ms) is shorter than alerts.cooldown (%d ms): a video "
                         "may alert again before its cooldown ends", ttl_ms, alerts.cooldown)
-        self._stats = {"transitions": 0, "ignored": 0, "alerts": 0, "duplicates": 0, "suppressed": 0,
-                       "reconciled": 0, "undecodable": 0, "retries": 0}
+        self._stats = {"ignored": 0, "alerts": 0, "duplicates": 0, "suppressed": 0, "reconciled": 0}
         # Resolves secrets now: a missing environment variable fails the start, not the first alert.
         self.webhooks = [WebhookDelivery(w, client, alerts.retry_initial, alerts.retry_max, alerts.give_up_after,
                                          environ=environ) for w in alerts.webhook_configs]
@@ -67,8 +62,7 @@ class SpikeAlerter:
         if len(set(names)) != len(names):
             raise ValueError(f"alerts.webhooks: names must be unique (each has its own outbox), got {names}")
         self.producer = Producer({**kafka, "acks": "all", "linger.ms": 5})
-        self.reader = PartitionReader(kafka, transitions_topic, name, client, self._retry, batch_max, poll_timeout_ms)
-        self.reader.assign(self.reader.stored)
+        super().__init__(kafka, transitions_topic, name, client, batch_max, poll_timeout_ms, backoff_max_ms)
         if deliver:
             for w in self.webhooks:
                 w.start()
@@ -76,32 +70,10 @@ class SpikeAlerter:
     @property
     def stats(self) -> dict:
         """Consumer counts, plus the webhooks' summed delivered / delivery_retries / dropped."""
-        s = {**self._stats, **self.reader.stats}
+        s = dict(super().stats)
         for k, out in (("delivered", "delivered"), ("retries", "delivery_retries"), ("dropped", "dropped")):
             s[out] = sum(w.stats[k] for w in self.webhooks)
         return s
-
-    def _retry(self, call):
-        def note(e, delay):
-            self._stats["retries"] += 1
-            log.warning("%s; retrying in %.2fs", e, delay)
-        return retry_with_backoff(call, (*REDIS_UNAVAILABLE, KafkaDeliveryError), self.backoff_max, note)
-
-    def step(self) -> int:
-        msgs, positions = self.reader.poll()
-        if not positions:
-            return 0
-        transitions = []
-        for m in msgs:
-            try:
-                transitions.append(orjson.loads(m.value()))
-            except Exception:
-                self._stats["undecodable"] += 1
-                log.error("undecodable spike transition at %s/%d@%d", m.topic(), m.partition(), m.offset())
-        self._stats["transitions"] += len(transitions)
-        self._retry(lambda: self._handle(transitions))
-        self._retry(lambda: self.client.hset(layout.writer_offsets_key(self.name), mapping=positions))
-        return len(msgs)
 
     def alert_for(self, transition: dict) -> dict:
         """The alert event for a transition into super_spike (deterministic)."""
@@ -111,7 +83,7 @@ class SpikeAlerter:
         path = self.plot_dir / f"{safe_file_stem(alert_id(transition))}.png"
         return build_alert(transition, sev, self.alerts.runbook_url, str(path))
 
-    def _handle(self, transitions: list[dict]) -> None:
+    def handle(self, transitions: list[dict]) -> None:
         to_send, unsure, seen = {}, {}, set()
         for t in transitions:
             try:
@@ -139,7 +111,7 @@ class SpikeAlerter:
                 log.info("alert %s suppressed: video %s alerted within the cooldown", alert["id"], alert["video_id"])
         reconciled = []
         if unsure:
-            published = published_alert_ids(self.kafka, self.out_topic, f"{self.name}-scan")
+            published = published_keys(self.kafka, self.out_topic, f"{self.name}-scan")
             for aid, alert in unsure.items():
                 if aid in published:
                     reconciled.append(alert)
@@ -197,40 +169,13 @@ class SpikeAlerter:
             time.sleep(0.1)
         return True
 
-    def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            self.step()
-
-    def drain(self, run_id: str) -> None:
-        """Consumes until past the end markers of `run_id` on every partition (after a bounded job
-        finished). Deliveries go on in the background; see wait_for_deliveries."""
-        drain_to_end_markers(self.step, self.reader, run_id)
-
     def close(self) -> None:
         """Stops the delivery threads (what they have not delivered stays in the outboxes for the
         next run), flushes the producer and leaves the topic."""
         for w in self.webhooks:
             w.stop()
         self.producer.flush(10)
-        self.reader.close()
-
-
-def published_alert_ids(kafka: dict, topic: str, group: str, idle_s: float = 3.0) -> set[str]:
-    """Ids (keys) already on the spike-alerts topic, read until nothing arrives for `idle_s` (the
-    broker's end offsets count batches, not records, so they cannot say where the end is). Rare:
-    only after an alerter died between claim and publish."""
-    c = Consumer({**kafka, "group.id": group, "enable.auto.commit": False})
-    meta = c.list_topics(topic, timeout=30)
-    parts = sorted(meta.topics[topic].partitions)
-    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
-    ids, last = set(), time.monotonic()
-    while time.monotonic() - last < idle_s:
-        for m in c.consume(1000, 0.2):
-            if not m.error():
-                ids.add(m.key().decode() if m.key() else "")
-                last = time.monotonic()
-    c.close()
-    return ids
+        super().close()
 
 
 def alerter_name(cfg: Config) -> str:
@@ -240,7 +185,7 @@ def alerter_name(cfg: Config) -> str:
 def make_alerter(cfg: Config, client: redis.Redis | None = None, deliver: bool = True, environ=None) -> SpikeAlerter:
     """The alerter as configured: topics, Redis, cooldown, webhooks, plots under <state_dir>/alerts."""
     if client is None:
-        from fyp.connections import redis_client
+        from settings.connections import redis_client
 
         client = redis_client(cfg, "writer", environ)
     t = cfg.kafka.topics

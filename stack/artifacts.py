@@ -11,7 +11,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from fyp.config import REPO_ROOT
+from settings.config import REPO_ROOT
 
 
 @dataclass(frozen=True)

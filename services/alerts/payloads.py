@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 
 import orjson
 
-from fyp.alerts.plot import alert_png
+from services.alerts.plot import alert_png
 
 ALERTNAME = "VideoSuperSpike"
 FORMATS = ("plain", "slack", "alertmanager")

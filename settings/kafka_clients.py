@@ -1,4 +1,4 @@
-"""Connection settings of every Kafka client, from `kafka.security` (fyp/config.py). WHY one
+"""Connection settings of every Kafka client, from `kafka.security` (settings/config.py). WHY one
 place: the Python clients (confluent-kafka / librdkafka) and the Flink Kafka connector (the Java
 kafka-clients) spell the same settings differently; both are derived here from one config, so a
 secured broker is reached the same way by the jobs, the writer, the notifier, the alerter and
@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 
-from fyp.config import KafkaConfig
+from settings.config import KafkaConfig
 
 SASL_PASSWORD_ENV = "FYP_KAFKA_SASL_PASSWORD"
 KEY_PASSWORD_ENV = "FYP_KAFKA_SSL_KEY_PASSWORD"

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import yaml
 
-from fyp import flink_rest, procs
-from fyp.config import Config
-from fyp.stack.services import port_open
+from stack import flink_rest, procs
+from settings.config import Config
+from stack.services import port_open
 
 # (script, daemon name in the pid file)
 DAEMONS = (("jobmanager", "standalonesession"), ("taskmanager", "taskexecutor"))

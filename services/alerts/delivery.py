@@ -27,9 +27,9 @@ import urllib.request
 import zlib
 
 from services.retry import REDIS_UNAVAILABLE
-from fyp.alerts.outbox import Outbox, retry_delay_ms
-from fyp.alerts.payloads import payload_body
-from fyp.config import WebhookConfig
+from services.alerts.outbox import Outbox, retry_delay_ms
+from services.alerts.payloads import payload_body
+from settings.config import WebhookConfig
 
 log = logging.getLogger("fyp.alerts.delivery")
 

@@ -34,8 +34,8 @@ from starlette.routing import Route
 
 from featurestore.client import READ_ERRORS, FeatureClient
 from featurestore.latency import LatencyHistogram
-from fyp.observability.read_metrics import ReadClientCollector, metrics_text
-from fyp.connections import feature_client
+from services.observability.read_metrics import ReadClientCollector, metrics_text
+from settings.connections import feature_client
 
 MAX_IDS = 2000  # per request: a feed ranks hundreds of candidates, not the catalogue
 REQUEST_KEYS = {"videos", "video_features", "user", "user_features", "region", "region_features"}
@@ -150,7 +150,7 @@ def create_app(client: FeatureClient) -> Starlette:
 
 def app_from_env() -> Starlette:
     """uvicorn's factory in each worker process: the config path comes from the environment."""
-    from fyp.config import load_config
+    from settings.config import load_config
 
     return create_app(feature_client(load_config(os.environ.get(CONFIG_ENV) or None)))
 
@@ -160,5 +160,5 @@ def serve(config_path: str | None, host: str, port: int, workers: int, log_level
 
     if config_path:
         os.environ[CONFIG_ENV] = os.path.abspath(config_path)
-    uvicorn.run("fyp.serve:app_from_env", factory=True, host=host, port=port, workers=workers,
+    uvicorn.run("services.serve:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level=log_level, access_log=False)
