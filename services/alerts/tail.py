@@ -17,9 +17,11 @@ from services.alerts.payloads import per_interval, rfc3339
 
 
 def follow_alerts(kafka: dict, topic: str, from_beginning: bool, stop: threading.Event,
-                  catch_up_idle_s: float = 1.0, group: str = "fyp-alerts-tail") -> Iterator[bytes]:
+                  catch_up_idle_s: float = 1.0, group: str = "fyp-alerts-tail",
+                  caught_up_event: threading.Event | None = None) -> Iterator[bytes]:
     """Yields the raw value of each alert on `topic` (all of them with `from_beginning`, else those
-    arriving after the catch-up) until `stop` is set."""
+    arriving after the catch-up) until `stop` is set. `caught_up_event` is set once what arrives
+    is yielded."""
     c = Consumer({**kafka, "group.id": group, "enable.auto.commit": False,
                   "fetch.wait.max.ms": 100})
     try:
@@ -29,6 +31,8 @@ def follow_alerts(kafka: dict, topic: str, from_beginning: bool, stop: threading
             raise SystemExit(f"topic {topic!r} not found (is the broker up and the alerter set up?)")
         c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
         caught_up, last = from_beginning, time.monotonic()
+        if caught_up and caught_up_event is not None:
+            caught_up_event.set()
         while not stop.is_set():
             msgs = [m for m in c.consume(100, 0.2) if not m.error()]
             if not caught_up:
@@ -36,6 +40,8 @@ def follow_alerts(kafka: dict, topic: str, from_beginning: bool, stop: threading
                     last = time.monotonic()
                 elif time.monotonic() - last >= catch_up_idle_s:
                     caught_up = True
+                    if caught_up_event is not None:
+                        caught_up_event.set()
                 continue
             for m in msgs:
                 yield m.value()
