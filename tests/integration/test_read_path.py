@@ -180,6 +180,16 @@ def test_hot_key_served_from_cache_with_bounded_staleness(stack):
     assert worst <= ttl + 0.05, f"a read showed a version superseded {worst:.3f}s before it"
 
 
+def returns_within(seconds: float, call):
+    """call()'s result; fails if it has not returned after `seconds` (a hung call, not a slow one)."""
+    out = []
+    worker = threading.Thread(target=lambda: out.append(call()), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert out, f"no answer after {seconds}s"
+    return out[0]
+
+
 def test_redis_stopped_gives_flagged_fallbacks_then_fresh_values(own_redis):
     url = f"redis://127.0.0.1:{own_redis['port']}/0"
     cfg = load_config(overrides={"redis.url": url}, env={})
@@ -193,17 +203,15 @@ def test_redis_stopped_gives_flagged_fallbacks_then_fresh_values(own_redis):
     t0 = int(time.time() * 1000)
     write_videos(writer, groups, ids, t0, 1)
     writer.write([FeatureUpdate("region_trends", "DE", t0, 0, trends(["v5", "v9"]))])
-    client = FeatureClient(connect(), groups, settings)
+    now = [0.0]  # the client's clock, moved by hand: cache TTL and breaker timing without sleeping
+    client = FeatureClient(connect(), groups, settings, clock=lambda: now[0])
     first = client.get(videos=ids, video_features=FEATURES, region="DE")
     assert not first.degraded and first.fallback_videos == []
-    time.sleep(0.15)  # past the cache TTL: the next reads go to Redis
+    now[0] += 0.15  # past the cache TTL: the next reads go to Redis
 
     os.kill(own_redis["pid"], signal.SIGSTOP)  # Redis hangs: reads time out
-    started = time.monotonic()
-    r = client.get(videos=ids + ["v-new"], video_features=FEATURES, region="DE")
-    took = time.monotonic() - started
-    assert took < timeout * 4, f"the fallback took {took:.3f}s with a {timeout}s timeout"
-    assert r.degraded and "Timeout" in r.error
+    r = returns_within(30, lambda: client.get(videos=ids + ["v-new"], video_features=FEATURES, region="DE"))
+    assert r.degraded and "Timeout" in r.error  # given up at the socket timeout, not hung
     for vid in ids:
         assert r.videos[vid].values == first.videos[vid].values
         assert r.videos[vid].source == {"video_engagement": "stale", "video_spikes": "stale"}
@@ -213,25 +221,26 @@ def test_redis_stopped_gives_flagged_fallbacks_then_fresh_values(own_redis):
 
     for _ in range(2):  # failures in a row open the breaker: no more waiting for the timeout
         client.get(videos=ids[:1], video_features=FEATURES)
-    started = time.monotonic()
+    errors_before = client.stats["redis_errors"]
     r = client.get(videos=ids[:5], video_features=FEATURES)
-    assert time.monotonic() - started < timeout / 2
     assert r.degraded and "breaker" in r.error and client.breaker.trips == 1
+    assert client.stats["redis_errors"] == errors_before  # Redis was not asked
 
     os.kill(own_redis["pid"], signal.SIGKILL)  # and now it is gone: connections refused
-    time.sleep(0.6)
+    now[0] += settings.breaker_open_for_s  # the breaker lets a probe through
     r = client.get(videos=ids[:5], video_features=FEATURES)
-    assert r.degraded and r.videos["v1"].source["video_engagement"] == "stale"
+    assert r.degraded and "breaker" not in r.error and r.videos["v1"].source["video_engagement"] == "stale"
 
     own_redis["pid"] = services.start(own_redis["svc"], own_redis["root"])  # back, empty (no persistence)
     writer, _ = make_writer(cfg)
     write_videos(writer, groups, ids, t0 + 1000, 2)
-    back = time.monotonic()
+    deadline = time.monotonic() + 5
     while True:
+        now[0] += settings.breaker_open_for_s + settings.cache_ttl_s  # each try may probe and miss the cache
         r = client.get(videos=ids, video_features=FEATURES)
         if not r.degraded:
             break
-        assert time.monotonic() - back < 5, f"still degraded: {r.error}"
+        assert time.monotonic() < deadline, f"still degraded: {r.error}"
         time.sleep(0.05)
     eg = groups["video_engagement"]
     for i, vid in enumerate(ids):

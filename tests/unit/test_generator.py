@@ -31,3 +31,21 @@ def test_arrival_order_out_of_order_within_bounds():
     t = generate(SPEC)
     times = [orjson.loads(p)["event_time"] for p, k in zip(t.payloads, t.kinds) if k == "ok"]
     assert times == sorted(times)  # in-order events keep their order
+    # how far behind the newest event seen so far each event arrives, by kind
+    # (late ones due after the stream's end arrive at its end: only those within it are measured)
+    last_ok = max(i for i, k in enumerate(t.kinds) if k == "ok")
+    behind: dict[str, list[int]] = {}
+    newest = None
+    for i, (p, kind) in enumerate(zip(t.payloads, t.kinds)):
+        if kind == "malformed":
+            continue
+        at = orjson.loads(p)["event_time"]
+        if newest is not None and (kind != "late" or i < last_ok):
+            behind.setdefault(kind, []).append(newest - at)
+        newest = at if newest is None else max(newest, at)
+    assert max(behind["ok"]) <= 0
+    assert 0 < max(behind["ooo"]) < SPEC.max_ooo_ms  # within the watermark's bound
+    assert max(behind["straggler"]) < SPEC.straggler_ms[1] and max(behind["straggler"]) > SPEC.max_ooo_ms
+    # late ones arrive at least their delay behind, less the widest gap between in-order events
+    widest_gap = max(b - a for a, b in zip(times, times[1:]))
+    assert min(behind["late"]) >= SPEC.late_ms[0] - widest_gap and max(behind["late"]) < SPEC.late_ms[1]
