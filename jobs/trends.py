@@ -15,7 +15,7 @@ from __future__ import annotations
 from settings.config import Config
 from jobs import front, sql
 from jobs.keyed import NO_END, jvm, jvm_keyed_process, long_array
-from operators.trends import GLOBAL, MINUTE_MS, TrendWeights, score_sql
+from operators.trends import GLOBAL, MINUTE_MS, score_sql
 from schemas.features import REGION_TRENDS
 
 JOB_NAME = "trends"
@@ -37,7 +37,7 @@ def wire(cfg: Config, job: front.JobHandle, end_of_input_as_of: int | None = Non
     """The family on a prepared front (front.prepare with NEEDS): its feature updates."""
     t_env = job.t_env
     t = cfg.trends
-    score = score_sql(TrendWeights(**vars(t.weights)))
+    score = score_sql(t.weights)
     minute = sql.interval(MINUTE_MS)
     tiles = f"""
 SELECT {{region}} AS region, video_id, MIN(event_time - MOD(event_time, {MINUTE_MS})) AS minute_start,

@@ -25,12 +25,13 @@ MINUTE_MS = 60_000
 
 @dataclass(frozen=True)
 class TrendWeights:
-    view: float
-    completion: float
-    liked: float
-    shared: float
-    commented: float
-    skipped: float
+    """Trend score of one view: the weights of its parts (the config's `trends.weights`)."""
+    view: float = 1.0
+    completion: float = 1.0
+    liked: float = 1.0
+    shared: float = 2.0
+    commented: float = 1.0
+    skipped: float = 0.5
 
 
 def score_sql(w: TrendWeights) -> str:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from operators.trends import TrendWeights
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "local.yaml"
 
@@ -227,17 +229,6 @@ class InterestsConfig:
     newcomer_ttl: Duration = Duration(120_000)
     idle_ttl: Duration = Duration(7_200_000)
     weights: InterestWeights = field(default_factory=InterestWeights)
-
-
-@dataclass
-class TrendWeights:
-    """Trend score of one view (operators/trends.py)."""
-    view: float = 1.0
-    completion: float = 1.0
-    liked: float = 1.0
-    shared: float = 2.0
-    commented: float = 1.0
-    skipped: float = 0.5
 
 
 @dataclass
