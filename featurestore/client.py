@@ -28,12 +28,12 @@ import time
 from dataclasses import dataclass, field
 
 import redis
-from redis._parsers.hiredis import NOT_ENOUGH_DATA
 from redis.cluster import RedisCluster
 
 from featurestore.breaker import CircuitBreaker
 from featurestore.local_cache import LocalCache
 from featurestore.read_plan import GroupSelection, pack_mget, parse_replies, select
+from featurestore.redis_replies import read_replies
 from featurestore.response import (CACHE, REDIS, STALE, EntityFeatures, FeatureLayout, FeatureResponse,
                                    build_entities)
 from schemas.features import FeatureGroup
@@ -56,27 +56,6 @@ class ClientSettings:
     breaker_open_for_s: float = 1.0
     defaults: dict = field(default_factory=dict)  # feature -> value when missing
     fallback_trends: str = "top_1h"  # the region_trends feature whose videos are the fallback list
-
-
-def _read_replies(conn, n: int) -> list:
-    """n replies from a redis-py connection. With the hiredis parser, straight from its reader:
-    redis-py's read_response() costs ~2 us per reply in Python (redis==5.3.1's _HiredisParser; any
-    other parser takes the public path)."""
-    parser = conn._parser
-    reader = getattr(parser, "_reader", None)
-    if reader is None or getattr(parser, "_next_response", None) is not NOT_ENOUGH_DATA:
-        return [conn.read_response() for _ in range(n)]
-    out = []
-    gets, fill = reader.gets, parser.read_from_socket
-    while len(out) < n:
-        r = gets()
-        if r is NOT_ENOUGH_DATA:
-            fill()  # blocks up to the socket timeout; raises TimeoutError / ConnectionError
-        elif isinstance(r, Exception):
-            raise r
-        else:
-            out.append(r)
-    return out
 
 
 def check_defaults(groups: dict[str, FeatureGroup], overrides: dict) -> dict:
@@ -234,7 +213,7 @@ class FeatureClient:
         conn = pool.get_connection()
         try:
             conn.send_packed_command([pack_mget(keys)], check_health=False)
-            return _read_replies(conn, 1)[0]
+            return read_replies(conn, 1)[0]
         except BaseException:
             conn.disconnect()  # a half-read reply must not go back to the pool
             raise
