@@ -5,6 +5,7 @@ import argparse
 import logging
 import sys
 import time
+from pathlib import Path
 
 import orjson
 
@@ -200,6 +201,27 @@ def cmd_anomaly_eval(args):
         print(f"{profile:<20} {r['score']:7.2f}   (threshold {r['threshold']:.6f}, raw {r['raw']:.3f})")
 
 
+def cmd_spikes_backtest(args):
+    from operators.spikes import SpikeRules
+    from operators.spikes_backtest import backtest
+
+    cfg = _cfg(args)
+    if not Path(args.input).exists():
+        raise SystemExit(f"input not found: {args.input}")
+    e = cfg.engagement
+    with open(args.input, "rb") as f:
+        result = backtest(f, SpikeRules.from_config(cfg.spikes), cfg.spikes.idle_ttl, e.max_out_of_orderness,
+                          e.allowed_lateness, e.emit_interval)
+    out = open(args.output, "wb") if args.output else sys.stdout.buffer
+    try:
+        for t in sorted(result.transitions, key=lambda t: (t["at"], t["video_id"])):
+            out.write(orjson.dumps(t) + b"\n")
+    finally:
+        if args.output:
+            out.close()
+    print(orjson.dumps(result.summary()).decode(), file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fyp", description="fyp-features: real-time features for a For You feed")
     p.add_argument("--config", help="YAML config (default configs/local.yaml)")
@@ -265,6 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev = asub.add_parser("eval", help="score every file of a NAB-layout folder; print the three profiles")
     ev.add_argument("--nab", required=True, help="folder with data/, labels/combined_windows.json")
     ev.set_defaults(fn=cmd_anomaly_eval)
+
+    spk = sub.add_parser("spikes", help="the spike rules offline")
+    spsub = spk.add_subparsers(dest="action", required=True)
+    bt = spsub.add_parser("backtest", help="engagement events (JSON lines) through the spike job's per-video "
+                                            "code: transitions as JSON lines, a summary on stderr")
+    bt.add_argument("--input", required=True, help="engagement events, JSON lines")
+    bt.add_argument("--output", help="transitions file (default: stdout)")
+    bt.set_defaults(fn=cmd_spikes_backtest)
 
     add_alert_commands(sub, _cfg)
     add_cluster_commands(sub, _cfg)  # cluster up|down|status, submit, cancel, stop; jobs in `status`

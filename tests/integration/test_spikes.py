@@ -113,3 +113,27 @@ def assert_matches_oracle(stack, cfg, traffic, expected, states, receiver, timeo
     wait_for_no_problems(alert_problems, timeout=60, what="one alert per labelled spike")
     body = receiver.accepted()[0]
     assert body["runbook_url"] == cfg.alerts.runbook_url and body["severity"] in ("warning", "critical")
+
+
+def test_backtest_transitions_equal_the_jobs_backfill(stack, tmp_path):
+    """`fyp spikes backtest` and `fyp backfill spikes` on the same file: the same transitions."""
+    from tests.integration.cluster_support import fyp
+
+    cfg, path = stack.config("spikes-backtest")
+    spec = TrafficSpec(seed=33, start_ms=START_MS, duration_ms=2 * 3_600_000, mean_rate=10, videos=800,
+                       users=5000, ooo_share=0.05, max_ooo_ms=cfg.engagement.max_out_of_orderness, late_share=0.01,
+                       malformed_share=0.002, spikes=2, spike_peak_share=0.5)
+    traffic = generate(spec)
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(traffic.payloads) + b"\n")
+
+    out = fyp(path, "spikes", "backtest", "--input", str(events), "--output", str(tmp_path / "bt.jsonl"))
+    summary = orjson.loads(out.strip().splitlines()[-1])
+    backtested = [orjson.loads(line) for line in (tmp_path / "bt.jsonl").read_bytes().splitlines()]
+    assert summary["late"] > 0 and summary["invalid"] > 0 and summary["alerts"] >= 1
+    assert summary["transitions"] == len(backtested) > 0
+
+    fyp(path, "backfill", "spikes", "--input", str(events), timeout=400)
+    got = transitions_on_topic(stack.bootstrap, cfg.kafka.topics.spike_transitions)
+    assert sorted(map(key, got)) == sorted(map(key, backtested))
+    assert {key(t): t for t in got} == {key(t): t for t in backtested}
