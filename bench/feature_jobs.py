@@ -33,7 +33,7 @@ from stack.flink_rest import operator_metric
 from fyp.generator import output
 from settings.kafka_clients import client_config
 from fyp.generator.traffic import TrafficSpec, generate
-from stack.services import free_port
+from stack.daemons import free_port
 from jobs.interests import OPERATOR
 
 JOBS = ("engagement", "interests", "trends", "milestones")

@@ -45,7 +45,7 @@ from featurestore import layout
 from featurestore.updates import FeatureUpdate
 from featurestore.writer import FeatureWriter
 from settings.config import REPO_ROOT, load_config
-from stack import services
+from stack import daemons
 from operators.feature_groups import groups_for
 from settings.connections import feature_client
 
@@ -216,9 +216,9 @@ def main(argv=None) -> None:
         ap.error(f"unknown kind(s) {sorted(set(kinds) - set(KINDS))}; known: {', '.join(KINDS)}")
 
     tmp = Path(tempfile.mkdtemp(prefix="fyp-read-bench-"))
-    redis_port, http_port = services.free_port(), services.free_port()
-    svc = services.redis_service(redis_port, tmp)
-    services.start(svc, tmp)
+    redis_port, http_port = daemons.free_port(), daemons.free_port()
+    svc = daemons.redis_service(redis_port, tmp)
+    daemons.start(svc, tmp)
     raw = yaml.safe_load(Path(args.config or REPO_ROOT / "configs/local.yaml").read_text())
     raw["redis"] = {**raw.get("redis", {}), "url": f"redis://127.0.0.1:{redis_port}/0"}
     cfg_path = tmp / "config.yaml"
@@ -246,7 +246,7 @@ def main(argv=None) -> None:
         if server is not None:
             server.terminate()
             server.wait(10)
-        services.stop(svc, tmp)
+        daemons.stop(svc, tmp)
     out = {"bench": "read_path", "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
            "videos": args.videos, "seconds_per_case": args.seconds, "features": FEATURES,
            "goal": {"client_p99_ms_1_entity": 0.5, "client_p99_ms_100_entities": 2.0}, "results": results}

@@ -111,7 +111,7 @@ def _metrics_rest(cfg: Config) -> str | None:
     exporter reads the job's metrics there): flink.extra's rest.port, observability's, or a free one."""
     if not cfg.observability.port:
         return None
-    from stack.services import free_port
+    from stack.daemons import free_port
 
     port = cfg.flink.extra.get("rest.port") or cfg.observability.flink_rest_port or free_port()
     cfg.flink.extra["rest.port"] = str(port)

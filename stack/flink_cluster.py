@@ -25,7 +25,7 @@ import yaml
 
 from stack import flink_rest, procs
 from settings.config import Config
-from stack.services import port_open
+from stack.daemons import port_open
 
 # (script, daemon name in the pid file)
 DAEMONS = (("jobmanager", "standalonesession"), ("taskmanager", "taskexecutor"))

@@ -14,7 +14,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from settings.config import Config
 from settings.kafka_clients import KafkaAccessError, client_config, connect_problem
-from stack import artifacts, services
+from stack import artifacts, daemons
 from stack.s3 import Credentials
 
 CREDENTIALS_FILE = "fyp-s3-credentials.json"  # in the SeaweedFS data folder, mode 0600
@@ -43,18 +43,18 @@ def s3_credentials(data_dir: Path, env: dict | None = None, create: bool = True)
 
 
 def durable_services(tansu: Path, weed: Path, broker_port: int, s3_port: int, internal_from: int, data_dir: Path,
-                     bucket: str, creds: Credentials | None) -> list[services.Service]:
+                     bucket: str, creds: Credentials | None) -> list[daemons.Service]:
     """SeaweedFS and tansu on s3://<bucket>/ in it, in start order (startable only with `creds`)."""
     if creds is not None:
         data_dir.mkdir(parents=True, exist_ok=True)
     endpoint = f"http://127.0.0.1:{s3_port}"
-    return [services.seaweedfs_service(weed, s3_port, internal_from, data_dir, creds, bucket),
-            services.tansu_service(tansu, broker_port, f"s3://{bucket}/",
-                                   services.s3_env(creds, endpoint) if creds else None)]
+    return [daemons.seaweedfs_service(weed, s3_port, internal_from, data_dir, creds, bucket),
+            daemons.tansu_service(tansu, broker_port, f"s3://{bucket}/",
+                                  daemons.s3_env(creds, endpoint) if creds else None)]
 
 
 def stack_services(cfg: Config, tansu: Path | None = None, weed: Path | None = None,
-                   create_credentials: bool = False) -> list[services.Service]:
+                   create_credentials: bool = False) -> list[daemons.Service]:
     """The stack's services in start order (stopped in reverse)."""
     state, st = cfg.state_dir, cfg.stack
     tansu = tansu or cfg.artifacts_dir / "bin" / "tansu"
@@ -65,13 +65,13 @@ def stack_services(cfg: Config, tansu: Path | None = None, weed: Path | None = N
         broker = durable_services(tansu, weed or cfg.artifacts_dir / "bin" / "weed", st.broker_port, st.seaweedfs_port,
                                   st.seaweedfs_internal_ports, cfg.seaweedfs_dir, st.s3_bucket, creds)
     else:
-        broker = [services.tansu_service(tansu, st.broker_port)]
+        broker = [daemons.tansu_service(tansu, st.broker_port)]
     if st.broker_tls_cert:
         broker = [*broker[:-1], *tls_fronted(broker[-1], cfg)]
-    return [*broker, services.redis_service(st.redis_port, data)]
+    return [*broker, daemons.redis_service(st.redis_port, data)]
 
 
-def tls_fronted(tansu: services.Service, cfg: Config) -> list[services.Service]:
+def tls_fronted(tansu: daemons.Service, cfg: Config) -> list[daemons.Service]:
     """tansu moved to stack.broker_internal_port (loopback, plain) and advertising
     stack.broker_port, where the TLS terminator listens: every client connection, also the ones
     metadata sends clients to, goes through TLS."""
@@ -80,7 +80,7 @@ def tls_fronted(tansu: services.Service, cfg: Config) -> list[services.Service]:
     argv[argv.index("--listener-url") + 1] = f"tcp://127.0.0.1:{st.broker_internal_port}"
     inner = dataclasses.replace(tansu, argv=argv, port=st.broker_internal_port)
     ca = Path(st.broker_tls_client_ca) if st.broker_tls_client_ca else None
-    return [inner, services.broker_tls_service(st.broker_port, st.broker_internal_port, Path(st.broker_tls_cert),
+    return [inner, daemons.broker_tls_service(st.broker_port, st.broker_internal_port, Path(st.broker_tls_cert),
                                                Path(st.broker_tls_key), ca)]
 
 
@@ -88,7 +88,7 @@ def up(cfg: Config) -> None:
     arts = artifacts.ensure_all(cfg.artifacts_dir)
     weed = artifacts.ensure_seaweedfs(cfg.artifacts_dir) if cfg.stack.broker_storage == "s3" else None
     for svc in stack_services(cfg, arts["tansu"], weed, create_credentials=True):
-        services.start(svc, cfg.state_dir)
+        daemons.start(svc, cfg.state_dir)
     ensure_topics(cfg)
 
 
@@ -96,13 +96,13 @@ def down(cfg: Config) -> list[str]:
     svcs = stack_services(cfg)
     if cfg.stack.broker_storage != "s3":  # also one started while the config said s3
         st = cfg.stack
-        svcs.insert(0, services.seaweedfs_service(cfg.artifacts_dir / "bin" / "weed", st.seaweedfs_port,
+        svcs.insert(0, daemons.seaweedfs_service(cfg.artifacts_dir / "bin" / "weed", st.seaweedfs_port,
                                                   st.seaweedfs_internal_ports, cfg.seaweedfs_dir))
-    return [svc.name for svc in reversed(svcs) if services.stop(svc, cfg.state_dir)]
+    return [svc.name for svc in reversed(svcs) if daemons.stop(svc, cfg.state_dir)]
 
 
 def status(cfg: Config) -> list[str]:
-    return [services.status(svc, cfg.state_dir) for svc in stack_services(cfg)]
+    return [daemons.status(svc, cfg.state_dir) for svc in stack_services(cfg)]
 
 
 def all_topics(cfg: Config) -> list[str]:

@@ -73,18 +73,18 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
-    from stack import artifacts, services
+    from stack import artifacts, daemons
 
     arts = artifacts.ensure_all(ARTIFACTS)
     root = tmp_path_factory.mktemp("stack")
-    s = Stack(root, services.free_port(), services.free_port())
+    s = Stack(root, daemons.free_port(), daemons.free_port())
     (root / "redis").mkdir()
-    svcs = [services.tansu_service(arts["tansu"], s.broker_port), services.redis_service(s.redis_port, root / "redis")]
+    svcs = [daemons.tansu_service(arts["tansu"], s.broker_port), daemons.redis_service(s.redis_port, root / "redis")]
     for svc in svcs:
-        services.start(svc, root)
+        daemons.start(svc, root)
     yield s
     for svc in svcs:
-        services.stop(svc, root)
+        daemons.stop(svc, root)
 
 
 def fyp_command(config_path: Path, *args: str) -> list[str]:
@@ -127,33 +127,33 @@ def wait_for_no_problems(check, timeout: float, interval: float = 2.0, what: str
 @pytest.fixture
 def own_redis(tmp_path):
     """A Redis of this test's own, to stop and restart."""
-    from stack import services
+    from stack import daemons
 
-    port = services.free_port()
-    svc = services.redis_service(port, tmp_path)
-    pid = services.start(svc, tmp_path)
+    port = daemons.free_port()
+    svc = daemons.redis_service(port, tmp_path)
+    pid = daemons.start(svc, tmp_path)
     state = {"svc": svc, "root": tmp_path, "port": port, "pid": pid}
     yield state
     try:
         os.kill(state["pid"], signal.SIGCONT)
     except ProcessLookupError:
         pass
-    services.stop(svc, tmp_path)
+    daemons.stop(svc, tmp_path)
 
 
 @pytest.fixture
 def own_broker(tmp_path):
     """A broker of this test's own (memory storage), to stall and resume."""
-    from stack import artifacts, services
+    from stack import artifacts, daemons
 
     arts = artifacts.ensure_all(ARTIFACTS)
-    port = services.free_port()
+    port = daemons.free_port()
     root = tmp_path / "broker"
-    svc = services.tansu_service(arts["tansu"], port)
-    pid = services.start(svc, root)
+    svc = daemons.tansu_service(arts["tansu"], port)
+    pid = daemons.start(svc, root)
     yield {"bootstrap": f"127.0.0.1:{port}", "pid": pid}
     try:
         os.kill(pid, signal.SIGCONT)
     except ProcessLookupError:
         pass
-    services.stop(svc, root)
+    daemons.stop(svc, root)

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from stack import flink_cluster
-from stack.services import free_port
+from stack.daemons import free_port
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ from fyp import alerts_cli
 from services.alerts.alerter import SpikeAlerter, make_alerter
 from services.alerts.tail import follow_alerts
 from settings.kafka_clients import client_config
-from stack.services import free_port
+from stack.daemons import free_port
 from services.partition_reader import read_to_end
 
 pytestmark = pytest.mark.integration

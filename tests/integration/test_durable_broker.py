@@ -19,7 +19,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from stack import artifacts, local, services
+from stack import artifacts, local, daemons
 from tests.conftest import ARTIFACTS
 
 pytestmark = pytest.mark.integration
@@ -47,8 +47,8 @@ def free_port_block(n: int) -> int:
 @dataclass
 class DurableBroker:
     root: Path
-    seaweedfs: services.Service
-    tansu: services.Service
+    seaweedfs: daemons.Service
+    tansu: daemons.Service
 
     @property
     def bootstrap(self) -> str:
@@ -57,15 +57,15 @@ class DurableBroker:
     def stop_broker(self, sig: int) -> None:
         """SIGTERM: the orderly stop of `fyp down`. SIGKILL: a crash."""
         if sig == signal.SIGTERM:
-            assert services.stop(self.tansu, self.root)
+            assert daemons.stop(self.tansu, self.root)
             return
         pid = int(self.tansu.pid_file(self.root).read_text())
         os.kill(pid, signal.SIGKILL)
-        assert services.wait_gone(pid, self.tansu.port, 10)
+        assert daemons.wait_gone(pid, self.tansu.port, 10)
         self.tansu.pid_file(self.root).unlink()
 
     def start_broker(self) -> None:
-        services.start(self.tansu, self.root)
+        daemons.start(self.tansu, self.root)
 
 
 @pytest.fixture(scope="module")
@@ -76,18 +76,18 @@ def durable_broker(tmp_path_factory):
     root = tmp_path_factory.mktemp("durable")
     data = root / "seaweedfs"
     creds = local.s3_credentials(data, env={})  # generated, as for a setup without AWS_* variables
-    s3_port = services.free_port()
-    internal = free_port_block(services.SEAWEEDFS_INTERNAL_PORTS)
-    svcs = local.durable_services(tansu, weed, services.free_port(), s3_port, internal, data, "fyp-test", creds)
+    s3_port = daemons.free_port()
+    internal = free_port_block(daemons.SEAWEEDFS_INTERNAL_PORTS)
+    svcs = local.durable_services(tansu, weed, daemons.free_port(), s3_port, internal, data, "fyp-test", creds)
     t0 = time.monotonic()
     try:
         for svc in svcs:
-            services.start(svc, root)
+            daemons.start(svc, root)
         print(f"seaweedfs + tansu(s3) ready in {time.monotonic() - t0:.1f}s")
         yield DurableBroker(root, *svcs)
     finally:
         for svc in reversed(svcs):
-            services.stop(svc, root, timeout=3)  # the test data is thrown away: no need for weed's 15 s grace
+            daemons.stop(svc, root, timeout=3)  # the test data is thrown away: no need for weed's 15 s grace
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int) -> None:

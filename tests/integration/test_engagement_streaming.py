@@ -10,7 +10,7 @@ import pytest
 from schemas.engagement import ENGAGEMENT_V1
 from tests import oracle
 from tests.hostile import hostile_payloads
-from stack.services import free_port
+from stack.daemons import free_port
 from tests.conftest import kill_group, start_fyp, wait_for_no_problems
 from tests.integration.engagement_support import (expected_features, final_as_of, produce, redis_features,
                                                   sentinel_time, topic_records, traffic_for)

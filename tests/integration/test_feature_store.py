@@ -15,7 +15,7 @@ from featurestore.reader import FeatureReader
 from featurestore.updates import FeatureUpdate, encode_update
 from featurestore.writer import FeatureWriter
 from settings.kafka_clients import client_config
-from stack import services
+from stack import daemons
 from schemas.features import VIDEO_ENGAGEMENT
 from operators.feature_groups import groups_for
 
@@ -62,10 +62,10 @@ def test_writer_service_survives_a_redis_outage_without_losing_updates(stack, tm
     cfg, _ = stack.config("outage")
     groups = groups_for(cfg)
     g = groups[VIDEO_ENGAGEMENT]
-    port = services.free_port()
+    port = daemons.free_port()
     (tmp_path / "redis").mkdir()
-    svc = services.redis_service(port, tmp_path / "redis")
-    services.start(svc, tmp_path)
+    svc = daemons.redis_service(port, tmp_path / "redis")
+    daemons.start(svc, tmp_path)
     client = redis_lib.Redis(port=port, socket_timeout=0.5, socket_connect_timeout=0.5)
     writer = FeatureWriter(client, groups, {VIDEO_ENGAGEMENT: 600_000})
     consumer = FeatureUpdateConsumer(client_config(cfg.kafka), cfg.kafka.topics.feature_updates, "outage-writer", writer,
@@ -87,12 +87,12 @@ def test_writer_service_survives_a_redis_outage_without_losing_updates(stack, tm
         for r in range(1, 4):
             send(r)
         time.sleep(2)
-        services.stop(svc, tmp_path)  # Redis goes away (its data with it: --save "")
+        daemons.stop(svc, tmp_path)  # Redis goes away (its data with it: --save "")
         for r in range(4, 11):
             send(r)
         time.sleep(3)
         assert consumer.stats["redis_retries"] > 0
-        services.start(svc, tmp_path)
+        daemons.start(svc, tmp_path)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             rows = FeatureReader(client, groups).get("video", entities, ["views_1h"])
@@ -104,4 +104,4 @@ def test_writer_service_survives_a_redis_outage_without_losing_updates(stack, tm
         stop.set()
         thread.join(timeout=10)
         consumer.close()
-        services.stop(svc, tmp_path)
+        daemons.stop(svc, tmp_path)

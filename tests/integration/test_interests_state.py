@@ -14,7 +14,7 @@ import pytest
 from confluent_kafka import Producer
 
 from stack.flink_rest import operator_metric
-from stack.services import free_port
+from stack.daemons import free_port
 from jobs.interests import OPERATOR
 from tests.conftest import kill_group, start_fyp
 

@@ -23,7 +23,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from settings.config import load_config
 from settings.kafka_clients import SASL_PASSWORD_ENV, client_config, connect_problem
-from stack import artifacts, local, services
+from stack import artifacts, local, daemons
 from schemas.engagement import ENGAGEMENT_V1
 from tests import oracle
 from tests.conftest import ARTIFACTS, kill_group, start_fyp, wait_for_no_problems
@@ -58,17 +58,17 @@ class SecuredBroker:
 
     def __init__(self, root: Path, ca: Path, cert: Path, key: Path, authentication: bool = False):
         self.root, self.ca = root, ca
-        self.port, inner = services.free_port(), services.free_port()
+        self.port, inner = daemons.free_port(), daemons.free_port()
         stack_cfg = load_config(overrides={"stack.broker_port": self.port, "stack.broker_internal_port": inner,
                                            "stack.broker_tls_cert": str(cert), "stack.broker_tls_key": str(key)},
                                 env={})
-        tansu = services.tansu_service(artifacts.ensure_all(ARTIFACTS)["tansu"], self.port)
+        tansu = daemons.tansu_service(artifacts.ensure_all(ARTIFACTS)["tansu"], self.port)
         self.services = local.tls_fronted(tansu, stack_cfg)
         if authentication:
             first = self.services[0]
             self.services[0] = dataclasses.replace(first, argv=[*first.argv, "--authentication"])
         for svc in self.services:
-            services.start(svc, root)
+            daemons.start(svc, root)
 
     @property
     def bootstrap(self) -> str:
@@ -76,7 +76,7 @@ class SecuredBroker:
 
     def stop(self) -> None:
         for svc in reversed(self.services):
-            services.stop(svc, self.root, timeout=3)
+            daemons.stop(svc, self.root, timeout=3)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from featurestore.reader import FeatureReader
 from featurestore.updates import FeatureUpdate
 from featurestore.writer import FeatureWriter
 from settings.config import load_config
-from stack import services
+from stack import daemons
 from operators.feature_groups import groups_for
 from tests.conftest import start_fyp
 from settings.connections import feature_client
@@ -231,7 +231,7 @@ def test_redis_stopped_gives_flagged_fallbacks_then_fresh_values(own_redis):
     r = client.get(videos=ids[:5], video_features=FEATURES)
     assert r.degraded and "breaker" not in r.error and r.videos["v1"].source["video_engagement"] == "stale"
 
-    own_redis["pid"] = services.start(own_redis["svc"], own_redis["root"])  # back, empty (no persistence)
+    own_redis["pid"] = daemons.start(own_redis["svc"], own_redis["root"])  # back, empty (no persistence)
     writer, _ = make_writer(cfg)
     write_videos(writer, groups, ids, t0 + 1000, 2)
     deadline = time.monotonic() + 5
@@ -259,7 +259,7 @@ def _http(port, method, path, body=None):
 
 def test_http_server_serves_the_same_reads_and_reports_readiness(own_redis, tmp_path):
     url = f"redis://127.0.0.1:{own_redis['port']}/0"
-    port = services.free_port()
+    port = daemons.free_port()
     cfg_path = tmp_path / "serve.yaml"
     cfg_path.write_text(yaml.safe_dump({"redis": {"url": url}, "serving": {"cache_ttl": "100ms", "timeout": "50ms"}}))
     cfg = load_config(cfg_path, env={})

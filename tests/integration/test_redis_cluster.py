@@ -15,7 +15,7 @@ from featurestore.client import ClientSettings, FeatureClient
 from featurestore.updates import FeatureUpdate
 from featurestore.writer import FeatureWriter
 from settings.config import load_config
-from stack import services
+from stack import daemons
 from operators.feature_groups import groups_for
 
 pytestmark = pytest.mark.integration
@@ -28,21 +28,21 @@ def cluster(tmp_path):
         yield _start_cluster(tmp_path, svcs)
     finally:  # also when the start failed half-way: no node outlives the test
         for svc, root in svcs:
-            services.stop(svc, root)
+            daemons.stop(svc, root)
 
 
 def _start_cluster(tmp_path, svcs: list) -> RedisCluster:
-    ports = [services.free_port() for _ in range(3)]
+    ports = [daemons.free_port() for _ in range(3)]
     for p in ports:
         root = tmp_path / str(p)
         root.mkdir()
-        base = services.redis_service(p, root)
+        base = daemons.redis_service(p, root)
         # the cluster bus on a free port of its own (the default, port + 10000, may be taken or > 65535)
-        svc = services.Service(f"redis-{p}", base.argv + ["--cluster-enabled", "yes", "--cluster-config-file",
+        svc = daemons.Service(f"redis-{p}", base.argv + ["--cluster-enabled", "yes", "--cluster-config-file",
                                                           str(root / "nodes.conf"),
-                                                          "--cluster-port", str(services.free_port())], p)
+                                                          "--cluster-port", str(daemons.free_port())], p)
         svcs.append((svc, root))
-        services.start(svc, root)
+        daemons.start(svc, root)
     cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
     subprocess.run([cli, "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports], "--cluster-replicas", "0",
                     "--cluster-yes"], check=True, capture_output=True, timeout=60)

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from stack import services
+from stack import daemons
 from tests import oracle
 from tests.conftest import kill_group, start_fyp, wait_for_no_problems
 from tests.integration.engagement_support import (expected_features, final_as_of, paced_produce, redis_features,
@@ -23,13 +23,13 @@ OUTAGE_S = 30
 
 
 def test_redis_stopped_30s_mid_stream(stack, tmp_path):
-    port = services.free_port()
-    base = services.redis_service(port, tmp_path)
+    port = daemons.free_port()
+    base = daemons.redis_service(port, tmp_path)
     # with an append-only file, as a production Redis runs: a stop loses no stored feature
     argv = [a if a != "no" or base.argv[i - 1] != "--appendonly" else "yes" for i, a in enumerate(base.argv)]
-    redis_svc = services.Service("redis-outage", argv, port)
-    services.start(redis_svc, tmp_path)
-    metrics_port = services.free_port()
+    redis_svc = daemons.Service("redis-outage", argv, port)
+    daemons.start(redis_svc, tmp_path)
+    metrics_port = daemons.free_port()
     cfg, path = stack.config("outage", **{"redis.url": f"redis://127.0.0.1:{port}/0",
                                           "observability.port": metrics_port})
     traffic = traffic_for(cfg, seed=41, start_ms=START_MS, hours=6, rate=1.2, late_share=0.0)
@@ -55,13 +55,13 @@ def test_redis_stopped_30s_mid_stream(stack, tmp_path):
         while scrape(metrics_port).get("fyp_writer_written_total", 0) < 100:  # the job is into the stream
             assert time.monotonic() < deadline, "nothing written before the outage"
             time.sleep(0.5)
-        services.stop(redis_svc, tmp_path)
+        daemons.stop(redis_svc, tmp_path)
         stopped_at = time.monotonic()
         time.sleep(OUTAGE_S)
         assert not done.is_set(), "the stream ended during the outage: it was not mid-stream"
         during = scrape(metrics_port)
         assert during["fyp_writer_redis_retries_total"] > 0  # the writer noticed, and kept retrying
-        services.start(redis_svc, tmp_path)
+        daemons.start(redis_svc, tmp_path)
         back_at = time.monotonic()
         gate.set()
         producer.join(timeout=180)
@@ -78,4 +78,4 @@ def test_redis_stopped_30s_mid_stream(stack, tmp_path):
     finally:
         gate.set()
         kill_group(proc, signal.SIGTERM)
-        services.stop(redis_svc, tmp_path)
+        daemons.stop(redis_svc, tmp_path)
