@@ -20,9 +20,9 @@ Error messages from the client never move a position: positions come from record
 Gaps: offsets of the topics the services read are contiguous (their producers are not
 transactional, so no control records take offsets). A record beyond the next offset expected on its
 partition means the broker answered a fetch that raced a write with a later batch before an
-earlier one was visible (tansu 0.6.0 does this under load: a tailing reader jumped over
-runs of 26 offsets whose records a later read found in place). The reader then drops the partition's records from that
-one on, seeks back to the expected offset and reads again. A gap still there after
+earlier one was visible (tansu 0.6.0 does this under load: a tailing reader jumped over runs of 26
+offsets whose records a later read found in place). The reader then drops the partition's records
+from that one on, seeks back to the expected offset and reads again. A gap still there after
 `gap_patience_s` (records truly gone, e.g. deleted by retention) is accepted, logged and counted in
 `offsets_skipped`.
 """
