@@ -18,6 +18,13 @@ import yaml
 from operators.trends import TrendWeights
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _in_repo(path: str) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else REPO_ROOT / p
+
+
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "local.yaml"
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|min|h|d)\s*$")
@@ -389,22 +396,19 @@ class Config:
 
     @property
     def state_dir(self) -> Path:
-        p = Path(self.stack.state_dir)
-        return p if p.is_absolute() else (REPO_ROOT / p)
+        return _in_repo(self.stack.state_dir)
+
+    def _folder(self, configured: str, default: Path) -> Path:
+        """A configured folder (relative: to the repository), or `default` when none is set."""
+        return _in_repo(configured) if configured else default
 
     @property
     def artifacts_dir(self) -> Path:
-        if not self.stack.artifacts_dir:
-            return self.state_dir
-        p = Path(self.stack.artifacts_dir)
-        return p if p.is_absolute() else (REPO_ROOT / p)
+        return self._folder(self.stack.artifacts_dir, self.state_dir)
 
     @property
     def seaweedfs_dir(self) -> Path:
-        if not self.stack.seaweedfs_dir:
-            return self.state_dir / "seaweedfs"
-        p = Path(self.stack.seaweedfs_dir)
-        return p if p.is_absolute() else (REPO_ROOT / p)
+        return self._folder(self.stack.seaweedfs_dir, self.state_dir / "seaweedfs")
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -412,24 +416,15 @@ class Config:
 
     @property
     def offline_root(self) -> Path:
-        if not self.offline.root:
-            return self.state_dir / "offline"
-        p = Path(self.offline.root)
-        return p if p.is_absolute() else (REPO_ROOT / p)
+        return self._folder(self.offline.root, self.state_dir / "offline")
 
     @property
     def cluster_dir(self) -> Path:
-        if not self.cluster.dir:
-            return self.state_dir / "cluster"
-        p = Path(self.cluster.dir)
-        return p if p.is_absolute() else (REPO_ROOT / p)
+        return self._folder(self.cluster.dir, self.state_dir / "cluster")
 
     @property
     def savepoint_dir(self) -> Path:
-        if not self.cluster.savepoint_dir:
-            return self.state_dir / "savepoints"
-        p = Path(self.cluster.savepoint_dir)
-        return p if p.is_absolute() else (REPO_ROOT / p)
+        return self._folder(self.cluster.savepoint_dir, self.state_dir / "savepoints")
 
     def ttl_ms(self, group: str) -> int:
         return parse_duration_ms(self.featurestore.ttl[group], f"featurestore.ttl.{group}")
