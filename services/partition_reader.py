@@ -123,7 +123,8 @@ class PartitionReader:
                 self._unchecked.add(p)
         self.positions = {p: positions.get(self.field(p), 0) for p in self.partitions}
         # the next offset each partition must deliver: its stored position, or its first offset
-        self.expected = {p: positions.get(self.field(p), self._first_offset(p)) for p in self.partitions}
+        self.expected = {p: positions[self.field(p)] if self.field(p) in positions else self._first_offset(p)
+                         for p in self.partitions}
         self.consumer.assign(tps)
 
     def _first_offset(self, partition: int) -> int:
@@ -221,6 +222,7 @@ def sort_messages(messages, field: Callable[[int], str], expected: dict | None =
                 gaps[p] = (want, m.offset())
                 continue
             skipped[p] = (want, m.offset())
+            outlasted = outlasted - {p}  # that gap only: a later one in the batch waits its own patience
         expected[p] = positions[field(p)] = m.offset() + 1
         marker = dict(m.headers() or ()).get(END_MARKER_HEADER)
         if marker is not None:

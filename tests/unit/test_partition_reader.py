@@ -65,9 +65,10 @@ def test_a_record_beyond_the_expected_offset_is_a_gap_to_read_again():
 
 
 def test_a_gap_that_outlasted_the_patience_is_let_through_and_reported():
-    out = sort_messages([Message(0, 7), Message(0, 8)], field, expected={0: 6}, outlasted={0})
+    out = sort_messages([Message(0, 7), Message(0, 8), Message(0, 12)], field, expected={0: 6}, outlasted={0})
     assert [m.offset() for m in out.batch.records] == [7, 8] and out.batch.positions == {"t@id:0": 9}
-    assert out.gaps == {} and out.skipped == {0: (6, 7)}
+    assert out.skipped == {0: (6, 7)}
+    assert out.gaps == {0: (9, 12)}  # a second gap in the same batch waits its own patience
 
 
 class RacingBroker:
