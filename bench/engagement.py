@@ -53,7 +53,7 @@ def event(video: str, t: int, i: int) -> bytes:
 def bench_config(base: str | None, tag: str, parallelism: int, flink_overrides: dict) -> tuple:
     cfg = load_config(base)
     raw = yaml.safe_load(Path(base or REPO_ROOT / "configs/local.yaml").read_text())
-    raw.setdefault("kafka", {})["topics"] = {k: f"bench-{tag}-{v}" for k, v in vars(cfg.kafka.topics).items()}
+    raw.setdefault("kafka", {})["topics"] = {k: f"bench-{tag}-{v}" for k, v in cfg.kafka.topics.model_dump().items()}
     raw["kafka"]["consumer_group"] = f"bench-{tag}"
     raw.setdefault("flink", {})["parallelism"] = parallelism
     raw["flink"].update(flink_overrides)

@@ -25,12 +25,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 
 import redis
 from redis.cluster import RedisCluster
 
 from featurestore.breaker import CircuitBreaker
+from featurestore.client_settings import ClientSettings
 from featurestore.local_cache import LocalCache
 from featurestore.read_plan import GroupSelection, pack_mget, parse_replies, select
 from featurestore.redis_replies import read_replies
@@ -44,18 +44,6 @@ log = logging.getLogger("fyp.features")
 READ_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.exceptions.ClusterDownError,
                redis.exceptions.TryAgainError, OSError)
 TYPE_DEFAULTS = {"int": 0, "float": 0.0, "str": "", "json": []}
-
-
-@dataclass
-class ClientSettings:
-    timeout_s: float = 0.05
-    pool_size: int = 16
-    cache_ttl_s: float = 0.5
-    cache_max_entries: int = 100_000
-    breaker_failures: int = 3
-    breaker_open_for_s: float = 1.0
-    defaults: dict = field(default_factory=dict)  # feature -> value when missing
-    fallback_trends: str = "top_1h"  # the region_trends feature whose videos are the fallback list
 
 
 def check_defaults(groups: dict[str, FeatureGroup], overrides: dict) -> dict:
@@ -77,8 +65,8 @@ class FeatureClient:
         self.groups = groups
         self.settings = settings or ClientSettings()
         self.cluster = isinstance(client, RedisCluster)
-        self.cache = LocalCache(self.settings.cache_ttl_s, self.settings.cache_max_entries, clock)
-        self.breaker = CircuitBreaker(self.settings.breaker_failures, self.settings.breaker_open_for_s, clock)
+        self.cache = LocalCache(self.settings.cache_ttl / 1000, self.settings.cache_max_entries, clock)
+        self.breaker = CircuitBreaker(self.settings.breaker_failures, self.settings.breaker_open_for / 1000, clock)
         self.clock = clock
         self.wall_ms = wall_ms
         self._selections: dict = {}

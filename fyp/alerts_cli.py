@@ -48,11 +48,11 @@ def cmd_alerts_silence(cfg: Config, args) -> None:
 
     from services.alerts.ledger import AlertLedger
     from services.alerts.payloads import rfc3339
-    from settings.config import parse_duration_ms
+    from schemas.durations import parse_duration_ms
 
     try:
         duration = 0 if args.duration.strip() == "0" else parse_duration_ms(args.duration, "--for")
-    except ConfigError as e:
+    except ValueError as e:
         raise SystemExit(str(e)) from None
     from settings.connections import redis_client
 

@@ -14,7 +14,6 @@ own: `fyp writer` (feature writer), `fyp notifier` (milestones), `fyp alerts run
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import re
@@ -109,8 +108,8 @@ def remote_config(cfg: Config, host: str, port: int, restore_uri: str | None, al
     if allow_non_restored:
         extra["execution.state-recovery.ignore-unclaimed-state"] = "true"
     # Python workers must run as processes on the TaskManager ("loopback" exists only in-process)
-    flink = dataclasses.replace(cfg.flink, extra=extra, python_worker_mode="process")
-    return dataclasses.replace(cfg, flink=flink)
+    flink = cfg.flink.model_copy(update={"extra": extra, "python_worker_mode": "process"})
+    return cfg.model_copy(update={"flink": flink})
 
 
 def submit(cfg: Config, job: str, jobmanager: str | None = None, from_savepoint: str | None = None,

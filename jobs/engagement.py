@@ -17,7 +17,7 @@ from pathlib import Path
 from settings.config import Config
 from jobs import front, sql
 from jobs.keyed import NO_END, jvm, jvm_keyed_process, long_array
-from operators.engagement import METRICS, Weights, contribution_sql, operator_spec
+from operators.engagement import METRICS, contribution_sql, operator_spec
 from schemas.features import VIDEO_ENGAGEMENT
 
 JOB_NAME = "engagement"
@@ -27,7 +27,7 @@ UID = "engagement-sliding-tile-sums"
 
 
 def _contribution_columns(cfg: Config, aggregate: bool) -> str:
-    exprs = contribution_sql(Weights(**vars(cfg.engagement.score_weights)))
+    exprs = contribution_sql(cfg.engagement.score_weights)
     if aggregate:
         return ", ".join(f"SUM({exprs[m]}) AS m_{m}" for m in METRICS)
     return ", ".join(f"{exprs[m]} AS m_{m}" for m in METRICS)

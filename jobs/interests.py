@@ -16,7 +16,7 @@ from __future__ import annotations
 from settings.config import Config
 from jobs import front, sql
 from jobs.keyed import jvm, jvm_keyed_process
-from operators.interests import FIELD_SEP, RECORD_SEP, StrengthWeights, strength_sql
+from operators.interests import FIELD_SEP, RECORD_SEP, strength_sql
 from schemas.features import USER_INTERESTS
 
 JOB_NAME = "interests"
@@ -36,7 +36,7 @@ def wire(cfg: Config, job: front.JobHandle):
     """The family on a prepared front (front.prepare with NEEDS): its feature updates."""
     t_env = job.t_env
     i = cfg.interests
-    w = StrengthWeights(**vars(i.weights))
+    w = i.weights
     # Event-time steps, so that a user's views reach Python in event-time order and grouped the
     # same way on every run: the session and item rules depend on that order. A view behind the
     # join's watermark (an out-of-order straggler) would be dropped by the window: it is sent on

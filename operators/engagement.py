@@ -53,12 +53,13 @@ INT_BASES = frozenset(f.name for f in FEATURES if f.dtype == "int")
 
 
 @dataclass(frozen=True)
-class Weights:
-    watch_time: float
-    liked: float
-    shared: float
-    commented: float
-    skipped: float
+class ScoreWeights:
+    """Weights of a view's parts in the engagement score (the config's `engagement.score_weights`)."""
+    watch_time: float = 1.0
+    liked: float = 2.0
+    shared: float = 3.0
+    commented: float = 2.5
+    skipped: float = 1.5
 
 
 def window_labels(windows_ms) -> list[str]:
@@ -86,7 +87,7 @@ def operator_spec(features=FEATURES) -> str:
     return "|".join(out)
 
 
-def contribution_sql(w: Weights) -> dict[str, str]:
+def contribution_sql(w: ScoreWeights) -> dict[str, str]:
     """Flink SQL expressions, over a validated engagement row, for each metric of one view.
     The job sums these per tile in the JVM, so Python only ever sees tile sums."""
     return {

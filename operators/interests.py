@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas.durations import Duration
+
 MAX_REWATCHES_COUNTED = 5
 # how the job packs a user's views of one step for the JVM operator: 'time|category|creator|strength;...'
 RECORD_SEP, FIELD_SEP = ";", "|"
@@ -38,13 +40,15 @@ RECORD_SEP, FIELD_SEP = ";", "|"
 
 @dataclass(frozen=True)
 class StrengthWeights:
-    completion: float
-    liked: float
-    shared: float
-    commented: float
-    rewatch: float
-    fast_skip: float
-    fast_skip_ms: int
+    """Engagement strength of one view: the interest it adds to its category and creator (the
+    config's `interests.weights`)."""
+    completion: float = 1.0  # times min(1, watch_time / duration)
+    liked: float = 2.0
+    shared: float = 3.0
+    commented: float = 2.0
+    rewatch: float = 0.5  # per rewatch, at most MAX_REWATCHES_COUNTED counted
+    fast_skip: float = 1.5  # subtracted for a skip within fast_skip_ms
+    fast_skip_ms: Duration = 3000
 
 
 def strength_sql(w: StrengthWeights) -> str:

@@ -90,4 +90,4 @@ def feature_client(cfg: Config, **kw):
 
     client = serving_redis_client(cfg)
     check_access(client, "reader", cfg)
-    return FeatureClient(client, groups_for(cfg), cfg.serving.client_settings(), **kw)
+    return FeatureClient(client, groups_for(cfg), cfg.serving, **kw)

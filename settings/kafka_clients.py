@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 
-from settings.config import KafkaConfig
+from settings.infrastructure import KafkaConfig
 
 SASL_PASSWORD_ENV = "FYP_KAFKA_SASL_PASSWORD"
 KEY_PASSWORD_ENV = "FYP_KAFKA_SSL_KEY_PASSWORD"

@@ -34,7 +34,8 @@ from services.alerts.ledger import CLAIMED, COOLDOWN, DUPLICATE, PENDING, AlertL
 from services.alerts.plot import alert_png
 from services.alerts.severity import severity
 from services.topic_service import JsonTopicService, KafkaDeliveryError, published_keys
-from settings.config import AlertsConfig, Config
+from settings.config import Config
+from settings.families import AlertsConfig
 from settings.kafka_clients import client_config
 
 log = logging.getLogger("fyp.alerts")
@@ -57,7 +58,7 @@ class SpikeAlerter(JsonTopicService):
         self._stats = {"ignored": 0, "alerts": 0, "duplicates": 0, "suppressed": 0, "reconciled": 0}
         # Resolves secrets now: a missing environment variable fails the start, not the first alert.
         self.webhooks = [WebhookDelivery(w, client, alerts.retry_initial, alerts.retry_max, alerts.give_up_after,
-                                         environ=environ) for w in alerts.webhook_configs]
+                                         environ=environ) for w in alerts.webhooks]
         names = [w.name for w in self.webhooks]
         if len(set(names)) != len(names):
             raise ValueError(f"alerts.webhooks: names must be unique (each has its own outbox), got {names}")

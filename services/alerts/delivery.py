@@ -29,7 +29,7 @@ import zlib
 from services.retry import REDIS_UNAVAILABLE
 from services.alerts.outbox import Outbox, retry_delay_ms
 from services.alerts.payloads import payload_body
-from settings.config import WebhookConfig
+from settings.families import WebhookConfig
 
 log = logging.getLogger("fyp.alerts.delivery")
 

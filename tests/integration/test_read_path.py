@@ -17,7 +17,8 @@ import yaml
 from redis.connection import Connection
 
 from featurestore import layout
-from featurestore.client import ClientSettings, FeatureClient
+from featurestore.client import FeatureClient
+from featurestore.client_settings import ClientSettings
 from featurestore.reader import FeatureReader
 from featurestore.updates import FeatureUpdate
 from featurestore.writer import FeatureWriter
@@ -133,7 +134,7 @@ def test_hot_key_served_from_cache_with_bounded_staleness(stack):
     cfg, _ = stack.config("read-hot")
     writer, groups = make_writer(cfg)
     ttl = 0.2
-    client = FeatureClient(redis.Redis.from_url(cfg.redis.url), groups, ClientSettings(cache_ttl_s=ttl))
+    client = FeatureClient(redis.Redis.from_url(cfg.redis.url), groups, ClientSettings(cache_ttl=round(ttl * 1000)))
     base = int(time.time() * 1000)
     written = []  # (monotonic time the write returned, version)
     stop = threading.Event()
@@ -194,7 +195,7 @@ def test_redis_stopped_gives_flagged_fallbacks_then_fresh_values(own_redis):
     url = f"redis://127.0.0.1:{own_redis['port']}/0"
     cfg = load_config(overrides={"redis.url": url}, env={})
     timeout = 0.05
-    settings = ClientSettings(timeout_s=timeout, cache_ttl_s=0.1, breaker_failures=3, breaker_open_for_s=0.5)
+    settings = ClientSettings(timeout=round(timeout * 1000), cache_ttl="100ms", breaker_failures=3, breaker_open_for="500ms")
 
     def connect():
         return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
@@ -227,7 +228,7 @@ def test_redis_stopped_gives_flagged_fallbacks_then_fresh_values(own_redis):
     assert client.stats["redis_errors"] == errors_before  # Redis was not asked
 
     os.kill(own_redis["pid"], signal.SIGKILL)  # and now it is gone: connections refused
-    now[0] += settings.breaker_open_for_s  # the breaker lets a probe through
+    now[0] += settings.breaker_open_for / 1000  # the breaker lets a probe through
     r = client.get(videos=ids[:5], video_features=FEATURES)
     assert r.degraded and "breaker" not in r.error and r.videos["v1"].source["video_engagement"] == "stale"
 
@@ -236,7 +237,7 @@ def test_redis_stopped_gives_flagged_fallbacks_then_fresh_values(own_redis):
     write_videos(writer, groups, ids, t0 + 1000, 2)
     deadline = time.monotonic() + 5
     while True:
-        now[0] += settings.breaker_open_for_s + settings.cache_ttl_s  # each try may probe and miss the cache
+        now[0] += (settings.breaker_open_for + settings.cache_ttl) / 1000  # each try may probe and miss the cache
         r = client.get(videos=ids, video_features=FEATURES)
         if not r.degraded:
             break

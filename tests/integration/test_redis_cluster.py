@@ -11,7 +11,8 @@ import redis
 from redis.cluster import RedisCluster
 
 from featurestore import layout
-from featurestore.client import ClientSettings, FeatureClient
+from featurestore.client import FeatureClient
+from featurestore.client_settings import ClientSettings
 from featurestore.updates import FeatureUpdate
 from featurestore.writer import FeatureWriter
 from settings.config import load_config
@@ -77,7 +78,7 @@ def test_writer_and_client_on_a_cluster(cluster):
         assert cluster.keyslot(layout.entity_key("video_engagement", v)) == cluster.keyslot(
             layout.entity_key("video_spikes", v))
 
-    client = FeatureClient(cluster, groups, ClientSettings(cache_ttl_s=0))
+    client = FeatureClient(cluster, groups, ClientSettings(cache_ttl=0))
     r = client.get(videos=ids + ["missing"], video_features=["views_1h", "spike_state", "views_last_interval"])
     assert not r.degraded
     for i, v in enumerate(ids):

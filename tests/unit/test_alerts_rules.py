@@ -7,7 +7,7 @@ import pytest
 from services.alerts.delivery import MissingSecret, WebhookDelivery, resolve_secrets
 from services.alerts.outbox import retry_delay_ms
 from services.alerts.severity import CRITICAL, WARNING, severity
-from settings.config import WebhookConfig
+from settings.families import WebhookConfig
 
 
 def test_severity_rule():

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from settings.config import ConfigError, load_config, parse_duration_ms
+from schemas.durations import parse_duration_ms
+from settings.config import ConfigError, load_config
 
 LOCAL = Path(__file__).resolve().parents[2] / "configs" / "local.yaml"
 
@@ -44,7 +45,7 @@ def test_window_must_be_whole_tiles(tmp_path):
 
 def test_durations():
     assert parse_duration_ms("500ms", "x") == 500 and parse_duration_ms("24h", "x") == 86_400_000
-    with pytest.raises(ConfigError):
+    with pytest.raises(ValueError, match="x: expected a duration"):
         parse_duration_ms("soon", "x")
 
 

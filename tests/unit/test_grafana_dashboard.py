@@ -220,7 +220,7 @@ def exported(tmp_path_factory) -> dict[str, str]:
         # fyp serve's GET /metrics, its own route
         from featurestore.client import FeatureClient
 
-        client = FeatureClient(OfflineRedis(), groups_for(cfg), cfg.serving.client_settings())
+        client = FeatureClient(OfflineRedis(), groups_for(cfg), cfg.serving)
         app = create_app(client)
         route = next(r for r in app.routes if getattr(r, "path", None) == "/metrics")
         text += asyncio.run(route.endpoint(None)).body.decode()

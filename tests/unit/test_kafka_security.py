@@ -113,15 +113,16 @@ def test_the_password_is_never_in_the_config_or_its_errors(tmp_path):
 
 
 @pytest.mark.parametrize("security,message", [
-    ({"protocol": "TLS"}, "kafka.security.protocol must be one of"),
+    ({"protocol": "TLS"}, "'kafka.security.protocol': input should be 'PLAINTEXT', 'SSL'"),
     ({"protocol": "SASL_SSL"}, "needs kafka.security.sasl_username"),
-    ({"protocol": "SASL_PLAINTEXT", "sasl_username": "u", "sasl_mechanism": "GSSAPI"}, "sasl_mechanism must be"),
+    ({"protocol": "SASL_PLAINTEXT", "sasl_username": "u", "sasl_mechanism": "GSSAPI"},
+     "'kafka.security.sasl_mechanism': input should be 'SCRAM-SHA-512'"),
     ({"protocol": "SSL", "ssl_ca_file": "/no/such/ca.pem"}, "kafka.security.ssl_ca_file: no such file"),
     ({"protocol": "PLAINTEXT", "ssl_ca_file": "/etc/hostname"}, "TLS files need SSL or SASL_SSL"),
     ({"protocol": "SSL", "ssl_key_file": "/etc/hostname"}, "ssl_key_file needs kafka.security.ssl_cert_file"),
     ({"protocol": "SSL", "ssl_cert_file": "/etc/hostname", "ssl_key_file": "/etc/hosts"}, "one PEM file"),
     ({"protcol": "SSL"}, "unknown key 'kafka.security.protcol'"),
-    ({"ssl_check_hostname": "yes"}, "'kafka.security.ssl_check_hostname' must be bool"),
+    ({"ssl_check_hostname": "yes"}, "'kafka.security.ssl_check_hostname': input should be a valid boolean"),
 ])
 def test_invalid_security_fails_at_load_naming_key_and_file(tmp_path, security, message):
     with pytest.raises(ConfigError, match=message) as e:

@@ -6,7 +6,8 @@ from redis.connection import Connection
 
 from featurestore import layout
 from featurestore.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
-from featurestore.client import ClientSettings, FeatureClient, check_defaults
+from featurestore.client import FeatureClient, check_defaults
+from featurestore.client_settings import ClientSettings
 from featurestore.local_cache import LocalCache
 from featurestore.read_plan import pack_mget, parse_replies, select
 from featurestore.response import FeatureLayout, build_entities
