@@ -111,6 +111,17 @@ def kill_group(proc: subprocess.Popen, sig: int) -> None:
     proc.wait(timeout=30)
 
 
+def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
+    """Calls `condition()` until it returns something true, and returns that; fails after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"not within {timeout}s: {what}")
+
+
 def wait_for_no_problems(check, timeout: float, interval: float = 2.0, what: str = "condition") -> float:
     """Calls `check()` (a list of problems) until it returns none; returns the seconds it took."""
     start = time.monotonic()

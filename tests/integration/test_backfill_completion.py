@@ -22,23 +22,13 @@ from schemas.features import VIDEO_ENGAGEMENT
 from operators.feature_groups import groups_for
 from services.partition_reader import read_to_end
 from tests import oracle
-from tests.conftest import fyp_command
+from tests.conftest import fyp_command, wait_for
 from tests.integration.engagement_support import expected_features, redis_features, traffic_for
 
 pytestmark = pytest.mark.integration
 
 START_MS = 1_791_000_000_000
 STALL_S = 8  # how long the writer's reads stall: longer than the 3 s quiet spell that used to end a backfill
-
-
-def _wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout}s: {what}")
 
 
 def test_backfill_writes_every_update_through_stalled_redis_and_broker(stack, own_broker, own_redis, tmp_path):
@@ -59,10 +49,10 @@ def test_backfill_writes_every_update_through_stalled_redis_and_broker(stack, ow
     proc = subprocess.Popen(fyp_command(path, "backfill", "engagement", "--input", str(events)),
                             stdout=open(out, "wb"), stderr=subprocess.STDOUT)
     try:
-        _wait_for(lambda: client.exists(layout.writer_offsets_key(writer_group(cfg))), 240, "the writer's first batch")
+        wait_for(lambda: client.exists(layout.writer_offsets_key(writer_group(cfg))), 240, "the writer's first batch")
         os.kill(own_redis["pid"], signal.SIGSTOP)
         assert b"services reading to the end markers" not in out.read_bytes(), "the job ended before Redis hung"
-        _wait_for(lambda: b"services reading to the end markers" in out.read_bytes(), 300, "the job's end marked")
+        wait_for(lambda: b"services reading to the end markers" in out.read_bytes(), 300, "the job's end marked")
         os.kill(own_broker["pid"], signal.SIGSTOP)
         os.kill(own_redis["pid"], signal.SIGCONT)
         time.sleep(STALL_S)  # the stall itself, not a wait for something
@@ -125,7 +115,7 @@ def test_a_recreated_topic_is_read_from_its_beginning_and_reported(stack, caplog
 
     admin = AdminClient({"bootstrap.servers": stack.bootstrap})
     admin.delete_topics([topic])[topic].result()
-    _wait_for(lambda: topic not in admin.list_topics(timeout=10).topics, 30, "the topic deleted")
+    wait_for(lambda: topic not in admin.list_topics(timeout=10).topics, 30, "the topic deleted")
     admin.create_topics([NewTopic(topic, 2, 1)])[topic].result()
     _produce(stack.bootstrap, topic, _updates(group, "new-", 100))  # fewer than the old positions
     caplog.set_level(logging.WARNING)

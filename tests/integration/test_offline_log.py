@@ -25,7 +25,7 @@ from fyp.runner import make_writer, writer_group
 from schemas.features import VIDEO_ENGAGEMENT, VIDEO_SPIKES
 from operators.feature_groups import groups_for
 from settings.config import REPO_ROOT
-from tests.conftest import fyp_command, kill_group, start_fyp
+from tests.conftest import fyp_command, kill_group, start_fyp, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -89,14 +89,6 @@ def produce_over(bootstrap: str, topic: str, timed: list[tuple[float, FeatureUpd
     assert producer.flush(30) == 0
 
 
-def wait_until(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
-
 def test_offline_answers_equal_what_the_online_store_returned(stack):
     cfg, config_path = stack.config("offline-pit", **{"featurestore.ttl": TTLS, "offline.enabled": True,
                                                       "offline.flush_rows": 400, "offline.flush_interval": "1s"})
@@ -133,7 +125,7 @@ def test_offline_answers_equal_what_the_online_store_returned(stack):
             after = now_ms() + 1
             samples.extend((row.entity_id, before, after, row) for row in rows)
             if not producer.is_alive() and not live_keys:
-                wait_until(lambda: writer.stats["consumed"] >= n, 30, "the writer to consume every update")
+                wait_for(lambda: writer.stats["consumed"] >= n, 30, "the writer to consume every update")
                 # the stored write times of what is in Redis now, to find in the log
                 for group in (VIDEO_ENGAGEMENT, VIDEO_SPIKES):
                     for v in range(50):
@@ -218,7 +210,7 @@ def test_a_killed_writer_neither_loses_nor_duplicates_log_rows(stack, tmp_path):
     producer.start()
     root = cfg.offline_root
     try:
-        wait_until(lambda: read_manifest(root)["files"], 30, "the first writer's first commit")
+        wait_for(lambda: read_manifest(root)["files"], 30, "the first writer's first commit")
         time.sleep(0.7)  # half-way to its next commit: its buffer holds rows that are in Redis
     finally:
         kill_group(proc, signal.SIGKILL)
@@ -234,7 +226,7 @@ def test_a_killed_writer_neither_loses_nor_duplicates_log_rows(stack, tmp_path):
     service.start()
     try:
         producer.join(timeout=60)
-        wait_until(lambda: writer.stats["consumed"] >= n - sum(log_at_kill.values()), 30,
+        wait_for(lambda: writer.stats["consumed"] >= n - sum(log_at_kill.values()), 30,
                    "the second writer to catch up")
     finally:
         stop.set()

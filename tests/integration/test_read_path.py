@@ -25,7 +25,7 @@ from featurestore.writer import FeatureWriter
 from settings.config import load_config
 from stack import daemons
 from operators.feature_groups import groups_for
-from tests.conftest import start_fyp
+from tests.conftest import start_fyp, wait_for
 from settings.connections import feature_client
 
 pytestmark = pytest.mark.integration
@@ -158,7 +158,7 @@ def test_hot_key_served_from_cache_with_bounded_staleness(stack):
 
     w = threading.Thread(target=keep_writing)
     w.start()
-    time.sleep(0.1)
+    wait_for(lambda: written, 10, "the first write")
     outs = [[] for _ in range(8)]
     readers = [threading.Thread(target=keep_reading, args=(o,)) for o in outs]
     for t in readers:
@@ -305,9 +305,9 @@ def test_http_server_serves_the_same_reads_and_reports_readiness(own_redis, tmp_
         assert "fyp_read_breaker_open 0.0" in text
 
         os.kill(own_redis["pid"], signal.SIGSTOP)
-        time.sleep(0.15)
-        status, ready = _http(port, "GET", "/readyz")
-        assert status == 503 and not ready["ready"]
+        status, ready = wait_for(lambda: (r := _http(port, "GET", "/readyz"))[0] == 503 and r, 10,
+                                 "/readyz to say not ready while Redis is stopped")
+        assert not ready["ready"]
         assert _http(port, "GET", "/healthz") == (200, {"status": "ok"})  # alive, just not ready
         status, got = _http(port, "POST", "/v1/features", body)
         assert status == 200 and got["degraded"]
