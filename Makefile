@@ -69,6 +69,7 @@ bench: up
 	$(BIN)/python -m bench.engagement --config $(CONFIG)
 	$(BIN)/python -m bench.feature_jobs --config $(CONFIG)
 	$(BIN)/python -m bench.spikes --config $(CONFIG)
+	$(BIN)/python -m bench.spike_quality --config $(CONFIG)
 	$(BIN)/python -m bench.read_path --config $(CONFIG)
 
 clean: down cluster-down

@@ -1,9 +1,13 @@
-"""How well spike alerts match labelled super-spikes (the generator's labels): alert delay in
-event time and false alerts per hour of traffic.
+"""How well spike alerts match labelled super-spikes (the generators' labels): recall, alert delay
+in event time and false alerts per hour and per day of traffic.
 
-An alert is a transition into super_spike. It matches a label when it is for the label's video
-and falls inside [onset, end + grace]; the first matching alert counts, later ones for the same
-label are repeats (the alerter's cooldown drops them). Any other alert is false.
+An alert is a transition into super_spike; with `cooldown_ms`, one for a video within the cooldown
+of its previous counted alert is dropped, as the alerter does (what on-call would see). It matches
+a label when it is for the label's video and falls inside [onset, end + grace]; the first matching
+alert counts, later ones for the same label are repeats. Any other alert is false. Delays are
+given from the label's onset and, where a label has one, from its `ref_ms` (the start of the
+first interval in which the video's views exceeded ten times its baseline), to the end of the
+interval the alert was raised in.
 """
 from __future__ import annotations
 
@@ -12,12 +16,23 @@ import numpy as np
 SUPER_SPIKE = "super_spike"
 
 
+def _stats(values: list[float], prefix: str) -> dict:
+    return {f"{prefix}_median": float(np.median(values)) if values else None,
+            f"{prefix}_p95": float(np.percentile(values, 95)) if values else None,
+            f"{prefix}_max": float(max(values)) if values else None}
+
+
 def alert_quality(transitions: list[dict], labels: list[dict], traffic_hours: float,
-                  grace_ms: int = 3_600_000) -> dict:
+                  grace_ms: int = 3_600_000, cooldown_ms: int = 0) -> dict:
     alerts = sorted((t for t in transitions if t["state"] == SUPER_SPIKE), key=lambda t: t["at"])
     first: dict[int, int] = {}
+    last_alert: dict[str, int] = {}
     false = 0
     for a in alerts:
+        previous = last_alert.get(a["video_id"])
+        if cooldown_ms and previous is not None and a["at"] - previous < cooldown_ms:
+            continue
+        last_alert[a["video_id"]] = a["at"]
         hit = next((i for i, lab in enumerate(labels) if lab["video_id"] == a["video_id"]
                     and lab["onset_ms"] <= a["at"] <= lab["end_ms"] + grace_ms), None)
         if hit is None:
@@ -25,14 +40,16 @@ def alert_quality(transitions: list[dict], labels: list[dict], traffic_hours: fl
         elif hit not in first:
             first[hit] = a["at"]
     delays = [(first[i] - labels[i]["onset_ms"]) / 60_000 for i in sorted(first)]
+    from_ref = [(first[i] - labels[i]["ref_ms"]) / 60_000 for i in sorted(first) if labels[i].get("ref_ms")]
     return {
         "labelled_spikes": len(labels),
         "detected": len(first),
+        "recall": len(first) / len(labels) if labels else None,
         "missed": [labels[i]["video_id"] for i in range(len(labels)) if i not in first],
-        "delay_min_median": float(np.median(delays)) if delays else None,
-        "delay_min_p95": float(np.percentile(delays, 95)) if delays else None,
-        "delay_min_max": float(max(delays)) if delays else None,
+        **_stats(delays, "delay_min"),
+        **(_stats(from_ref, "delay_from_10x_min") if from_ref else {}),
         "false_alerts": false,
         "false_alerts_per_hour": false / traffic_hours if traffic_hours else None,
+        "false_alerts_per_day": false / traffic_hours * 24 if traffic_hours else None,
         "traffic_hours": traffic_hours,
     }

@@ -1,0 +1,147 @@
+"""Per-minute view counts of a whole platform with labelled super-spikes, for judging the spike
+rules at any platform size (bench/spike_quality.py, tests). Counts, not events: a day of 100K
+events/s is 8.6 billion events, but only its per-(video, minute) counts reach the spike rules
+(the job's windows compute them, and tests check those windows against an oracle).
+
+The platform: `videos` videos with Zipf popularity whose log-popularity drifts as a random walk
+(`drift_per_hour`), a daily curve (`diurnal_amplitude`) and a weekly one (`weekly_amplitude`),
+per video-minute noise beyond Poisson (gamma, shape `dispersion`), and new uploads arriving all
+the time with ordinary popularity. On top, `spikes_per_day` labelled super-spikes of four shapes
+on obscure videos or new uploads, each peaking at `peak_multiple` (log-uniform in a range) times
+the platform's mean views per active video:
+- step: the video jumps to its peak in one minute;
+- ramp: linear to the peak over 10 to 30 minutes;
+- spread: a quarter of the peak in one region for 10 to 20 minutes, then the peak in five;
+- upload: a video uploaded at the onset takes off within 5 minutes (an ordinary upload grows into
+  its popularity over 1 to 4 hours).
+A label's `ref_ms` is the start of the first minute in which the video's views exceed ten times
+its baseline (`baseline_views`: its expected views per minute without the spike, at the onset;
+counted as at least one).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+MINUTE_MS = 60_000
+SHAPES = ("step", "ramp", "spread", "upload")
+
+
+@dataclass(frozen=True)
+class CountTrafficSpec:
+    rate: float = 1000.0  # events (views) per second, mean over the day
+    videos: int = 3000
+    hours: float = 24.0
+    seed: int = 1
+    start_ms: int = 1_782_000_000_000  # a Monday 00:00 UTC... near enough: only hours matter
+    zipf_s: float = 1.1
+    diurnal_amplitude: float = 0.5
+    weekly_amplitude: float = 0.1
+    drift_per_hour: float = 0.15  # standard deviation of log popularity per hour
+    dispersion: float = 30.0  # gamma shape of per video-minute noise (larger: closer to Poisson)
+    uploads_per_hour: float = 20.0  # ordinary new videos
+    spikes_per_day: float = 24.0
+    peak_multiple: tuple = (5.0, 50.0)  # spike peak / platform mean views per active video
+    spike_minutes: tuple = (30, 90)  # how long the peak holds
+
+
+@dataclass
+class CountTraffic:
+    minutes: np.ndarray  # interval starts, ms
+    video_ids: list  # index -> id
+    counts: np.ndarray  # (videos, minutes) views
+    regions: np.ndarray  # (videos, minutes) distinct regions with views
+    platform_views: np.ndarray  # per minute
+    platform_videos: np.ndarray  # per minute: videos with views
+    labels: list  # dicts: video_id, shape, onset_ms, ref_ms, end_ms, peak_views
+
+    def rows(self):
+        """(video_id, start, views, regions, platform views, platform videos) for every (video,
+        minute) with views, sorted by video then minute: the job's per-video input."""
+        vi, ti = np.nonzero(self.counts)
+        for v, t in zip(vi.tolist(), ti.tolist()):
+            yield (self.video_ids[v], int(self.minutes[t]), int(self.counts[v, t]), int(self.regions[v, t]),
+                   int(self.platform_views[t]), int(self.platform_videos[t]))
+
+    @property
+    def video_minutes(self) -> int:
+        return int(np.count_nonzero(self.counts))
+
+
+def _season(minutes_ms: np.ndarray, spec: CountTrafficSpec) -> np.ndarray:
+    hours = (minutes_ms - spec.start_ms) / 3_600_000.0
+    daily = 1.0 + spec.diurnal_amplitude * np.sin(2 * math.pi * (hours % 24 - 14) / 24 + math.pi / 2)
+    weekly = 1.0 + spec.weekly_amplitude * np.sin(2 * math.pi * (hours % 168) / 168)
+    return daily * weekly
+
+
+def generate_counts(spec: CountTrafficSpec) -> CountTraffic:
+    rng = np.random.default_rng(spec.seed)
+    n_min = int(spec.hours * 60)
+    minutes = spec.start_ms + MINUTE_MS * np.arange(n_min, dtype=np.int64)
+    n_up = rng.poisson(spec.uploads_per_hour * spec.hours)
+    n_spikes = rng.poisson(spec.spikes_per_day * spec.hours / 24)
+    n_vid = spec.videos + n_up + n_spikes
+    ids = [f"v{i}" for i in range(n_vid)]
+
+    # ordinary popularity: Zipf weights, a random walk of log popularity, uploads appear mid-stream
+    ranks = np.empty(n_vid - n_spikes, dtype=np.int64)
+    ranks[: spec.videos] = rng.permutation(spec.videos) + 1
+    # ordinary uploads rank among the catalog's less popular four fifths
+    ranks[spec.videos:] = rng.integers(spec.videos // 5, spec.videos, size=n_up) + 1
+    logw = -spec.zipf_s * np.log(ranks)
+    steps = rng.normal(0.0, spec.drift_per_hour / math.sqrt(60), size=(n_vid - n_spikes, n_min))
+    logw = logw[:, None] + np.cumsum(steps, axis=1)
+    born = np.zeros(n_vid - n_spikes, dtype=np.int64)
+    born[spec.videos:] = rng.integers(0, n_min, size=n_up)
+    # an ordinary upload grows into its popularity over 1 to 4 hours (organic reach, not a surge)
+    grow = np.ones(n_vid - n_spikes)
+    grow[spec.videos:] = rng.uniform(60, 240, size=n_up)
+    reach = np.clip((np.arange(n_min)[None, :] - born[:, None] + 1) / grow[:, None], 0, 1) ** 2
+    w = np.exp(logw) * reach
+    total = spec.rate * 60 * _season(minutes, spec)
+    lam = w / w.sum(axis=0, keepdims=True) * total[None, :]
+    noise = rng.gamma(spec.dispersion, 1.0 / spec.dispersion, size=lam.shape) if spec.dispersion else 1.0
+    counts = rng.poisson(lam * noise)
+    caps = np.zeros((n_vid, n_min), dtype=np.int8)  # distinct regions a video's views can come from
+    caps[: n_vid - n_spikes] = rng.integers(1, 6, size=n_vid - n_spikes, dtype=np.int8)[:, None]
+    counts = np.vstack([counts, np.zeros((n_spikes, n_min), dtype=counts.dtype)])
+
+    active_mean = counts.sum(axis=0) / np.maximum(1, np.count_nonzero(counts, axis=0))
+    labels = []
+    obscure = np.argsort(lam.mean(axis=1))[: max(1, (spec.videos * 3) // 4)]  # the quieter three quarters
+    obscure = obscure[born[obscure] == 0]
+    t = np.arange(n_min)
+    for k in range(n_spikes):
+        shape = SHAPES[k % len(SHAPES)]
+        onset = int(rng.integers(120, max(121, n_min - 60)))  # two hours of history before any onset
+        hold = int(rng.integers(*spec.spike_minutes))
+        peak = math.exp(rng.uniform(*np.log(spec.peak_multiple))) * active_mean[onset]
+        if shape == "upload":
+            row, base = n_vid - n_spikes + k, np.zeros(n_min)  # a row of its own: it exists from the onset
+            up = np.clip((t - onset + 1) / 5, 0, 1)
+            caps[row] = np.where(t >= onset, 3, 0)
+        else:
+            row = int(rng.choice(obscure))
+            base = lam[row]
+            ramp_len = int(rng.integers(10, 31)) if shape == "ramp" else 1
+            up = np.clip((t - onset + 1) / ramp_len, 0, 1)
+            if shape == "spread":
+                first = int(rng.integers(10, 21))
+                up = np.where(t < onset + first, up * 0.25, up)
+                caps[row] = np.where(t >= onset + first, 5, np.where(t >= onset, 1, caps[row]))
+        up = np.where(t < onset + hold, up, np.clip(1 - (t - onset - hold) / 30, 0, 1))  # then fades in 30 min
+        season = _season(minutes, spec) / _season(minutes[onset:onset + 1], spec)
+        counts[row] += rng.poisson(up * peak * season)
+        over = np.nonzero((t >= onset) & (counts[row] > 10 * np.maximum(base, 1.0)))[0]
+        labels.append({"video_id": ids[row], "shape": shape, "onset_ms": int(minutes[onset]),
+                       "ref_ms": int(minutes[over[0]]) if len(over) else None,
+                       "end_ms": int(minutes[min(n_min - 1, onset + hold + 30)]),
+                       "baseline_views": round(float(base[onset]), 3),
+                       "peak_views": int(counts[row, onset:onset + hold].max())})
+    regions = np.minimum(counts, caps)
+    return CountTraffic(minutes=minutes, video_ids=ids, counts=counts, regions=regions,
+                        platform_views=counts.sum(axis=0), platform_videos=np.count_nonzero(counts, axis=0),
+                        labels=labels)
