@@ -305,6 +305,7 @@ def test_http_server_serves_the_same_reads_and_reports_readiness(own_redis, tmp_
         assert "fyp_read_breaker_open 0.0" in text
 
         os.kill(own_redis["pid"], signal.SIGSTOP)
+        time.sleep(0.15)  # past the server's cache TTL (100 ms): the next read must go to the stopped Redis
         status, ready = wait_for(lambda: (r := _http(port, "GET", "/readyz"))[0] == 503 and r, 10,
                                  "/readyz to say not ready while Redis is stopped")
         assert not ready["ready"]
