@@ -35,7 +35,7 @@ class CountTrafficSpec:
     videos: int = 3000
     hours: float = 24.0
     seed: int = 1
-    start_ms: int = 1_782_000_000_000  # a Monday 00:00 UTC... near enough: only hours matter
+    start_ms: int = 1_782_000_000_000  # 2026-06-21 00:00 UTC; the curves run on hours since the start
     zipf_s: float = 1.1
     diurnal_amplitude: float = 0.5
     weekly_amplitude: float = 0.1
