@@ -64,7 +64,7 @@ def make_inputs(args, folder) -> tuple:
 
 def start_backfill(cfg_path, job, events, uploads, log):
     cmd = [sys.executable, "-m", "fyp.cli", "--config", str(cfg_path), "backfill", job, "--input", str(events)]
-    if job in ("interests", "milestones"):
+    if job in ("interests", "milestones", "spikes"):
         cmd += ["--uploads", str(uploads)]
     return subprocess.Popen(cmd, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True,
                             cwd=REPO_ROOT)

@@ -2,12 +2,12 @@
 whole platform (fyp/generator/spike_counts.py: Zipf popularity with drift, daily and weekly
 curves, noise beyond Poisson, ordinary uploads, labelled super-spikes of four shapes: step, ramp,
 spread from one region, a new upload taking off) at 1K, 10K and 100K events/s, replayed through
-the spike job's per-video code (operators/spikes.py `replay`, what the job's Python step runs on
-the per-(video, minute) counts its windows compute).
+the spike job's book (operators/spikes.py `replay`: what the job's Python step runs on each
+minute's batch of per-video counts and platform totals, which its windows compute).
 
 Reports per size: recall, false alerts per day (after the alerter's per-video cooldown), alert
 delay from the first minute the video's views exceeded ten times its baseline (median, p95) and
-from the onset, video-minutes per second of the per-video code, peak memory of this process.
+from the onset, video-minutes per second of the book, peak memory of this process.
 Writes bench/results/spike_quality.json.
 
     python -m bench.spike_quality [--config C] [--sizes 1k,10k,100k] [--seed 1]
@@ -21,13 +21,14 @@ import resource
 import time
 from pathlib import Path
 
+import numpy as np
 import orjson
 
 from anomaly.spike_eval import alert_quality
 from bench.engagement import RESULTS
 from fyp.generator.spike_counts import CountTrafficSpec, generate_counts
 from operators import spikes
-from operators.spikes import IntervalCounts, SpikeRules
+from operators.spikes import Interval, SpikeRules
 from settings.config import load_config
 
 SIZES = {  # events/s, catalog, hours of traffic (bounded by the replay's time on 2 cores)
@@ -37,14 +38,17 @@ SIZES = {  # events/s, catalog, hours of traffic (bounded by the replay's time o
 }
 
 
-def run_size(name: str, rules: SpikeRules, idle_ttl_ms: int, cooldown_ms: int, seed: int) -> dict:
+def run_size(name: str, rules: SpikeRules, cooldown_ms: int, seed: int) -> dict:
     spec = CountTrafficSpec(seed=seed, **SIZES[name])
     started = time.perf_counter()
     traffic = generate_counts(spec)
     generated = time.perf_counter() - started
-    rows = ((video, IntervalCounts(start, views, regions)) for video, start, views, regions, _, _ in traffic.rows())
+    ids = np.array(traffic.video_ids, dtype=object)
+    intervals = [Interval(start, ids[vi].tolist(), views, regions, traffic.uploaded_at[vi],
+                          int(traffic.platform_views[t]), int(traffic.platform_videos[t]))
+                 for t, (start, vi, views, regions) in enumerate(traffic.minutes_with_views())]
     started = time.perf_counter()
-    transitions, _ = spikes.replay(rows, rules, idle_ttl_ms)
+    transitions, _, _ = spikes.replay(intervals, rules)
     seconds = time.perf_counter() - started
     q = alert_quality(transitions, traffic.labels, spec.hours, cooldown_ms=cooldown_ms)
     q["missed"] = [(lab["shape"], lab["peak_views"]) for lab in traffic.labels if lab["video_id"] in q["missed"]]
@@ -67,7 +71,7 @@ def main():
     result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
               "config": cfg.source, "seed": args.seed, "sizes": {}}
     for name in args.sizes.split(","):
-        result["sizes"][name] = run_size(name, rules, cfg.spikes.idle_ttl, cfg.alerts.cooldown, args.seed)
+        result["sizes"][name] = run_size(name, rules, cfg.alerts.cooldown, args.seed)
         print(name, result["sizes"][name], flush=True)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -201,17 +201,33 @@ def cmd_anomaly_eval(args):
         print(f"{profile:<20} {r['score']:7.2f}   (threshold {r['threshold']:.6f}, raw {r['raw']:.3f})")
 
 
+def valid_uploads(lines):
+    from schemas.upload import UPLOAD_V1
+
+    for line in lines:
+        if line.strip():
+            try:
+                yield UPLOAD_V1.validate(line.rstrip(b"\n"))
+            except Exception:
+                continue  # the job sends it to the dead-letter topic and does not use it
+
+
 def cmd_spikes_backtest(args):
     from operators.spikes import SpikeRules
-    from operators.spikes_backtest import backtest
+    from operators.spikes_backtest import UploadTimes, backtest
 
     cfg = _cfg(args)
-    if not Path(args.input).exists():
-        raise SystemExit(f"input not found: {args.input}")
+    for path in (args.input, args.uploads):
+        if path is not None and not Path(path).exists():
+            raise SystemExit(f"input not found: {path}")
+    uploads = UploadTimes()
+    if args.uploads:
+        with open(args.uploads, "rb") as f:
+            uploads = UploadTimes(valid_uploads(f))
     e = cfg.engagement
     with open(args.input, "rb") as f:
-        result = backtest(f, SpikeRules.from_config(cfg.spikes), cfg.spikes.idle_ttl, e.max_out_of_orderness,
-                          e.allowed_lateness, e.emit_interval)
+        result = backtest(f, SpikeRules.from_config(cfg.spikes), e.max_out_of_orderness, e.allowed_lateness,
+                          e.emit_interval, uploads)
     out = open(args.output, "wb") if args.output else sys.stdout.buffer
     try:
         for t in sorted(result.transitions, key=lambda t: (t["at"], t["video_id"])):
@@ -293,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     bt = spsub.add_parser("backtest", help="engagement events (JSON lines) through the spike job's per-video "
                                             "code: transitions as JSON lines, a summary on stderr")
     bt.add_argument("--input", required=True, help="engagement events, JSON lines")
+    bt.add_argument("--uploads", help="upload events, JSON lines (a new upload has no past; without: unknown)")
     bt.add_argument("--output", help="transitions file (default: stdout)")
     bt.set_defaults(fn=cmd_spikes_backtest)
 

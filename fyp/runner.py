@@ -196,8 +196,6 @@ def run_backfill(cfg: Config, job: str, input_path: str, uploads_path: str | Non
     if job == "engagement":
         as_of = step_end
         handle = front.start(engagement.build(cfg, input_file=input_path, end_of_input_as_of=as_of))
-    elif job == "spikes":
-        handle = front.start(spikes.build(cfg, input_file=input_path))
     elif job == "trends":
         as_of = minute_end
         handle = front.start(trends.build(cfg, input_file=input_path, end_of_input_as_of=as_of))

@@ -1,34 +1,40 @@
-"""The spike job: engagement events -> per video spike score, state and ranking damping
+"""The spike job: engagement events -> spike score, state and ranking damping of every video
 (operators/spikes.py) -> feature-updates topic; state changes -> spike-transitions topic, from
 which the alerter (services/alerts/) raises deduplicated on-call alerts.
 
 Graph (one Flink job):
-  engagement events (shared front: parse, validate, route; dead letters and late events out)
-    -> per (video, interval) views, regions, shares, skips (TUMBLE, JVM); corrections one by one
-    -> Python, keyed by video: detector + state machine, one row per (video, interval with views)
+  engagement events (shared front: parse, validate, route; dead letters and late events out),
+  joined with upload metadata as of each view (the upload time: a new upload has no past)
+    -> per (video, interval) views, regions, upload time (TUMBLE, JVM)
+    -> per interval: every video's counts as arrays and the platform's totals (a second TUMBLE
+       over the first one's rows, JVM); late views one by one
+    -> Python, one call per interval: the whole platform's step over arrays
     -> feature-updates topic (video_spikes group), spike-transitions topic
 """
 from __future__ import annotations
 
-from settings.config import Config
+from pyflink.common.typeinfo import Types
+
 from jobs import front, sql
-from jobs.keyed import keyed_by_first_field
-from jobs.spikes_fn import KIND_TRANSITION, KIND_UPDATE, OUTPUT_TYPE, VideoSpikesFunction
+from jobs.spikes_fn import (CORRECTION, INPUT_TYPE, INTERVAL, KIND_TRANSITION, KIND_UPDATE, OUTPUT_TYPE,
+                            SpikeBookFunction)
 from operators.spikes import SpikeRules
+from settings.config import Config
 
 JOB_NAME = "spikes"
-UID = "video-spikes"
-OPERATOR = "spike state per video"
-NEEDS = front.Needs(late=True)
+UID = "spike-book"
+OPERATOR = "spike state of every video"
+NEEDS = front.Needs(late=True, metadata=True)
 
 
 def transition_sink_ddl(cfg: Config, table: str) -> str:
     return sql.keyed_update_sink_ddl(cfg, table, cfg.kafka.topics.spike_transitions)
 
 
-def build(cfg: Config, *, input_file: str | None = None, restore_from=None) -> front.JobHandle:
+def build(cfg: Config, *, input_file: str | None = None, uploads_file: str | None = None,
+          restore_from=None) -> front.JobHandle:
     job = front.new_job(cfg, JOB_NAME, input_file, restore_from)
-    front.prepare(cfg, job, JOB_NAME, [NEEDS], input_file)
+    front.prepare(cfg, job, JOB_NAME, [NEEDS], input_file, uploads_file)
     wire(cfg, job)
     return front.finish(job)
 
@@ -38,24 +44,40 @@ def wire(cfg: Config, job: front.JobHandle) -> None:
     here, beside the transitions: one Python operator emits both)."""
     t_env = job.t_env
     t_env.execute_sql(transition_sink_ddl(cfg, "transition_sink"))
-
-    n = cfg.spikes.interval
-    counts = f"""
-SELECT video_id, MIN(event_time - MOD(event_time, {n})) AS interval_start, COUNT(*) AS n_views,
-       COUNT(DISTINCT region) AS regions, SUM(CASE WHEN shared THEN 1 ELSE 0 END) AS shares,
-       SUM(CASE WHEN skipped THEN 1 ELSE 0 END) AS skips
-FROM TABLE(TUMBLE(TABLE {front.ENGAGEMENT_VIEW}, DESCRIPTOR(event_rowtime), {sql.interval(n)}))
-WHERE route = 'tile'
-GROUP BY video_id, window_start, window_end
+    n, every = cfg.spikes.interval, sql.interval(cfg.spikes.interval)
+    # A view the join lets through behind its own watermark would be dropped by the window: it is
+    # taken as a correction, like a view the front found behind its step (the test is made once,
+    # on one stream both branches read: see jobs/interests.py). The stream carries the views'
+    # time attribute through (front.single_stream takes each record's timestamp from it).
+    wm = "CURRENT_WATERMARK(event_rowtime)"
+    flagged = t_env.sql_query(f"""
+SELECT video_id, event_time, region, upload_time, route, event_rowtime AS view_rowtime,
+       {wm} IS NOT NULL AND event_rowtime <= {wm} AS behind
+FROM {front.ENRICHED_VIEW} WHERE route IN ('tile', 'correction')""")
+    t_env.create_temporary_view("spike_views", front.single_stream(t_env, flagged))
+    t_env.execute_sql(f"""CREATE TEMPORARY VIEW spike_video_intervals AS
+SELECT video_id, MIN(event_time - MOD(event_time, {n})) AS interval_start, window_time AS interval_time,
+       COUNT(*) AS n_views, COUNT(DISTINCT region) AS regions, MAX(upload_time) AS uploaded_at
+FROM TABLE(TUMBLE(TABLE spike_views, DESCRIPTOR(event_rowtime), {every}))
+WHERE route = 'tile' AND NOT behind
+GROUP BY video_id, window_start, window_end, window_time""")
+    batches = t_env.sql_query(f"""
+SELECT '{INTERVAL}' AS kind, MIN(interval_start) AS interval_start, ARRAY_AGG(video_id) AS video_ids,
+       ARRAY_AGG(n_views) AS n_views, ARRAY_AGG(regions) AS regions, ARRAY_AGG(uploaded_at) AS uploaded_at,
+       SUM(n_views) AS platform_views, COUNT(*) AS platform_videos
+FROM TABLE(TUMBLE(TABLE spike_video_intervals, DESCRIPTOR(interval_time), {every}))
+GROUP BY window_start, window_end
 UNION ALL
-SELECT video_id, event_time - MOD(event_time, {n}) AS interval_start, CAST(1 AS BIGINT) AS n_views,
-       CAST(1 AS BIGINT) AS regions, CAST(CASE WHEN shared THEN 1 ELSE 0 END AS BIGINT) AS shares,
-       CAST(CASE WHEN skipped THEN 1 ELSE 0 END AS BIGINT) AS skips
-FROM {front.ENGAGEMENT_VIEW} WHERE route = 'correction'"""
-    rows = t_env.sql_query(counts)
-    out = (keyed_by_first_field(t_env, rows)
-           .process(VideoSpikesFunction(SpikeRules.from_config(cfg.spikes), cfg.spikes.idle_ttl),
-                    output_type=OUTPUT_TYPE)
+SELECT '{CORRECTION}', event_time - MOD(event_time, {n}), ARRAY[video_id], ARRAY[CAST(1 AS BIGINT)],
+       ARRAY[CAST(1 AS BIGINT)], ARRAY[upload_time], CAST(0 AS BIGINT), CAST(0 AS BIGINT)
+FROM spike_views WHERE route = 'correction' OR behind""")
+    # PyFlink cannot key a stream whose type came from the planner with arrays in it: a pass-through
+    # map declares it (one call per interval, like the key selector: the input is one row per
+    # interval). It runs as one task, as the keyless window before it does, so the intervals keep
+    # their order (two tasks would take turns and could swap two intervals).
+    out = (t_env.to_data_stream(batches).map(lambda row: row, output_type=INPUT_TYPE).set_parallelism(1)
+           .key_by(lambda row: 0, key_type=Types.INT())  # one book
+           .process(SpikeBookFunction(SpikeRules.from_config(cfg.spikes)), output_type=OUTPUT_TYPE)
            .uid(UID).name(OPERATOR))
     t_env.create_temporary_view("spike_outputs", t_env.from_data_stream(out))
     job.stmts.add_insert_sql(f"INSERT INTO feature_update_sink SELECT entity_id, payload FROM spike_outputs "

@@ -199,21 +199,22 @@ def metadata_view_sql(view: str, uploads: str) -> str:
     """A versioned view (Flink recognises keep-last deduplication on the time attribute): the
     video's metadata as of any event time. A repeated upload event replaces the earlier version."""
     return f"""CREATE TEMPORARY VIEW {view} AS
-SELECT video_id, creator_id, category, upload_rowtime FROM (
-  SELECT video_id, creator_id, category, upload_rowtime,
+SELECT video_id, creator_id, category, upload_time, upload_rowtime FROM (
+  SELECT video_id, creator_id, category, upload_time, upload_rowtime,
          ROW_NUMBER() OVER (PARTITION BY video_id ORDER BY upload_rowtime DESC) AS rn
   FROM {uploads} WHERE route = 'ok')
 WHERE rn = 1"""
 
 
 def enriched_view_sql(view: str, events: str, metadata: str) -> str:
-    """Valid views (on time, corrections and late alike) with their video's category and creator
-    as of the view's event time ('' when unknown), by an event-time temporal join. The time
+    """Valid views (on time, corrections and late alike) with their video's category, creator and
+    upload time as of the view's event time ('' and -1 when unknown), by an event-time temporal join. The time
     attribute is `joined_rowtime` (front.single_stream names it event_rowtime again)."""
     return f"""CREATE TEMPORARY VIEW {view} AS
 SELECT e.event_id, e.user_id, e.video_id, e.event_time, e.event_rowtime AS joined_rowtime, e.region, e.watch_time_ms,
        e.video_duration_ms, e.liked, e.shared, e.commented, e.skipped, e.rewatches, e.route,
-       COALESCE(m.category, '') AS category, COALESCE(m.creator_id, '') AS creator_id
+       COALESCE(m.category, '') AS category, COALESCE(m.creator_id, '') AS creator_id,
+       COALESCE(m.upload_time, CAST(-1 AS BIGINT)) AS upload_time
 FROM {events} AS e
 LEFT JOIN {metadata} FOR SYSTEM_TIME AS OF e.event_rowtime AS m ON e.video_id = m.video_id
 WHERE e.route <> 'invalid'"""

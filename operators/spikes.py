@@ -1,250 +1,445 @@
-"""Super-spike state per video: plain Python over per-interval view counts.
+"""Super-spike state of every video, one interval at a time, over arrays (numpy).
 
-A video's series is its views per interval (1 min by default); the job feeds one row per interval
-in which the video had views, and the gaps are zeros. Each interval:
+The job hands over one interval (1 min by default) at once: the views, regions, shares and skips of
+each video with views, its upload time, and the platform's total views and active videos. Every
+video the book tracks is stepped together (a video without views in the interval has zero), so the
+cost is a few array operations per interval, not a Python call per video.
 
-1. The anomaly detector (anomaly/detector.py, the same code `fyp anomaly score` runs) scores
-   log1p(views) against the video's own past. Counts are Poisson-noisy and mostly 0 for an obscure
-   video, so the robust scale has a floor (`scale_floor`): a jump from 0 to 2 views is not news.
-2. A state machine with hysteresis turns scores and rates into a state:
-     normal -> rising       score >= rise_score, views >= min_rate and growth >= rise_growth,
-                            where growth = views / max(1, baseline) and baseline is the mean
-                            views per interval over the kept history before this interval
-     rising -> super_spike  views >= super_rate and growth >= super_growth, growth now measured
-                            against the baseline frozen when the video started rising (during a
-                            spike the history fills with the spike itself)
-     rising | super_spike -> normal
-                            after calm_intervals consecutive calm intervals: growth against the
-                            frozen baseline under calm_growth, or views under min_rate
-   The score only opens a spike; rates keep and close it. A score adapts within minutes (the
-   spike becomes its own baseline) while a super-spike can last hours.
-3. Ranking damping, while rising or super_spike: once the views since the spike started reach
-   `massive_reach`, the factor halves every `half_life` (down to `floor`): content that already has
-   massive reach is decayed so it does not flood every feed; and skips weigh `skip_weight` (a skip
-   during a spike is a stronger signal that the surge is not for this user).
+A spike is judged against the video's own past and the platform, with no absolute rate, so one
+config serves a platform of 1K and of 100K events/s:
+- baseline: the video's share of the platform's views, exponentially weighted (half-life
+  `baseline_half_life` intervals, a running mean over the first ones), learnt while normal.
+  Expected views = share x the platform's views: the daily and weekly swing cancels out.
+- floor: expected views are never below `floor_share_of_mean` x the platform's mean views per
+  active video, so a jump from 0 to 3 views of an obscure video is not news at any size.
+- score: the Anscombe z of the views over the last `short_intervals` intervals against the
+  expected ones, 2 (sqrt(x + 3/8) - sqrt(e + 3/8)), about N(0, 1) for Poisson counts, divided by
+  sqrt(1 + d e / short_intervals) for the platform's noise beyond Poisson (variance e + d e^2 per
+  interval; d estimated each interval over the normal videos, weighted like the baselines).
 
-Per-video state is bounded: a small detector (VIDEO_DETECTOR), `history` counts, a few numbers.
-Intervals arrive in order (the job's tumbling windows fire by watermark); a late interval (a
-correction) only adds to the kept history: the detector and the states are not rewound.
+States (hysteresis; growth = views / expected):
+  normal -> rising        the past is known, growth over the short window >= rise_growth and
+                          z >= rise_z. The baseline is frozen at its value before the rise.
+  rising -> super_spike   the interval's growth against the frozen baseline >= super_growth and
+                          the z of all views since the rise against it >= super_z
+  rising -> normal        no super-spike within `rise_window` intervals: a slow climb; its level
+                          becomes the video's baseline
+  rising | super_spike -> normal
+                          `calm_intervals` consecutive intervals under calm_growth x the frozen
+                          baseline
+A video whose past is unknown must not page by that fact alone. A video has a zero past (so a
+surge from nothing pages) when it was uploaded less than `warmup_intervals` before the book first
+sees it, or is first seen after the book has watched the platform for `warmup_intervals` (it had
+no views in all that time; an evicted video had none for `idle_ttl`). Any other (seen in the
+book's first intervals: a fresh start over a backlog) must show `warmup_intervals` of its own.
+
+Ranking damping, while rising or super_spike: once the views since the rise reach
+`massive_reach`, the factor halves every `half_life` (down to `floor`); skips weigh `skip_weight`.
+
+A normal video without views for `idle_ttl_ms` is dropped. A correction (a view later than its
+interval's batch) adds to the kept series and the spike's views; states are not rewound.
 """
 from __future__ import annotations
 
-import math
-from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
-from anomaly.detector import DetectorParams, SpikeDetector
+import numpy as np
+import pyarrow as pa
 
 NORMAL, RISING, SUPER_SPIKE = "normal", "rising", "super_spike"
-SEED_INTERVALS = 30  # zeros a new state's detector starts from
-
-# The per-video detector: small windows (state ~ a few KB), no shape stage, no refractory period
-# (the state machine debounces), a scale floor of 0.5 in log1p units for sparse counts.
-VIDEO_DETECTOR = DetectorParams(baseline_window=60, short_window=3, knn_length=0, surprise_history=240,
-                                min_rows=10, refractory=0, scale_floor=0.5)
+STATE_NAMES = (NORMAL, RISING, SUPER_SPIKE)
+UNKNOWN_UPLOAD = -1
 
 
 @dataclass(frozen=True)
 class SpikeRules:
     interval_ms: int = 60_000
-    rise_score: float = 0.99
-    min_rate: float = 20.0
+    baseline_half_life: int = 60  # intervals
+    floor_share_of_mean: float = 0.2
+    short_intervals: int = 3
     rise_growth: float = 3.0
-    super_rate: float = 100.0
+    rise_z: float = 4.0
     super_growth: float = 10.0
+    super_z: float = 8.0
+    rise_window: int = 30
     calm_growth: float = 3.0
     calm_intervals: int = 30
-    history: int = 120
+    warmup_intervals: int = 10
+    history: int = 60  # intervals of views kept per video (the alert's plot)
+    idle_ttl_ms: int = 7_200_000
     massive_reach: int = 10_000
     half_life_ms: int = 3_600_000
     damping_floor: float = 0.1
     skip_weight: float = 2.0
-    detector: DetectorParams = VIDEO_DETECTOR
 
     @classmethod
     def from_config(cls, sp) -> "SpikeRules":
-        return cls(sp.interval, sp.rise_score, sp.min_rate, sp.rise_growth, sp.super_rate, sp.super_growth,
-                   sp.calm_growth, sp.calm_intervals, sp.history, sp.damping.massive_reach, sp.damping.half_life,
-                   sp.damping.floor, sp.damping.skip_weight, replace(VIDEO_DETECTOR, **sp.detector))
+        return cls(sp.interval, sp.baseline_half_life, sp.floor_share_of_mean, sp.short_intervals,
+                   sp.rise_growth, sp.rise_z, sp.super_growth, sp.super_z, sp.rise_window, sp.calm_growth,
+                   sp.calm_intervals, sp.warmup_intervals, sp.history, sp.idle_ttl, sp.damping.massive_reach,
+                   sp.damping.half_life, sp.damping.floor, sp.damping.skip_weight)
+
+    @property
+    def alpha(self) -> float:
+        return 1.0 - 0.5 ** (1.0 / self.baseline_half_life)
+
+
+def anscombe_z(x, e):
+    return 2.0 * (np.sqrt(np.asarray(x, dtype=np.float64) + 0.375) - np.sqrt(np.asarray(e, dtype=np.float64) + 0.375))
+
+
+# Per-video columns: name -> dtype. Their values are the whole state with the two rings below.
+COLUMNS = {
+    "share": np.float64, "seen": np.int64, "known": np.bool_, "first_start": np.int64, "last_seen": np.int64,
+    "state": np.int8, "started_at": np.int64, "frozen_share": np.float64, "rise_age": np.int64, "calm": np.int64,
+    "spike_views": np.int64, "cum_views": np.float64, "cum_expected": np.float64, "massive_at": np.int64,
+    "score": np.float64, "absorbed": np.int64, "last_views": np.int64, "last_regions": np.int64,
+    "last_expected": np.float64,
+}
 
 
 @dataclass(frozen=True)
-class IntervalCounts:
-    start: int  # interval start, event time ms
-    views: int
-    regions: int = 0  # distinct regions with views
-    shares: int = 0
-    skips: int = 0
+class Interval:
+    """One interval's input: per video with views (arrays of equal length), platform totals."""
+    start: int
+    video_ids: list
+    views: np.ndarray
+    regions: np.ndarray
+    uploaded_at: np.ndarray  # ms, UNKNOWN_UPLOAD when the metadata has none
+    platform_views: int
+    platform_videos: int
+
+    def sorted(self) -> "Interval":
+        order = sorted(range(len(self.video_ids)), key=self.video_ids.__getitem__)
+        pick = np.asarray(order, dtype=np.int64)
+        return Interval(self.start, [self.video_ids[i] for i in order], np.asarray(self.views)[pick],
+                        np.asarray(self.regions)[pick], np.asarray(self.uploaded_at)[pick], self.platform_views,
+                        self.platform_videos)
 
 
-@dataclass
-class VideoSpikes:
-    """One video's spike state. `feed` it intervals in order; it returns state transitions."""
-    rules: SpikeRules
-    detector: SpikeDetector = None
-    last_start: int | None = None  # start of the newest interval fed
-    series: deque = None  # views per interval, the newest last
-    state: str = NORMAL
-    started_at: int = 0  # start of the interval the current spike began in (0: normal)
-    frozen_baseline: float = 0.0
-    calm: int = 0
-    spike_views: int = 0  # views since the spike started
-    massive_at: int = 0  # end of the interval in which spike_views reached massive_reach (0: not yet)
-    score: float = 0.0
-    absorbed: int = 0  # views taken in, corrections included (the feature version's second part)
-    last: IntervalCounts = field(default_factory=lambda: IntervalCounts(0, 0))
+@dataclass(frozen=True)
+class Update:
+    video_id: str
+    as_of: int  # end of the newest interval stepped
+    absorbed: int  # views taken in, corrections included (the feature version's second part)
+    values: list  # the video_spikes group, in its order (operators/feature_groups.py)
 
-    def __post_init__(self):
-        if self.detector is None:
-            self.detector = SpikeDetector(self.rules.detector)
-        if self.series is None:
-            self.series = deque(maxlen=self.rules.history)
 
-    # -- feeding ------------------------------------------------------------------------------
-    def feed(self, counts: IntervalCounts) -> list[dict]:
-        """Takes one interval's counts; fills the gap since the last interval with zeros (at most
-        `history` of them: older zeros would not change the kept history). Returns transitions."""
+class SpikeBook:
+    """The spike state of every tracked video. `step` it intervals in order."""
+
+    def __init__(self, rules: SpikeRules, capacity: int = 1024):
+        self.rules = rules
+        self.interval: int | None = None  # start of the newest interval stepped
+        self.tick = -1  # the rings' newest column is tick mod their length
+        self.stepped = 0  # intervals stepped since the book began (restores included)
+        self.dispersion = 0.0  # the platform's noise beyond Poisson: var = e + dispersion x e^2
+        self.ids: list = []  # slot -> video id (None: free)
+        self.index: dict = {}  # video id -> slot
+        self.free: list = []
+        self.c = {name: np.zeros(capacity, dtype=dt) for name, dt in COLUMNS.items()}
+        self.series = np.zeros((capacity, rules.history), dtype=np.int64)
+        self.expected = np.zeros((capacity, rules.short_intervals), dtype=np.float64)
+
+    # -- stepping -----------------------------------------------------------------------------
+    def step(self, iv: Interval) -> tuple[list[dict], list[Update]]:
+        """Takes one interval; returns (transitions, feature updates: videos with views or a
+        transition). An interval at or before the newest one is taken as corrections."""
         r = self.rules
-        if self.last_start is not None and counts.start <= self.last_start:
-            self._correct(counts)
-            return []
+        if self.interval is not None and iv.start <= self.interval:
+            updates = [u for i, v in enumerate(iv.video_ids)
+                       if (u := self.correct(v, iv.start, int(iv.views[i]))) is not None]
+            return [], updates
         transitions = []
-        if self.last_start is None and counts.views < r.min_rate:
-            # A video first seen with few views is new or was idle past the state's TTL: its past
-            # is taken as obscurity (zeros), so a surge from nothing is scored from the start. One
-            # first seen busy (at job start, or launched big) has an unknown past: it must show
-            # its own baseline for the detector's min_rows intervals before it can rise.
-            for _ in range(SEED_INTERVALS):
-                self.detector.update(0.0)
-        if self.last_start is not None:
-            gap = (counts.start - self.last_start) // r.interval_ms - 1
-            first = max(self.last_start + r.interval_ms, counts.start - r.history * r.interval_ms)
-            for start in range(first, counts.start, r.interval_ms) if gap > 0 else ():
-                transitions += self._step(IntervalCounts(start, 0))
-        return transitions + self._step(counts)
+        if self.interval is not None:
+            gap = (iv.start - self.interval) // r.interval_ms - 1
+            # empty intervals (the platform had no views); past this many nothing changes any more
+            for k in range(min(gap, max(r.history, r.calm_intervals, r.rise_window) + 1)):
+                transitions += self._advance(self.interval + r.interval_ms, None, 0, 0)[0]
+            if gap > 0:
+                self.interval = iv.start - r.interval_ms
+        self._evict(iv.start)
+        iv = iv.sorted()  # slots are taken in video order: the same state whatever the batch's order
+        slots = self._admit(iv)
+        more, changed = self._advance(iv.start, (slots, iv), iv.platform_views, iv.platform_videos)
+        transitions += more
+        emit = np.union1d(slots, changed) if len(changed) else np.sort(slots)
+        return transitions, [self._update(int(s)) for s in emit]
 
-    def idle_until(self, end: int) -> list[dict]:
-        """Advances through empty intervals up to (not including) the one starting at `end`:
-        a spiking video that stopped getting views must still calm down."""
-        r = self.rules
-        if self.last_start is None:
-            return []
-        transitions = []
-        first = max(self.last_start + r.interval_ms, end - r.history * r.interval_ms)
-        for start in range(first, end, r.interval_ms):
-            transitions += self._step(IntervalCounts(start, 0))
-        return transitions
+    def _advance(self, start: int, batch, platform_views: int, platform_videos: int):
+        r, c, n = self.rules, self.c, len(self.ids)
+        self.interval = start
+        self.tick += 1
+        self.stepped += 1
+        pos = self.tick % r.history
+        live = np.array([v is not None for v in self.ids], dtype=bool) if n else np.zeros(0, dtype=bool)
+        views = np.zeros(n, dtype=np.int64)
+        regions = np.zeros(n, dtype=np.int64)
+        if batch is not None:
+            slots, iv = batch
+            views[slots] = iv.views
+            regions[slots] = iv.regions
+        floor = r.floor_share_of_mean * platform_views / max(1, platform_videos)
+        share = c["share"][:n]
+        expected = np.maximum(share * platform_views, floor)
+        self.series[:n, pos] = views
+        self.expected[:n, self.tick % r.short_intervals] = expected
+        cols = [(self.tick - k) % r.history for k in range(r.short_intervals)]
+        x = self.series[:n, cols].sum(axis=1)
+        e = self.expected[:n].sum(axis=1)
+        z = anscombe_z(x, e) / np.sqrt(1.0 + self.dispersion * e / r.short_intervals)
+        state = c["state"][:n]
+        before = state.copy()
 
-    def _correct(self, counts: IntervalCounts) -> None:
-        back = (self.last_start - counts.start) // self.rules.interval_ms
-        if back < len(self.series):
-            self.series[len(self.series) - 1 - back] += counts.views
-        self.absorbed += counts.views
-        if self.state != NORMAL and counts.start >= self.started_at:
-            self.spike_views += counts.views
+        # normal -> rising
+        rise = live & (state == 0) & c["known"][:n] & (views > 0) & (x >= r.rise_growth * e) & (z >= r.rise_z)
+        state[rise] = 1
+        c["started_at"][:n][rise] = start
+        c["frozen_share"][:n][rise] = share[rise]
+        for name in ("rise_age", "calm", "spike_views", "cum_views", "cum_expected", "massive_at"):
+            c[name][:n][rise] = 0
 
-    def _step(self, c: IntervalCounts) -> list[dict]:
-        r = self.rules
-        baseline = self.baseline()
-        self.score = self.detector.update(math.log1p(c.views))
-        self.series.append(c.views)
-        self.last_start, self.last, self.absorbed = c.start, c, self.absorbed + c.views
-        before = self.state
-        if self.state == NORMAL:
-            if (self.score >= r.rise_score and c.views >= r.min_rate
-                    and c.views >= r.rise_growth * max(baseline, 1.0)):
-                self.state, self.started_at, self.frozen_baseline = RISING, c.start, baseline
-                self.calm, self.spike_views, self.massive_at = 0, 0, 0
-        if self.state != NORMAL:
-            self._spiking(c)
-        if self.state == before:
-            return []
-        return [self._transition(before, c)]
+        # spiking: against the frozen baseline
+        spiking = live & (state > 0)
+        frozen = np.maximum(c["frozen_share"][:n] * platform_views, floor)
+        growth = np.where(frozen > 0, views / np.where(frozen > 0, frozen, 1.0), 0.0)
+        c["cum_views"][:n][spiking] += views[spiking]
+        c["cum_expected"][:n][spiking] += frozen[spiking]
+        c["spike_views"][:n][spiking] += views[spiking]
+        c["rise_age"][:n][spiking] += 1
+        massive = spiking & (c["massive_at"][:n] == 0) & (c["spike_views"][:n] >= r.massive_reach)
+        c["massive_at"][:n][massive] = start + r.interval_ms
+        age = np.maximum(c["rise_age"][:n], 1)
+        cum_z = anscombe_z(c["cum_views"][:n], c["cum_expected"][:n]) / np.sqrt(
+            1.0 + self.dispersion * c["cum_expected"][:n] / age)
+        to_super = spiking & (state == 1) & (growth >= r.super_growth) & (cum_z >= r.super_z)
+        state[to_super] = 2
+        calm = spiking & (growth < r.calm_growth)
+        c["calm"][:n][spiking] = np.where(calm[spiking], c["calm"][:n][spiking] + 1, 0)
+        ended = spiking & (c["calm"][:n] >= r.calm_intervals)
+        slow = spiking & (state == 1) & (c["rise_age"][:n] >= r.rise_window) & ~ended
+        if platform_views:
+            # a slow climb's level (its views over the short window) is the video's new normal
+            recent = self.series[:n, cols].sum(axis=1) / max(1, platform_views * r.short_intervals)
+            share[slow] = recent[slow]
+        state[ended | slow] = 0
+        c["started_at"][:n][ended | slow] = 0
 
-    def _spiking(self, c: IntervalCounts) -> None:
-        r = self.rules
-        self.spike_views += c.views
-        if not self.massive_at and self.spike_views >= r.massive_reach:
-            self.massive_at = c.start + r.interval_ms
-        growth = c.views / max(self.frozen_baseline, 1.0)
-        if self.state == RISING and c.views >= r.super_rate and growth >= r.super_growth:
-            self.state = SUPER_SPIKE
-        if c.views < r.min_rate or growth < r.calm_growth:
-            self.calm += 1
-            if self.calm >= r.calm_intervals:
-                self.state, self.started_at, self.frozen_baseline = NORMAL, 0, 0.0
-                self.spike_views, self.massive_at, self.calm = 0, 0, 0
+        # the baseline learns while normal, from the platform's intervals with views
+        learn = live & (state == 0) & (before == 0)
+        if platform_views:
+            self._learn_dispersion(views, expected, learn & c["known"][:n] & (expected >= 1.0))
+            alpha = np.maximum(1.0 / (c["seen"][:n] + 1.0), r.alpha)
+            share[learn] += alpha[learn] * (views[learn] / platform_views - share[learn])
+            c["seen"][:n][learn] += 1
+            c["known"][:n] |= c["seen"][:n] >= r.warmup_intervals
+        c["score"][:n] = np.where(live, z, 0.0)
+        c["last_expected"][:n] = np.where(state > 0, frozen, expected)
+        if batch is not None:
+            slots, iv = batch
+            c["last_views"][slots] = iv.views
+            c["last_regions"][slots] = iv.regions
+            c["last_seen"][slots] = start
+            c["absorbed"][slots] += iv.views
+        changed = np.nonzero(state != before)[0]
+        transitions = [self._transition(int(s), int(before[s]), start, int(views[s]), int(regions[s]),
+                                        platform_views) for s in changed]
+        return transitions, changed
+
+    def _learn_dispersion(self, views: np.ndarray, expected: np.ndarray, use: np.ndarray) -> None:
+        """Moment estimate of the noise beyond Poisson over the platform's normal videos
+        (E[(x - e)^2 - x] = dispersion x e^2), exponentially weighted like the baselines. Videos far
+        outside the current noise (a surge starting) are left out."""
+        x, e = views[use].astype(np.float64), expected[use]
+        if not len(x):
+            return
+        inside = np.abs(x - e) <= 6.0 * np.sqrt(e + self.dispersion * e * e)
+        x, e = x[inside], e[inside]
+        den = float((e * e).sum())
+        if den <= 0:
+            return
+        estimate = max(0.0, float(((x - e) ** 2 - x).sum()) / den)
+        self.dispersion += self.rules.alpha * (estimate - self.dispersion)
+
+    def _evict(self, start: int) -> None:
+        n = len(self.ids)
+        if not n:
+            return
+        c = self.c
+        live = np.array([v is not None for v in self.ids], dtype=bool)
+        gone = np.nonzero(live & (c["state"][:n] == 0) & (start - c["last_seen"][:n] >= self.rules.idle_ttl_ms))[0]
+        for s in gone.tolist():
+            del self.index[self.ids[s]]
+            self.ids[s] = None
+            self.free.append(s)
+
+    def _admit(self, iv: Interval) -> np.ndarray:
+        r, c = self.rules, self.c
+        slots = np.empty(len(iv.video_ids), dtype=np.int64)
+        floor = r.floor_share_of_mean * iv.platform_views / max(1, iv.platform_videos)
+        new = []
+        for i, v in enumerate(iv.video_ids):
+            s = self.index.get(v)
+            if s is None:
+                s = self._allocate(v)
+                new.append(i)
+            slots[i] = s
+        if new:
+            new = np.array(new)
+            s = slots[new]
+            for name, dt in COLUMNS.items():
+                c[name][s] = 0
+            self.series[s] = 0
+            self.expected[s] = floor
+            c["first_start"][s] = iv.start
+            uploaded = np.asarray(iv.uploaded_at)[new]
+            fresh = (uploaded != UNKNOWN_UPLOAD) & (iv.start - uploaded < r.warmup_intervals * r.interval_ms)
+            # once the book has watched the platform for the warmup, a video it has not seen had
+            # no views in all that time (or none for idle_ttl, if it was evicted): its past is zeros
+            zero_past = fresh | (self.stepped >= r.warmup_intervals)
+            c["known"][s] = zero_past
+            c["seen"][s] = np.where(zero_past, r.warmup_intervals, 0)  # zeros for a past: a slow start
+        return slots
+
+    def _allocate(self, video: str) -> int:
+        if self.free:
+            s = self.free.pop()
+            self.ids[s] = video
         else:
-            self.calm = 0
+            s = len(self.ids)
+            if s == len(self.c["share"]):
+                self._grow(2 * s)
+            self.ids.append(video)
+        self.index[video] = s
+        return s
 
-    def expired(self, next_start: int, idle_ttl_ms: int) -> bool:
-        """A normal video whose next interval starts `idle_ttl_ms` or more after its newest one
-        starts over (its state is dropped); a spiking one never expires."""
-        return self.state == NORMAL and next_start >= self.as_of + idle_ttl_ms
+    def _grow(self, capacity: int) -> None:
+        for name, col in self.c.items():
+            self.c[name] = np.concatenate([col, np.zeros(capacity - len(col), dtype=col.dtype)])
+        self.series = np.vstack([self.series, np.zeros((capacity - len(self.series), self.series.shape[1]),
+                                                       dtype=self.series.dtype)])
+        self.expected = np.vstack([self.expected, np.zeros((capacity - len(self.expected), self.expected.shape[1]))])
+
+    def correct(self, video: str, start: int, views: int) -> Update | None:
+        """A late view count for an interval already stepped: added to the kept series and to the
+        spike's views. A video the book no longer tracks is not changed."""
+        s = self.index.get(video)
+        if s is None or self.interval is None:
+            return None
+        r, c = self.rules, self.c
+        back = (self.interval - start) // r.interval_ms
+        if 0 <= back < r.history and start >= c["first_start"][s]:
+            self.series[s, (self.tick - back) % r.history] += views
+        c["absorbed"][s] += views
+        if c["state"][s] > 0 and start >= c["started_at"][s]:
+            c["spike_views"][s] += views
+        return self._update(s)
+
+    # -- state as bytes (the job's checkpointed state) -------------------------------------------
+    def to_bytes(self) -> bytes:
+        """The book as an Arrow IPC stream: one row per tracked video with declared column types,
+        the rings oldest first, so a book restores under rules with other ring lengths."""
+        r = self.rules
+        live = np.array([s for s, v in enumerate(self.ids) if v is not None], dtype=np.int64)
+        cols = {"video_id": pa.array([self.ids[s] for s in live.tolist()], pa.string())}
+        for name in COLUMNS:
+            cols[name] = pa.array(self.c[name][live])
+        for name, ring in (("series", self.series), ("expected", self.expected)):
+            k = ring.shape[1]
+            chrono = ring[live][:, [(self.tick - j) % k for j in range(k - 1, -1, -1)]] if len(live) else ring[:0]
+            cols[name] = pa.FixedSizeListArray.from_arrays(pa.array(chrono.ravel()), k)
+        meta = {"format": "fyp-spike-book-1", "interval": "" if self.interval is None else str(self.interval),
+                "stepped": str(self.stepped), "dispersion": repr(self.dispersion)}
+        table = pa.table(cols).replace_schema_metadata(meta)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return sink.getvalue().to_pybytes()
+
+    @classmethod
+    def from_bytes(cls, rules: SpikeRules, data: bytes) -> "SpikeBook":
+        table = pa.ipc.open_stream(data).read_all()
+        meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+        book = cls(rules, capacity=max(1024, table.num_rows))
+        book.interval = int(meta["interval"]) if meta.get("interval") else None
+        book.stepped = int(meta.get("stepped", 0))
+        book.dispersion = float(meta.get("dispersion", 0.0))
+        n = table.num_rows
+        book.ids = table.column("video_id").to_pylist()
+        book.index = {v: s for s, v in enumerate(book.ids)}
+        for name, dt in COLUMNS.items():
+            if name in table.column_names:
+                book.c[name][:n] = table.column(name).to_numpy(zero_copy_only=False).astype(dt)
+        # the newest interval lands in the rings' last column: tick = length - 1 for both rings
+        book.tick = rules.history * rules.short_intervals - 1
+        for name, ring in (("series", book.series), ("expected", book.expected)):
+            col = table.column(name).combine_chunks()
+            old_k = col.type.list_size
+            flat = col.flatten().to_numpy(zero_copy_only=False).reshape(n, old_k) if n else np.zeros((0, old_k))
+            k = min(old_k, ring.shape[1])
+            ring[:n, ring.shape[1] - k:] = flat[:, old_k - k:]
+        return book
 
     # -- reading ------------------------------------------------------------------------------
-    def baseline(self) -> float:
-        """Mean views per interval over the kept history (before the newest interval is added)."""
-        return sum(self.series) / len(self.series) if self.series else 0.0
-
     @property
     def as_of(self) -> int:
-        """End of the newest interval fed."""
-        return (self.last_start or 0) + self.rules.interval_ms
+        return (self.interval or 0) + self.rules.interval_ms
 
-    def damping(self) -> float:
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def features(self, video: str) -> list | None:
+        s = self.index.get(video)
+        return None if s is None else self._values(s)
+
+    def _values(self, s: int) -> list:
+        r, c = self.rules, self.c
+        state = int(c["state"][s])
+        damping, skip = 1.0, 1.0
+        if state:
+            skip = r.skip_weight
+            if c["massive_at"][s]:
+                damping = max(r.damping_floor, 0.5 ** ((self.as_of - int(c["massive_at"][s])) / r.half_life_ms))
+        return [float(c["score"][s]), STATE_NAMES[state], int(c["started_at"][s]), float(damping), float(skip),
+                int(c["last_views"][s]), float(c["last_expected"][s])]
+
+    def _update(self, s: int) -> Update:
+        return Update(self.ids[s], self.as_of, int(self.c["absorbed"][s]), self._values(s))
+
+    def series_of(self, s: int) -> tuple[int, list]:
+        """(start of the first interval, views per interval) kept for slot s, oldest first."""
         r = self.rules
-        if self.state == NORMAL or not self.massive_at:
-            return 1.0
-        return max(r.damping_floor, 0.5 ** ((self.as_of - self.massive_at) / r.half_life_ms))
+        first = max(int(self.c["first_start"][s]), self.interval - (r.history - 1) * r.interval_ms)
+        k = (self.interval - first) // r.interval_ms + 1
+        cols = [(self.tick - j) % r.history for j in range(k - 1, -1, -1)]
+        return first, self.series[s, cols].tolist()
 
-    def skip_weight(self) -> float:
-        return 1.0 if self.state == NORMAL else self.rules.skip_weight
-
-    def features(self) -> list:
-        """Values of the video_spikes feature group, in its order (schemas/features.py)."""
-        base = self.frozen_baseline if self.state != NORMAL else self.baseline_before_last()
-        return [float(self.score), self.state, int(self.started_at), float(self.damping()),
-                float(self.skip_weight()), int(self.last.views), float(base)]
-
-    def baseline_before_last(self) -> float:
-        s = list(self.series)[:-1]
-        return sum(s) / len(s) if s else 0.0
-
-    def _transition(self, before: str, c: IntervalCounts) -> dict:
-        base = self.frozen_baseline if self.state != NORMAL else self.baseline_before_last()
-        series = list(self.series)
-        return {"state": self.state, "previous_state": before, "at": c.start + self.rules.interval_ms,
-                "spike_started_at": int(self.started_at), "score": float(self.score), "views": int(c.views),
-                "baseline_rate": float(base), "growth": float(c.views / max(base, 1.0)), "regions": int(c.regions),
-                "interval_ms": self.rules.interval_ms,
-                "series_start": c.start - (len(series) - 1) * self.rules.interval_ms, "series": series}
+    def _transition(self, s: int, before: int, start: int, views: int, regions: int, platform_views: int) -> dict:
+        c = self.c
+        base = float(c["last_expected"][s])
+        series_start, series = self.series_of(s)
+        return {"video_id": self.ids[s], "state": STATE_NAMES[int(c["state"][s])],
+                "previous_state": STATE_NAMES[before], "at": start + self.rules.interval_ms,
+                "spike_started_at": int(c["started_at"][s]), "score": float(c["score"][s]), "views": views,
+                "baseline_rate": base, "growth": float(views / base) if base > 0 else 0.0, "regions": regions,
+                "platform_views": int(platform_views),
+                "share": float(views / platform_views) if platform_views else 0.0,
+                "interval_ms": self.rules.interval_ms, "series_start": series_start, "series": series}
 
 
-def replay(rows, rules: SpikeRules, idle_ttl_ms: int, end_watermark: int | None = None):
-    """The job's per-video logic offline: `rows` are (video_id, IntervalCounts) sorted by video,
-    then interval. Returns (transitions with video_id, final state per video). A bounded run ends
-    with no timer firing after the last interval (end_watermark None); a stream whose watermark
-    stopped at `end_watermark` has fired every calm timer up to it (jobs/spikes_fn.py)."""
-    transitions, states = [], {}
-
-    def finish(video, st):
-        deadline = st.as_of + (rules.calm_intervals - st.calm) * rules.interval_ms - 1
-        if end_watermark is not None and st.state != NORMAL and deadline <= end_watermark:
-            transitions.extend({"video_id": video, **t} for t in st.idle_until(deadline + 1))
-        states[video] = st
-
-    video, st = None, None
-    for vid, counts in rows:
-        if vid != video:
-            if st is not None:
-                finish(video, st)
-            video, st = vid, None
-        if st is not None and st.expired(counts.start, idle_ttl_ms):
-            st = None
-        if st is None:
-            st = VideoSpikes(rules)
-        transitions.extend({"video_id": vid, **t} for t in st.feed(counts))
-    if st is not None:
-        finish(video, st)
-    return transitions, states
+def replay(intervals, rules: SpikeRules, corrections=None):
+    """The job's logic offline: `intervals` in order (Interval); `corrections` maps an interval
+    start to late (video, start, views) fed right after it. Returns (transitions, the last
+    feature update of each video, the book)."""
+    book = SpikeBook(rules)
+    transitions, last = [], {}
+    for iv in intervals:
+        ts, updates = book.step(iv)
+        transitions += ts
+        for u in updates:
+            last[u.video_id] = u
+        for video, start, views in (corrections or {}).get(iv.start, ()):
+            u = book.correct(video, start, views)
+            if u is not None:
+                last[u.video_id] = u
+    return transitions, last, book

@@ -1,26 +1,28 @@
-"""`fyp spikes backtest`: engagement events from a file through the spike job's per-video code
-(operators/spikes.py), offline, for on-call to see what a config would have raised.
+"""`fyp spikes backtest`: engagement events (and upload events) from files through the spike job's
+code (operators/spikes.py), offline, for on-call to see what a config would have raised.
 
 The events take the job's route in file order (jobs/sql.py): the watermark is the newest valid
 event time so far minus `engagement.max_out_of_orderness` (as the job emits it on each event); an
 event more than `allowed_lateness` behind it is dropped (the job's late topic); one whose emit step
-the watermark has passed is a correction, fed alone (one view, one region) when it arrives; the
-rest are counted per (video, interval) and fed when the watermark passes the interval's end, as the
-job's tumbling window fires. The input is bounded, so no calm-down timer fires after the last event
-(as in `fyp backfill spikes`).
+the watermark has passed is a correction, fed alone (one view) when it arrives; the rest are
+counted per (video, interval), and an interval is stepped, with the platform's totals, when the
+watermark passes its end, as the job's windows fire. A view's upload time is that of the video's
+newest upload at or before the view (the job's temporal join), unknown without one. The input is
+bounded: every interval is stepped at its end.
 
-What it cannot see: the job takes a window's row and a correction of the same video through two
-inputs, and when both are due at once, their order is the job's; the backtest takes the window
-first.
+What it cannot see: the job takes an interval's batch and a correction through two inputs, and
+when both are due at once, their order is the job's; the backtest takes the batch first.
 """
 from __future__ import annotations
 
-import heapq
+import bisect
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from operators.spikes import SUPER_SPIKE, IntervalCounts, SpikeRules, replay
+import numpy as np
+
+from operators.spikes import SUPER_SPIKE, UNKNOWN_UPLOAD, Interval, SpikeBook, SpikeRules
 from schemas.engagement import ENGAGEMENT_V1
 
 
@@ -33,7 +35,7 @@ class Backtest:
     corrections: int = 0
     first_ms: int | None = None
     last_ms: int | None = None
-    states: dict = field(default_factory=dict)
+    last_updates: dict = field(default_factory=dict)  # video -> its newest feature update
 
     def summary(self) -> dict:
         hours = max((self.last_ms - self.first_ms) / 3_600_000, 1 / 60) if self.first_ms is not None else 0.0
@@ -45,23 +47,48 @@ class Backtest:
                 "videos_alerted": len({t["video_id"] for t in alerts})}
 
 
-def backtest(lines: Iterable[bytes], rules: SpikeRules, idle_ttl_ms: int, max_out_of_orderness_ms: int,
-             allowed_lateness_ms: int, emit_interval_ms: int) -> Backtest:
+class UploadTimes:
+    """As-of lookup of a video's upload time: its newest upload at or before a view."""
+
+    def __init__(self, uploads: Iterable[dict] = ()):
+        self.times = defaultdict(list)
+        for u in uploads:
+            bisect.insort(self.times[u["video_id"]], int(u["upload_time"]))
+
+    def as_of(self, video: str, t: int) -> int:
+        times = self.times.get(video)
+        if not times:
+            return UNKNOWN_UPLOAD
+        i = bisect.bisect_right(times, t)
+        return times[i - 1] if i else UNKNOWN_UPLOAD
+
+
+def interval_of(start: int, per_video: dict) -> Interval:
+    """One interval's batch from {video: [views, regions set, upload time]}."""
+    ids = sorted(per_video)
+    views = np.array([per_video[v][0] for v in ids], dtype=np.int64)
+    return Interval(start, ids, views, np.array([len(per_video[v][1]) for v in ids], dtype=np.int64),
+                    np.array([per_video[v][2] for v in ids], dtype=np.int64), int(views.sum()), len(ids))
+
+
+def backtest(lines: Iterable[bytes], rules: SpikeRules, max_out_of_orderness_ms: int, allowed_lateness_ms: int,
+             emit_interval_ms: int, uploads: UploadTimes | None = None) -> Backtest:
     n = rules.interval_ms
+    uploads = uploads or UploadTimes()
     out = Backtest([])
-    open_counts: dict = {}  # (video, interval start) -> [views, regions set, shares, skips]
-    by_end: list = []  # heap of (interval end, video, start): tile intervals not yet fired
-    rows = defaultdict(list)  # video -> [(order, IntervalCounts)]
+    book = SpikeBook(rules)
+    open_intervals: dict = {}  # interval start -> {video: [views, regions, upload time]}
     newest = None
-    order = 0
+
+    def take(updates):
+        for u in updates:
+            out.last_updates[u.video_id] = u
 
     def fire(watermark):
-        nonlocal order
-        while by_end and by_end[0][0] - 1 <= watermark:
-            _, video, start = heapq.heappop(by_end)
-            views, regions, shares, skips = open_counts.pop((video, start))
-            rows[video].append((order, IntervalCounts(start, views, len(regions), shares, skips)))
-            order += 1
+        for start in sorted(s for s in open_intervals if s + n - 1 <= watermark):
+            transitions, updates = book.step(interval_of(start, open_intervals.pop(start)))
+            out.transitions.extend(transitions)
+            take(updates)
 
     for line in lines:
         line = line.rstrip(b"\n")
@@ -81,21 +108,13 @@ def backtest(lines: Iterable[bytes], rules: SpikeRules, idle_ttl_ms: int, max_ou
             out.late += 1
         elif watermark is not None and t - t % emit_interval_ms + emit_interval_ms - 1 <= watermark:
             out.corrections += 1
-            rows[e["video_id"]].append((order, IntervalCounts(t - t % n, 1, 1, int(e["shared"]), int(e["skipped"]))))
-            order += 1
+            take([u for u in [book.correct(e["video_id"], t - t % n, 1)] if u is not None])
         else:
-            key = (e["video_id"], t - t % n)
-            c = open_counts.get(key)
-            if c is None:
-                c = open_counts[key] = [0, set(), 0, 0]
-                heapq.heappush(by_end, (key[1] + n, key[0], key[1]))
+            c = open_intervals.setdefault(t - t % n, {}).setdefault(e["video_id"], [0, set(), UNKNOWN_UPLOAD])
             c[0] += 1
             c[1].add(e["region"])
-            c[2] += int(e["shared"])
-            c[3] += int(e["skipped"])
+            c[2] = max(c[2], uploads.as_of(e["video_id"], t))
         newest = t if newest is None else max(newest, t)
         fire(newest - max_out_of_orderness_ms)
     fire(2**63 - 1)  # the end of a bounded input: every window fires
-    ordered = ((video, counts) for video in sorted(rows) for _, counts in sorted(rows[video], key=lambda r: r[0]))
-    out.transitions, out.states = replay(ordered, rules, idle_ttl_ms)
     return out

@@ -2,12 +2,10 @@
 spikes) and of on-call alerting."""
 from __future__ import annotations
 
-from dataclasses import fields
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from anomaly.detector import DetectorParams
 from operators.engagement import ScoreWeights
 from operators.interests import StrengthWeights
 from operators.trends import TrendWeights
@@ -103,33 +101,28 @@ class SpikeDamping(Section):
 
 
 class SpikesConfig(Section):
-    """Per-video spike state (operators/spikes.py) over per-interval view counts."""
-    interval: Duration = Field(60_000, gt=0, multiple_of=1000)  # one detector row per video per interval
-    rise_score: float = Field(0.99, ge=0, le=1)  # anomaly score from which a video may start rising ...
-    min_rate: float = 20.0  # ... with at least this many views in the interval
-    rise_growth: float = Field(3.0, ge=1)  # ... and this many times its baseline rate
-    super_rate: float = 100.0  # a rising video is a super-spike from this rate ...
-    super_growth: float = 10.0  # ... at this many times its baseline rate (before the spike)
-    calm_growth: float = Field(3.0, ge=1)  # an interval under this growth (or under min_rate) is calm
-    calm_intervals: int = Field(30, ge=1)  # consecutive calm intervals that end a spike
+    """Spike state of every video (operators/spikes.py): relative to the video's share of the
+    platform's views, no absolute rate, so one config serves any platform size."""
+    interval: Duration = Field(60_000, gt=0, multiple_of=1000)  # one step of every video per interval
+    baseline_half_life: int = Field(60, ge=1)  # intervals: the video's share of the platform's views
+    floor_share_of_mean: float = Field(0.2, gt=0)  # expected views >= this x the platform's mean per active video
+    short_intervals: int = Field(3, ge=1)  # intervals the score (Anscombe z) sums over
+    rise_growth: float = Field(3.0, ge=1)  # normal -> rising at this growth over the short window ...
+    rise_z: float = Field(4.0, gt=0)  # ... and this z
+    super_growth: float = Field(10.0, ge=1)  # rising -> super_spike at this growth against the frozen baseline ...
+    super_z: float = Field(8.0, gt=0)  # ... and this z of the views since the rise
+    rise_window: int = Field(30, ge=1)  # a rise not super within this many intervals ends (a slow climb)
+    calm_growth: float = Field(3.0, ge=1)  # an interval under this growth is calm ...
+    calm_intervals: int = Field(30, ge=1)  # ... and this many in a row end a spike
+    warmup_intervals: int = Field(10, ge=1)  # a video with an unknown past shows this many first
     idle_ttl: Duration = Field(7_200_000, gt=0)  # a normal video without views this long loses its state
-    history: int = Field(120, ge=10)  # intervals of views kept per video (baseline, alert plot)
-    detector: dict[str, Any] = {}  # anomaly.detector.DetectorParams overrides
+    history: int = Field(60, ge=10)  # intervals of views kept per video (the alert's plot)
     damping: SpikeDamping = SpikeDamping()
 
-    @field_validator("detector")
-    @classmethod
-    def _detector_keys(cls, overrides: dict) -> dict:
-        known = {f.name for f in fields(DetectorParams)}
-        for key in overrides:
-            if key not in known:
-                raise ValueError(f"unknown key 'spikes.detector.{key}' (known: {', '.join(sorted(known))})")
-        return overrides
-
     @model_validator(mode="after")
-    def _rates(self):
-        if self.super_rate < self.min_rate or self.calm_growth > self.super_growth:
-            raise ValueError("spikes need super_rate >= min_rate and calm_growth <= super_growth")
+    def _growths(self):
+        if self.calm_growth > self.super_growth or self.rise_growth > self.super_growth:
+            raise ValueError("spikes need calm_growth <= super_growth and rise_growth <= super_growth")
         return self
 
 
@@ -146,7 +139,7 @@ class WebhookConfig(Section):
 class AlertsConfig(Section):
     cooldown: Duration = Field(21_600_000, ge=0)  # one alert per video per 6 h of event time, across restarts
     runbook_url: str = "https://github.com/fyp-features/fyp-features/blob/main/docs/runbooks/super-spike.md"
-    critical_rate: float = 1000.0  # views per interval from which an alert is critical ...
+    critical_share: float = Field(0.01, gt=0, le=1)  # share of the platform's views from which an alert is critical ...
     critical_regions: int = 3  # ... or from this many regions at once
     retry_initial: Duration = Field(1000, gt=0)  # webhook retry backoff, doubling
     retry_max: Duration = Field(60_000, gt=0)

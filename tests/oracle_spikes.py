@@ -1,32 +1,40 @@
-"""Independent batch computation of the spike job's per-video input and outputs: per (video,
-interval) view counts and distinct regions straight from the generated events with pandas, then
-the same per-video state code (operators/spikes.py) fed in event-time order, with the job's
-expiry rule. The job gets its counts from Flink SQL windows over the parsed stream; equality of
-the two checks the job's windowing, keying, gap handling, state and timers."""
+"""Independent batch computation of the spike job's input and outputs: per (video, interval) view
+counts, distinct regions and upload times (as of each view) straight from the generated events
+with pandas, the platform's totals per interval, then the same book code (operators/spikes.py)
+stepped interval by interval. The job gets its counts from two levels of Flink SQL windows over
+the parsed and joined stream; equality of the two checks the job's windowing, batching, join,
+state and output."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from operators import spikes
-from operators.spikes import NORMAL, IntervalCounts, SpikeRules
+from operators.spikes import UNKNOWN_UPLOAD, Interval, SpikeRules
 
 
-def interval_counts(events: list[dict], interval_ms: int) -> pd.DataFrame:
-    """events: valid engagement dicts (on time). One row per (video, interval) with views."""
-    df = pd.DataFrame([e for e in events if e is not None])
+def intervals(events: list[dict], uploads: list[dict], interval_ms: int) -> list[Interval]:
+    """events: valid engagement dicts (on time); uploads: upload dicts. One Interval per interval
+    with views, in order."""
+    df = pd.DataFrame([e for e in events if e is not None]).sort_values("event_time", kind="stable")
+    up = pd.DataFrame(uploads or [], columns=["video_id", "upload_time"]).sort_values("upload_time", kind="stable")
+    df = pd.merge_asof(df, up[["video_id", "upload_time"]].astype({"upload_time": "int64"}), left_on="event_time",
+                       right_on="upload_time", by="video_id", direction="backward")
+    df["upload_time"] = df["upload_time"].fillna(UNKNOWN_UPLOAD).astype("int64")
     df["interval_start"] = df["event_time"] - df["event_time"] % interval_ms
-    g = df.groupby(["video_id", "interval_start"])
-    out = pd.DataFrame({"views": g.size(), "regions": g["region"].nunique(),
-                        "shares": g["shared"].sum(), "skips": g["skipped"].sum()}).reset_index()
-    return out.sort_values(["video_id", "interval_start"], kind="stable")
+    g = df.groupby(["interval_start", "video_id"])
+    counts = pd.DataFrame({"views": g.size(), "regions": g["region"].nunique(),
+                           "uploaded_at": g["upload_time"].max()}).reset_index()
+    out = []
+    for start, rows in counts.groupby("interval_start", sort=True):
+        rows = rows.sort_values("video_id")
+        out.append(Interval(int(start), rows["video_id"].tolist(), rows["views"].to_numpy(np.int64),
+                            rows["regions"].to_numpy(np.int64), rows["uploaded_at"].to_numpy(np.int64),
+                            int(rows["views"].sum()), len(rows)))
+    return out
 
 
-def replay(counts: pd.DataFrame, rules: SpikeRules, idle_ttl_ms: int, end_watermark: int | None = None):
-    """(transitions, final state per video) of operators.spikes.replay over the pandas counts."""
-    rows = ((r.video_id, IntervalCounts(int(r.interval_start), int(r.views), int(r.regions), int(r.shares),
-                                        int(r.skips))) for r in counts.itertuples(index=False))
-    return spikes.replay(rows, rules, idle_ttl_ms, end_watermark)
-
-
-def spiking(states: dict) -> dict:
-    return {v: st for v, st in states.items() if st.state != NORMAL}
+def replay(events: list[dict], uploads: list[dict], rules: SpikeRules):
+    """(transitions, the last feature update per video) of the book over the pandas intervals."""
+    transitions, last, _ = spikes.replay(intervals(events, uploads, rules.interval_ms), rules)
+    return transitions, last

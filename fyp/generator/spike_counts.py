@@ -56,6 +56,7 @@ class CountTraffic:
     platform_views: np.ndarray  # per minute
     platform_videos: np.ndarray  # per minute: videos with views
     labels: list  # dicts: video_id, shape, onset_ms, ref_ms, end_ms, peak_views
+    uploaded_at: np.ndarray  # per video, ms (catalog videos: 30 days before the start)
 
     def rows(self):
         """(video_id, start, views, regions, platform views, platform videos) for every (video,
@@ -64,6 +65,12 @@ class CountTraffic:
         for v, t in zip(vi.tolist(), ti.tolist()):
             yield (self.video_ids[v], int(self.minutes[t]), int(self.counts[v, t]), int(self.regions[v, t]),
                    int(self.platform_views[t]), int(self.platform_videos[t]))
+
+    def minutes_with_views(self):
+        """Per minute: (start, video indexes with views, their views, regions): the job's batches."""
+        for t in range(len(self.minutes)):
+            vi = np.nonzero(self.counts[:, t])[0]
+            yield int(self.minutes[t]), vi, self.counts[vi, t], self.regions[vi, t]
 
     @property
     def video_minutes(self) -> int:
@@ -142,6 +149,12 @@ def generate_counts(spec: CountTrafficSpec) -> CountTraffic:
                        "baseline_views": round(float(base[onset]), 3),
                        "peak_views": int(counts[row, onset:onset + hold].max())})
     regions = np.minimum(counts, caps)
-    return CountTraffic(minutes=minutes, video_ids=ids, counts=counts, regions=regions,
+    uploaded = np.full(n_vid, spec.start_ms - 30 * 86_400_000, dtype=np.int64)
+    uploaded[spec.videos: n_vid - n_spikes] = minutes[born[spec.videos:]]
+    for k in range(n_spikes):
+        row = n_vid - n_spikes + k
+        if counts[row].any():
+            uploaded[row] = minutes[np.argmax(counts[row] > 0)]
+    return CountTraffic(uploaded_at=uploaded, minutes=minutes, video_ids=ids, counts=counts, regions=regions,
                         platform_views=counts.sum(axis=0), platform_videos=np.count_nonzero(counts, axis=0),
                         labels=labels)

@@ -45,12 +45,12 @@ class SpikeAlerter(JsonTopicService):
     counted = "transitions"
 
     def __init__(self, kafka: dict, transitions_topic: str, alerts_topic: str, client: redis.Redis, name: str,
-                 alerts: AlertsConfig, ttl_ms: int, plot_dir: str | Path, critical_score: float = 0.0,
+                 alerts: AlertsConfig, ttl_ms: int, plot_dir: str | Path,
                  batch_max: int = 500, poll_timeout_ms: int = 100, backoff_max_ms: int = 5000,
                  environ=None, deliver: bool = True):
         # kafka: connection settings (settings.kafka_clients.client_config), extended per client below
         self.out_topic, self.alerts = alerts_topic, alerts
-        self.plot_dir, self.critical_score = Path(plot_dir), critical_score
+        self.plot_dir = Path(plot_dir)
         self.ledger = AlertLedger(client, alerts.cooldown, ttl_ms)
         if ttl_ms < alerts.cooldown:
             log.warning("featurestore.ttl.spike_alerts (%d ms) is shorter than alerts.cooldown (%d ms): a video "
@@ -78,9 +78,8 @@ class SpikeAlerter(JsonTopicService):
 
     def alert_for(self, transition: dict) -> dict:
         """The alert event for a transition into super_spike (deterministic)."""
-        sev = severity(float(transition["score"]), int(transition["views"]), int(transition["regions"]),
-                       critical_rate=self.alerts.critical_rate, critical_regions=self.alerts.critical_regions,
-                       critical_score=self.critical_score)
+        sev = severity(float(transition.get("share", 0.0)), int(transition["regions"]),
+                       critical_share=self.alerts.critical_share, critical_regions=self.alerts.critical_regions)
         path = self.plot_dir / f"{safe_file_stem(alert_id(transition))}.png"
         return build_alert(transition, sev, self.alerts.runbook_url, str(path))
 
@@ -192,4 +191,4 @@ def make_alerter(cfg: Config, client: redis.Redis | None = None, deliver: bool =
     t = cfg.kafka.topics
     return SpikeAlerter(client_config(cfg.kafka, environ=environ), t.spike_transitions, t.spike_alerts, client, alerter_name(cfg),
                         cfg.alerts, cfg.ttl_ms("spike_alerts"), cfg.state_dir / "alerts",
-                        critical_score=cfg.spikes.rise_score, environ=environ, deliver=deliver)
+                        environ=environ, deliver=deliver)

@@ -47,10 +47,7 @@ def test_backfill_and_catch_up_twice_equal_every_family_oracle(stack, tmp_path):
     interests = oracle_interests.interests(events, pd.DataFrame(traffic.uploads), cfg0.interests)
     trends = oracle_trends.trends(events, minute_end, cfg0.trends.window_ms, 5, vars(cfg0.trends.weights))
     crossings = oracle.milestone_crossings(events, traffic.uploads, THRESHOLDS)
-    interval = cfg0.spikes.interval
-    spike_end = (newest // interval + 1) * interval - 1
-    _, spike_states = oracle_spikes.replay(oracle_spikes.interval_counts(traffic.events, interval),
-                                           SpikeRules.from_config(cfg0.spikes), cfg0.spikes.idle_ttl, spike_end)
+    _, spike_last = oracle_spikes.replay(events, traffic.uploads, SpikeRules.from_config(cfg0.spikes))
 
     malformed = [p for p, kind in zip(traffic.payloads, traffic.kinds) if kind == "malformed"]
     assert crossings and malformed and len(interests) > 1000
@@ -82,10 +79,10 @@ def test_backfill_and_catch_up_twice_equal_every_family_oracle(stack, tmp_path):
         if got["notifications"] != want:
             problems.append(f"notifications {got['notifications'][:5]}... != {want[:5]}...")
         spikes = group(got, VIDEO_SPIKES)
-        for v, st in spike_states.items():
+        for v, u in spike_last.items():
             as_of, x = spikes.get(v, (None, {}))
-            if as_of != st.as_of or [x.get(n) for n in names] != st.features():
-                problems.append(f"spikes {v}: {as_of} {x} != {st.as_of} {st.features()}")
+            if as_of != u.as_of or [x.get(n) for n in names] != u.values:
+                problems.append(f"spikes {v}: {as_of} {x} != {u.as_of} {u.values}")
         if got["dead letters"] != sorted((p, "features") for p in malformed):
             problems.append(f"{len(got['dead letters'])} dead letters, {len(malformed)} malformed payloads")
         return problems

@@ -8,11 +8,12 @@ import signal
 import threading
 import time
 
+import orjson
 import pytest
 
 from jobs.flink_env import latest_checkpoint
 from tests.conftest import kill_group, start_fyp
-from tests.integration.engagement_support import paced_produce, send_sentinels
+from tests.integration.engagement_support import paced_produce, produce, send_sentinels
 from tests.integration.test_alerts import Receiver
 from tests.integration.test_spikes import (MINUTE, assert_matches_oracle, expected_run, labelled_traffic,
                                            transitions_on_topic)
@@ -26,7 +27,8 @@ def test_spike_job_hard_kill_and_restart(stack, tmp_path):
     traffic = labelled_traffic(cfg, hours=4.0)
     newest = max(e["event_time"] for e in traffic.events if e)
     sentinel = (newest // MINUTE + 1) * MINUTE + cfg.engagement.max_out_of_orderness + 1000
-    expected, states = expected_run(cfg, traffic, sentinel)
+    expected, states = expected_run(cfg, traffic)
+    produce(stack.bootstrap, cfg.kafka.topics.uploads, [orjson.dumps(u) for u in traffic.uploads])
 
     # the stream is sent at a steady pace and holds its last 40 % until the job was killed and
     # restarted, so the kill lands mid-stream however fast the job is

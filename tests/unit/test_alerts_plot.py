@@ -79,18 +79,21 @@ def test_a_real_spike_transition_plots_its_onset():
     """Against the spike job's own per-video logic (operators/spikes.py), not a hand-made transition."""
     from services.alerts.alert import build_alert, enters_super_spike
     from services.alerts.payloads import alertmanager_payload, plain_payload, slack_payload
-    from operators.spikes import IntervalCounts, SpikeRules, VideoSpikes
+    import numpy as np
+
+    from operators.spikes import Interval, SpikeRules, replay
 
     rules = SpikeRules()
-    video = VideoSpikes(rules)
     start = 1_794_000_000_000
     views = [3, 5, 4, 6, 2, 5, 4, 3, 5, 4] * 6 + [60, 400, 900, 1500]
-    transitions = []
-    for i, v in enumerate(views):
-        transitions += video.feed(IntervalCounts(start + i * rules.interval_ms, v, regions=4))
+    others = [f"o{i}" for i in range(50)]  # the rest of the platform: 50 videos at 10 views a minute
+    intervals = [Interval(start + i * rules.interval_ms, others + ["real"], np.array([10] * 50 + [v]),
+                          np.array([1] * 50 + [4]), np.full(51, start - 86_400_000), 500 + v, 51)
+                 for i, v in enumerate(views)]
+    transitions, _, _ = replay(intervals, rules)
     into = [t for t in transitions if enters_super_spike(t)]
     assert into, f"no super-spike in {[(t['previous_state'], t['state']) for t in transitions]}"
-    t = {"video_id": "real", **into[0]}
+    t = into[0]
     alert = build_alert(t, "critical", "https://example.org/rb", "")
     rows = _decode(alert_png(alert))
     k = onset_index(t["series_start"], t["interval_ms"], t["spike_started_at"], len(t["series"]))

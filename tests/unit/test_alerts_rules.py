@@ -11,12 +11,10 @@ from settings.families import WebhookConfig
 
 
 def test_severity_rule():
-    kw = dict(critical_rate=1000, critical_regions=3, critical_score=0.999)
-    assert severity(0.9995, 1000, 1, **kw) == CRITICAL  # large
-    assert severity(0.9995, 150, 3, **kw) == CRITICAL  # broad
-    assert severity(0.9995, 999, 2, **kw) == WARNING  # neither
-    assert severity(0.99, 5000, 9, **kw) == WARNING  # not confident enough
-    assert severity(0.5, 5000, 1, critical_rate=1000, critical_regions=3) == CRITICAL  # score check off by default
+    kw = dict(critical_share=0.01, critical_regions=3)
+    assert severity(0.01, 1, **kw) == CRITICAL  # large: a hundredth of the platform's views
+    assert severity(0.002, 3, **kw) == CRITICAL  # broad
+    assert severity(0.0099, 2, **kw) == WARNING  # neither
 
 
 def test_retry_schedule_doubles_up_to_the_max():

@@ -1,135 +1,203 @@
-"""Per-video spike state (operators/spikes.py): transitions, hysteresis, gaps, damping, bounds."""
+"""The spike book (operators/spikes.py): transitions relative to the platform, unknown pasts,
+uploads, hysteresis, calm-down without views, damping, corrections, eviction, state bytes."""
 from __future__ import annotations
-
-import pickle
 
 import numpy as np
 import pytest
 
-from operators.spikes import NORMAL, RISING, SUPER_SPIKE, IntervalCounts, SpikeRules, VideoSpikes
+from operators.spikes import (NORMAL, RISING, SUPER_SPIKE, UNKNOWN_UPLOAD, Interval, SpikeBook, SpikeRules,
+                              replay)
 
 MIN = 60_000
 RULES = SpikeRules()
+OLD = -30 * 86_400_000  # uploaded long before the series starts
 
 
-def feed_all(st: VideoSpikes, views, start: int = 0) -> list[dict]:
+def platform(minutes: int, rate_per_min: float, videos: int = 200, seed: int = 0, swing: float = 0.0):
+    """Per-minute Poisson views of `videos` steady videos (Zipf shares), with a daily swing."""
+    rng = np.random.default_rng(seed)
+    share = 1.0 / np.arange(1, videos + 1) ** 1.1
+    share /= share.sum()
+    t = np.arange(minutes)
+    total = rate_per_min * (1 + swing * np.sin(2 * np.pi * t / 1440))
+    return rng.poisson(share[:, None] * total[None, :])
+
+
+def intervals(counts: np.ndarray, extra: dict | None = None, uploaded: dict | None = None, start: int = 0):
+    """One Interval per minute: videos b0..bN with `counts`, plus `extra` {video: views per minute}."""
+    extra, uploaded = extra or {}, uploaded or {}
     out = []
-    for i, v in enumerate(views):
-        if v:
-            out += st.feed(IntervalCounts(start + i * MIN, int(v), regions=3))
+    for m in range(counts.shape[1]):
+        ids = [f"b{i}" for i in np.nonzero(counts[:, m])[0]]
+        views = [int(counts[int(v[1:]), m]) for v in ids]
+        for video, series in extra.items():
+            if m < len(series) and series[m]:
+                ids.append(video)
+                views.append(int(series[m]))
+        if not ids:
+            continue
+        up = [uploaded.get(v, OLD) for v in ids]
+        out.append(Interval(start + m * MIN, ids, np.array(views), np.ones(len(ids), dtype=np.int64) * 2,
+                            np.array(up, dtype=np.int64), int(sum(views)), len(ids)))
     return out
 
 
-def ramp(rng, quiet: int, ramp_len: int, peak: float, plateau: int) -> np.ndarray:
-    """An obscure video (about one view per 20 min), then a quadratic ramp to `peak`/min."""
-    base = rng.poisson(0.05, quiet)
-    up = rng.poisson(peak * (np.arange(1, ramp_len + 1) / ramp_len) ** 2)
-    return np.concatenate([base, up, rng.poisson(peak, plateau)])
+def states_of(transitions, video):
+    return [(t["previous_state"], t["state"], t["at"] // MIN - 1) for t in transitions if t["video_id"] == video]
 
 
-def test_surge_from_obscurity_rises_then_becomes_super_spike():
-    rng = np.random.default_rng(1)
-    views = ramp(rng, 120, 15, 750, 30)
-    st = VideoSpikes(RULES)
-    transitions = feed_all(st, views)
-    states = [(t["previous_state"], t["state"]) for t in transitions]
-    assert states[0][1] in (RISING, SUPER_SPIKE) and (states[-1][1] == SUPER_SPIKE)
-    rising_at = transitions[0]["spike_started_at"] // MIN
-    super_at = next(t["at"] for t in transitions if t["state"] == SUPER_SPIKE) // MIN - 1
-    # rising opens at the first interval with >= min_rate views; super at the first with >= super_rate
-    assert rising_at == int(np.argmax(views >= RULES.min_rate))
-    assert super_at == int(np.argmax(views >= RULES.super_rate))
-    t = next(t for t in transitions if t["state"] == SUPER_SPIKE)
-    first = int(np.argmax(views > 0))  # the video's state begins at its first view
-    assert t["series"] == [int(v) for v in views[max(first, super_at - RULES.history + 1):super_at + 1]]
-    assert t["series_start"] == t["at"] - len(t["series"]) * MIN and t["baseline_rate"] < 1.0
-    assert st.features()[1] == SUPER_SPIKE and st.features()[2] == rising_at * MIN
+def test_surge_of_an_obscure_video_rises_then_becomes_super_spike():
+    base = platform(240, 6000)
+    target = np.zeros(240, dtype=np.int64)
+    target[::20] = 1  # about one view per 20 min
+    target[150:200] = np.random.default_rng(1).poisson(800, 50)
+    transitions, last, book = replay(intervals(base, {"x": target}), RULES)
+    # a step this size is super in its first minute (rising and super at once); it ends 30 calm
+    # minutes after its last busy one
+    assert states_of(transitions, "x") == [(NORMAL, SUPER_SPIKE, 150), (SUPER_SPIKE, NORMAL, 199 + RULES.calm_intervals)]
+    t = transitions[0]
+    assert t["series"][-1] == target[150] and t["series_start"] == t["at"] - len(t["series"]) * MIN
+    assert t["share"] == pytest.approx(target[150] / t["platform_views"])
+    assert {t["video_id"] for t in transitions} == {"x"}  # no other video
+    assert last["x"].values[1] == NORMAL and last["x"].as_of == (200 + RULES.calm_intervals) * MIN
+    assert last["x"].values[2] == 0 and last["x"].absorbed == target.sum()
 
 
-def test_busy_video_with_noise_and_daily_swing_never_rises():
-    rng = np.random.default_rng(2)
-    minutes = np.arange(24 * 60)
-    rate = 300 * (1 + 0.5 * np.sin(2 * np.pi * minutes / 1440))
-    st = VideoSpikes(RULES)
-    assert feed_all(st, rng.poisson(rate)) == []
-    assert st.state == NORMAL and st.features()[3] == 1.0 and st.features()[4] == 1.0
+def test_steady_platform_with_a_daily_swing_and_noise_never_pages():
+    counts = platform(2 * 1440, 20_000, videos=300, seed=2, swing=0.6)
+    noise = np.random.default_rng(3).gamma(30, 1 / 30, counts.shape)
+    counts = np.random.default_rng(4).poisson(counts * noise)
+    transitions, _, _ = replay(intervals(counts), RULES)
+    assert [t for t in transitions if t["state"] == SUPER_SPIKE] == []
 
 
-def test_video_first_seen_busy_must_show_its_baseline_first():
-    st = VideoSpikes(RULES)
-    first = feed_all(st, [400] * RULES.detector.min_rows)  # e.g. popular when the job started
-    assert first == [] and st.state == NORMAL
-    surge = feed_all(st, [400 * 30] * 3, start=st.as_of)
-    assert [t["state"] for t in surge] == [SUPER_SPIKE]
+def test_the_same_surge_pages_on_a_small_and_a_large_platform_with_one_config():
+    for rate in (600, 60_000):
+        base = platform(240, rate, seed=5)
+        mean_active = rate / max(1, np.count_nonzero(base[:, 0]))
+        target = np.zeros(240, dtype=np.int64)
+        target[::30] = 1  # an obscure video
+        target[150:190] = np.random.default_rng(6).poisson(40 * mean_active, 40)
+        transitions, _, _ = replay(intervals(base, {"x": target}), RULES)
+        assert SUPER_SPIKE in [s[1] for s in states_of(transitions, "x")], rate
+        assert all(t["video_id"] == "x" for t in transitions), rate
 
 
-def test_small_bursts_under_min_rate_stay_normal():
-    rng = np.random.default_rng(3)
-    views = rng.poisson(0.3, 600)
-    views[300:303] = 15  # a burst, far above its baseline but under min_rate
-    assert feed_all(VideoSpikes(RULES), views) == []
+def test_a_fresh_start_over_busy_videos_does_not_page_but_a_new_upload_that_takes_off_does():
+    base = platform(60, 6000)
+    busy = np.full(60, 2000)  # popular before the job started: first seen busy, past unknown
+    new = np.zeros(60, dtype=np.int64)
+    new[20:] = 2000  # uploaded at minute 20, popular from its first minute
+    transitions, _, _ = replay(intervals(base, {"busy": busy, "new": new}, {"new": 20 * MIN}), RULES)
+    assert states_of(transitions, "busy") == []
+    assert states_of(transitions, "new")[0][1:] == (SUPER_SPIKE, 20)
+    # with an unknown upload time, first seen busy while the book warms up: an unknown past
+    early = np.zeros(60, dtype=np.int64)
+    early[5:] = 2000
+    transitions, _, _ = replay(intervals(base, {"new": early}, {"new": UNKNOWN_UPLOAD}), RULES)
+    assert states_of(transitions, "new") == []
 
 
-def test_gaps_are_zeros():
-    rng = np.random.default_rng(4)
-    views = ramp(rng, 100, 15, 400, 10)
-    views[0], views[40:70] = 1, 0  # gaps shorter than the kept history
-    a, b = VideoSpikes(RULES), VideoSpikes(RULES)
-    ta = feed_all(a, views)  # intervals without views are skipped: feed fills the gaps
-    tb = [t for i, v in enumerate(views) for t in b.feed(IntervalCounts(i * MIN, int(v), regions=3))]
-    assert ta and ta == tb and a.features() == b.features() and a.score == b.score
+def test_a_busy_video_after_its_warmup_pages_on_a_surge():
+    base = platform(60, 6000)
+    busy = np.full(60, 200)
+    busy[RULES.warmup_intervals + 5:] = 200 * 30
+    transitions, _, _ = replay(intervals(base, {"busy": busy}), RULES)
+    assert states_of(transitions, "busy")[0][1:] == (SUPER_SPIKE, RULES.warmup_intervals + 5)
 
 
-def test_spike_ends_after_calm_intervals_even_without_views():
-    rng = np.random.default_rng(5)
-    st = VideoSpikes(RULES)
-    feed_all(st, ramp(rng, 60, 10, 500, 5))
-    assert st.state == SUPER_SPIKE
-    end = st.as_of
-    assert st.idle_until(end + (RULES.calm_intervals - 1) * MIN) == [] and st.state == SUPER_SPIKE
-    back = st.idle_until(end + RULES.calm_intervals * MIN)
-    assert [(t["previous_state"], t["state"]) for t in back] == [(SUPER_SPIKE, NORMAL)]
-    assert back[0]["at"] == end + RULES.calm_intervals * MIN and st.features()[2] == 0
+def test_spike_ends_after_calm_intervals_even_without_views_and_one_calm_interval_does_not_end_it():
+    base = platform(200, 6000)
+    target = np.zeros(200, dtype=np.int64)
+    target[:50:10] = 1
+    target[50:60] = 3000
+    target[60:80:2] = 3000  # calm every other interval: the spike goes on
+    transitions, last, book = replay(intervals(base, {"x": target}), RULES)
+    states = states_of(transitions, "x")
+    assert states == [(NORMAL, SUPER_SPIKE, 50), (SUPER_SPIKE, NORMAL, 78 + RULES.calm_intervals)]  # last busy: 78
+    assert last["x"].values[1] == NORMAL and last["x"].values[2] == 0
 
 
-def test_hysteresis_one_calm_interval_does_not_end_a_spike():
-    rng = np.random.default_rng(6)
-    st = VideoSpikes(RULES)
-    feed_all(st, ramp(rng, 60, 10, 500, 5))
-    wobble = [500, 5, 500, 5, 500] * 10  # calm every other interval: the spike goes on
-    assert feed_all(st, wobble, start=st.as_of) == [] and st.state == SUPER_SPIKE
+def test_a_slow_climb_is_not_a_super_spike_and_becomes_the_new_normal():
+    base = platform(300, 6000)
+    target = np.zeros(300, dtype=np.int64)
+    target[::10] = 1
+    target[100:] = 40  # an obscure video lastingly at about 3x the floor: rising, then normal
+    transitions, _, _ = replay(intervals(base, {"x": target}), RULES)
+    states = [s[:2] for s in states_of(transitions, "x")]
+    assert SUPER_SPIKE not in [s[1] for s in states] and states[-1][1] == NORMAL and len(states) <= 2
 
 
 def test_damping_halves_per_half_life_after_massive_reach():
     rules = SpikeRules(massive_reach=5000, half_life_ms=30 * MIN, damping_floor=0.2)
-    st = VideoSpikes(rules)
-    feed_all(st, [1] + [0] * 30 + [1000] * 5)  # 5,000 views: massive at the end of the 5th interval
-    assert st.state == SUPER_SPIKE and st.damping() == 1.0 and st.skip_weight() == rules.skip_weight
-    feed_all(st, [1000] * 30, start=st.as_of)
-    assert st.damping() == pytest.approx(0.5)
-    feed_all(st, [1000] * 90, start=st.as_of)
-    assert st.damping() == rules.damping_floor
+    base = platform(200, 6000)
+    target = np.zeros(200, dtype=np.int64)
+    target[:50:10] = 1
+    target[50:] = 1000  # 5,000 views: massive at the end of minute 54
+    book = SpikeBook(rules)
+    for iv in intervals(base, {"x": target})[:55]:
+        book.step(iv)
+    values = book.features("x")
+    assert values[1] == SUPER_SPIKE and values[3] == 1.0 and values[4] == rules.skip_weight
+    for iv in intervals(base, {"x": target})[55:85]:
+        book.step(iv)
+    assert book.features("x")[3] == pytest.approx(0.5)
+    for iv in intervals(base, {"x": target})[85:]:
+        book.step(iv)
+    assert book.features("x")[3] == rules.damping_floor
 
 
-def test_correction_adds_to_history_without_rewinding():
-    st = VideoSpikes(RULES)
-    feed_all(st, [1, 0, 2, 3])
-    before = (st.state, st.score, list(st.series), st.absorbed)
-    assert st.feed(IntervalCounts(1 * MIN, 4)) == []
-    assert st.series[-3] == before[2][-3] + 4 and st.absorbed == before[3] + 4 and st.score == before[1]
+def test_correction_adds_to_the_series_and_the_version_without_rewinding():
+    book = SpikeBook(RULES)
+    for iv in intervals(platform(10, 6000)):
+        book.step(iv)
+    s = book.index["b0"]
+    before = (book.series_of(s)[1], int(book.c["absorbed"][s]), book.features("b0"))
+    update = book.correct("b0", 7 * MIN, 4)
+    after = book.series_of(s)[1]
+    assert after[7] == before[0][7] + 4 and update.absorbed == before[1] + 4 and update.values == before[2]
+    assert book.correct("unknown", 7 * MIN, 1) is None
 
 
-def test_state_is_small_and_bounded():
-    rng = np.random.default_rng(7)
-    st = VideoSpikes(RULES)
-    feed_all(st, rng.poisson(50, 2000))
-    size = len(pickle.dumps(st))
-    assert len(st.series) == RULES.history and size < 16_000, size
+def test_idle_videos_are_evicted_and_a_video_the_book_never_saw_has_a_zero_past():
+    rules = SpikeRules(idle_ttl_ms=30 * MIN)
+    base = platform(120, 6000)
+    target = np.zeros(120, dtype=np.int64)
+    target[:10] = 200  # busy from the book's start: a past it must learn first
+    target[80:] = 200 * 30  # back from 70 minutes without a view: a surge from nothing
+    book = SpikeBook(rules)
+    transitions = []
+    for iv in intervals(base, {"x": target}):
+        transitions += book.step(iv)[0]
+        if iv.start == 50 * MIN:
+            assert "x" not in book.index
+    assert states_of(transitions, "x")[0][1:] == (SUPER_SPIKE, 80)
 
 
-def test_rules_from_config_apply_detector_overrides():
+def test_state_bytes_restore_to_the_same_run_and_are_bounded():
+    base = platform(240, 6000, seed=8)
+    target = np.zeros(240, dtype=np.int64)
+    target[:150:20] = 1
+    target[150:200] = 3000
+    ivs = intervals(base, {"x": target})
+    whole, _, _ = replay(ivs, RULES)
+    book = SpikeBook(RULES)
+    first = []
+    for iv in ivs[:160]:
+        first += book.step(iv)[0]
+    data = book.to_bytes()
+    restored = SpikeBook.from_bytes(RULES, data)
+    rest = [t for iv in ivs[160:] for t in restored.step(iv)[0]]
+    assert first + rest == whole and len(whole) >= 2
+    assert len(data) < 1000 * len(book) and restored.features("x") is not None
+    # a book restores under rules with a longer history (an upgrade): the kept series carry over
+    longer = SpikeBook.from_bytes(SpikeRules(history=90), data)
+    assert longer.series_of(longer.index["x"])[1][-60:] == book.series_of(book.index["x"])[1][-60:]
+
+
+def test_rules_from_config():
     from settings.config import load_config
 
-    cfg = load_config(overrides={"spikes.detector": {"baseline_window": 30}, "spikes.calm_intervals": 7})
+    cfg = load_config(overrides={"spikes.rise_z": 5, "spikes.calm_intervals": 7, "spikes.idle_ttl": "1h"})
     rules = SpikeRules.from_config(cfg.spikes)
-    assert rules.detector.baseline_window == 30 and rules.calm_intervals == 7 and rules.detector.scale_floor == 0.5
+    assert rules.rise_z == 5 and rules.calm_intervals == 7 and rules.idle_ttl_ms == 3_600_000

@@ -4,7 +4,7 @@ import orjson
 
 from fyp.generator.traffic import TrafficSpec, generate
 from operators.spikes import SpikeRules
-from operators.spikes_backtest import backtest
+from operators.spikes_backtest import UploadTimes, backtest
 from tests import oracle_spikes
 
 RULES = SpikeRules()
@@ -18,8 +18,8 @@ def traffic(**kw):
 
 
 def run(t):
-    return backtest(t.payloads, RULES, idle_ttl_ms=3_600_000, max_out_of_orderness_ms=500,
-                    allowed_lateness_ms=60_000, emit_interval_ms=1000)
+    return backtest(t.payloads, RULES, max_out_of_orderness_ms=500, allowed_lateness_ms=60_000,
+                    emit_interval_ms=1000, uploads=UploadTimes(t.uploads))
 
 
 def keyed(transitions):
@@ -29,9 +29,9 @@ def keyed(transitions):
 def test_backtest_equals_the_oracle_on_traffic_within_the_bound():
     t = traffic(ooo_share=0.1)
     got = run(t)
-    want, states = oracle_spikes.replay(oracle_spikes.interval_counts(t.events, RULES.interval_ms), RULES, 3_600_000)
+    want, last = oracle_spikes.replay(t.events, t.uploads, RULES)
     assert got.transitions and keyed(got.transitions) == keyed(want)
-    assert {v: s.features() for v, s in got.states.items()} == {v: s.features() for v, s in states.items()}
+    assert got.last_updates == last
     assert got.late == got.corrections == 0 and got.events == len(t.payloads)
     s = got.summary()
     assert s["alerts"] == sum(1 for x in want if x["state"] == "super_spike") and s["videos_alerted"] >= 1
@@ -53,5 +53,5 @@ def test_late_events_are_left_out_and_malformed_ones_counted():
             kept.append(e)
         newest = e["event_time"] if newest is None else max(newest, e["event_time"])
     assert got.late == late > 0
-    want, _ = oracle_spikes.replay(oracle_spikes.interval_counts(kept, RULES.interval_ms), RULES, 3_600_000)
+    want, _ = oracle_spikes.replay(kept, t.uploads, RULES)
     assert keyed(got.transitions) == keyed(want)
