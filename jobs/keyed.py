@@ -1,10 +1,7 @@
 """The job's one adapter over PyFlink internals (its gateway objects), for what PyFlink's public API
-cannot say: keying a table's rows in the JVM for a Python keyed function (one crossing per row),
-and running a Java keyed function of jobs/jvm on a table's rows (no crossing at all).
+cannot say: running a Java keyed function of jobs/jvm on a table's rows (no Python crossing).
 tests/unit/test_pyflink_adapter.py fails with a clear message if these internals move."""
 from __future__ import annotations
-
-from pyflink.table.expressions import col, row
 
 NO_END = -(2**63)  # the JVM operators' end-of-input as-of time when there is none
 
@@ -18,26 +15,6 @@ def _type_info(data_type):
         if name.startswith(prefix):
             return info()
     raise TypeError(f"no DataStream type for {data_type}")
-
-
-def keyed_by_first_field(t_env, table):
-    """A PyFlink KeyedStream keyed by the table's first (STRING) column, partitioned in the JVM.
-
-    PyFlink's key_by runs the key selector in a Python operator of its own: one more JVM <-> Python
-    crossing per row. This builds the same (key, row) records in SQL instead and keys them with
-    the Java KeyByKeySelector that key_by itself uses, so rows cross into Python once."""
-    from pyflink.common.typeinfo import Types
-    from pyflink.datastream.data_stream import KeyedStream
-    from pyflink.java_gateway import get_gateway
-
-    schema = table.get_schema()
-    cols = schema.get_field_names()
-    value_type = Types.ROW_NAMED(cols, [_type_info(t) for t in schema.get_field_data_types()])
-    pairs = table.select(col(cols[0]).alias("k"), row(*[col(c) for c in cols]).alias("v"))
-    ds = t_env.to_append_stream(pairs, Types.ROW_NAMED(["k", "v"], [Types.STRING(), value_type]))
-    gateway = get_gateway()
-    j_keyed = ds._j_data_stream.keyBy(gateway.jvm.KeyByKeySelector(), Types.ROW([Types.STRING()]).get_java_type_info())
-    return KeyedStream(j_keyed, value_type, ds)
 
 
 def jvm_keyed_process(t_env, table, function, output_type, uid: str, name: str):

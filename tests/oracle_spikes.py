@@ -13,10 +13,11 @@ from operators import spikes
 from operators.spikes import UNKNOWN_UPLOAD, Interval, SpikeRules
 
 
-def intervals(events: list[dict], uploads: list[dict], interval_ms: int) -> list[Interval]:
-    """events: valid engagement dicts (on time); uploads: upload dicts. One Interval per interval
-    with views, in order."""
-    df = pd.DataFrame([e for e in events if e is not None]).sort_values("event_time", kind="stable")
+def intervals(events, uploads: list[dict], interval_ms: int) -> list[Interval]:
+    """events: valid engagement events on time (dicts, None for a malformed one, or a DataFrame);
+    uploads: upload dicts. One Interval per interval with views, in order."""
+    df = events if isinstance(events, pd.DataFrame) else pd.DataFrame([e for e in events if e is not None])
+    df = df.sort_values("event_time", kind="stable")
     up = pd.DataFrame(uploads or [], columns=["video_id", "upload_time"]).sort_values("upload_time", kind="stable")
     df = pd.merge_asof(df, up[["video_id", "upload_time"]].astype({"upload_time": "int64"}), left_on="event_time",
                        right_on="upload_time", by="video_id", direction="backward")
@@ -34,7 +35,7 @@ def intervals(events: list[dict], uploads: list[dict], interval_ms: int) -> list
     return out
 
 
-def replay(events: list[dict], uploads: list[dict], rules: SpikeRules):
+def replay(events, uploads: list[dict], rules: SpikeRules):
     """(transitions, the last feature update per video) of the book over the pandas intervals."""
     transitions, last, _ = spikes.replay(intervals(events, uploads, rules.interval_ms), rules)
     return transitions, last
