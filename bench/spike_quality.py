@@ -11,6 +11,7 @@ from the onset, video-minutes per second of the book, peak memory of this proces
 Writes bench/results/spike_quality.json.
 
     python -m bench.spike_quality [--config C] [--sizes 1k,10k,100k] [--seed 1]
+                                  [--dispersion 30] [--drift-per-hour 0.15]
 """
 from __future__ import annotations
 
@@ -38,8 +39,8 @@ SIZES = {  # events/s, catalog, hours of traffic (bounded by the replay's time o
 }
 
 
-def run_size(name: str, rules: SpikeRules, cooldown_ms: int, seed: int) -> dict:
-    spec = CountTrafficSpec(seed=seed, **SIZES[name])
+def run_size(name: str, rules: SpikeRules, cooldown_ms: int, seed: int, **traffic) -> dict:
+    spec = CountTrafficSpec(seed=seed, **{**SIZES[name], **traffic})
     started = time.perf_counter()
     traffic = generate_counts(spec)
     generated = time.perf_counter() - started
@@ -64,6 +65,8 @@ def main():
     ap.add_argument("--config")
     ap.add_argument("--sizes", default=",".join(SIZES))
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--dispersion", type=float, help="gamma shape of the per video-minute noise (default 30)")
+    ap.add_argument("--drift-per-hour", type=float, help="drift of log popularity per hour (default 0.15)")
     ap.add_argument("--out", default=str(RESULTS / "spike_quality.json"))
     args = ap.parse_args()
     cfg = load_config(args.config)
@@ -71,7 +74,9 @@ def main():
     result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
               "config": cfg.source, "seed": args.seed, "sizes": {}}
     for name in args.sizes.split(","):
-        result["sizes"][name] = run_size(name, rules, cfg.alerts.cooldown, args.seed)
+        traffic = {k: v for k, v in (("dispersion", args.dispersion), ("drift_per_hour", args.drift_per_hour))
+                   if v is not None}
+        result["sizes"][name] = run_size(name, rules, cfg.alerts.cooldown, args.seed, **traffic)
         print(name, result["sizes"][name], flush=True)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     RESULTS.mkdir(parents=True, exist_ok=True)

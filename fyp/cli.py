@@ -226,8 +226,7 @@ def cmd_spikes_backtest(args):
             uploads = UploadTimes(valid_uploads(f))
     e = cfg.engagement
     with open(args.input, "rb") as f:
-        result = backtest(f, SpikeRules.from_config(cfg.spikes), e.max_out_of_orderness, e.allowed_lateness,
-                          e.emit_interval, uploads)
+        result = backtest(f, SpikeRules.from_config(cfg.spikes), e.max_out_of_orderness, e.allowed_lateness, uploads)
     out = open(args.output, "wb") if args.output else sys.stdout.buffer
     try:
         for t in sorted(result.transitions, key=lambda t: (t["at"], t["video_id"])):

@@ -45,21 +45,23 @@ def wire(cfg: Config, job: front.JobHandle) -> None:
     t_env = job.t_env
     t_env.execute_sql(transition_sink_ddl(cfg, "transition_sink"))
     n, every = cfg.spikes.interval, sql.interval(cfg.spikes.interval)
-    # A view the join lets through behind its own watermark would be dropped by the window: it is
-    # taken as a correction, like a view the front found behind its step (the test is made once,
-    # on one stream both branches read: see jobs/interests.py). The stream carries the views'
-    # time attribute through (front.single_stream takes each record's timestamp from it).
+    # A view whose interval the window has already closed (the watermark passed the interval's end)
+    # would be dropped by it: it goes on alone as a correction. Everything else, the front's
+    # corrections of a 1 s step included, is counted in its interval. The test is made once, on one
+    # stream that both branches read (see jobs/interests.py); it carries the views' time attribute
+    # through (front.single_stream takes each record's timestamp from it).
     wm = "CURRENT_WATERMARK(event_rowtime)"
+    interval_end = f"TO_TIMESTAMP_LTZ(event_time - MOD(event_time, {n}) + {n} - 1, 3)"
     flagged = t_env.sql_query(f"""
-SELECT video_id, event_time, region, upload_time, route, event_rowtime AS view_rowtime,
-       {wm} IS NOT NULL AND event_rowtime <= {wm} AS behind
+SELECT video_id, event_time, region, upload_time, event_rowtime AS view_rowtime,
+       {wm} IS NOT NULL AND {interval_end} <= {wm} AS closed
 FROM {front.ENRICHED_VIEW} WHERE route IN ('tile', 'correction')""")
     t_env.create_temporary_view("spike_views", front.single_stream(t_env, flagged))
     t_env.execute_sql(f"""CREATE TEMPORARY VIEW spike_video_intervals AS
 SELECT video_id, MIN(event_time - MOD(event_time, {n})) AS interval_start, window_time AS interval_time,
        COUNT(*) AS n_views, COUNT(DISTINCT region) AS regions, MAX(upload_time) AS uploaded_at
 FROM TABLE(TUMBLE(TABLE spike_views, DESCRIPTOR(event_rowtime), {every}))
-WHERE route = 'tile' AND NOT behind
+WHERE NOT closed
 GROUP BY video_id, window_start, window_end, window_time""")
     batches = t_env.sql_query(f"""
 SELECT '{INTERVAL}' AS kind, MIN(interval_start) AS interval_start, ARRAY_AGG(video_id) AS video_ids,
@@ -70,7 +72,7 @@ GROUP BY window_start, window_end
 UNION ALL
 SELECT '{CORRECTION}', event_time - MOD(event_time, {n}), ARRAY[video_id], ARRAY[CAST(1 AS BIGINT)],
        ARRAY[CAST(1 AS BIGINT)], ARRAY[upload_time], CAST(0 AS BIGINT), CAST(0 AS BIGINT)
-FROM spike_views WHERE route = 'correction' OR behind""")
+FROM spike_views WHERE closed""")
     # PyFlink cannot key a stream whose type came from the planner with arrays in it: a pass-through
     # map declares it (one call per interval, like the key selector: the input is one row per
     # interval). It runs as one task, as the keyless window before it does, so the intervals keep

@@ -3,10 +3,10 @@ code (operators/spikes.py), offline, for on-call to see what a config would have
 
 The events take the job's route in file order (jobs/sql.py): the watermark is the newest valid
 event time so far minus `engagement.max_out_of_orderness` (as the job emits it on each event); an
-event more than `allowed_lateness` behind it is dropped (the job's late topic); one whose emit step
-the watermark has passed is a correction, fed alone (one view) when it arrives; the rest are
-counted per (video, interval), and an interval is stepped, with the platform's totals, when the
-watermark passes its end, as the job's windows fire. A view's upload time is that of the video's
+event more than `allowed_lateness` behind it is dropped (the job's late topic); one whose interval
+the watermark has passed (its window has fired) is a correction, fed alone (one view) when it
+arrives; the rest are counted per (video, interval), and an interval is stepped, with the
+platform's totals, when the watermark passes its end, as the job's windows fire. A view's upload time is that of the video's
 newest upload at or before the view (the job's temporal join), unknown without one. The input is
 bounded: every interval is stepped at its end.
 
@@ -72,7 +72,7 @@ def interval_of(start: int, per_video: dict) -> Interval:
 
 
 def backtest(lines: Iterable[bytes], rules: SpikeRules, max_out_of_orderness_ms: int, allowed_lateness_ms: int,
-             emit_interval_ms: int, uploads: UploadTimes | None = None) -> Backtest:
+             uploads: UploadTimes | None = None) -> Backtest:
     n = rules.interval_ms
     uploads = uploads or UploadTimes()
     out = Backtest([])
@@ -106,7 +106,7 @@ def backtest(lines: Iterable[bytes], rules: SpikeRules, max_out_of_orderness_ms:
         watermark = None if newest is None else newest - max_out_of_orderness_ms
         if watermark is not None and t + allowed_lateness_ms < watermark:
             out.late += 1
-        elif watermark is not None and t - t % emit_interval_ms + emit_interval_ms - 1 <= watermark:
+        elif watermark is not None and t - t % n + n - 1 <= watermark:
             out.corrections += 1
             take([u for u in [book.correct(e["video_id"], t - t % n, 1)] if u is not None])
         else:

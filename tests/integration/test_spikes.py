@@ -142,3 +142,23 @@ def test_backtest_transitions_equal_the_jobs_backfill(stack, tmp_path):
     got = transitions_on_topic(stack.bootstrap, cfg.kafka.topics.spike_transitions)
     assert sorted(map(key, got)) == sorted(map(key, backtested))
     assert {key(t): t for t in got} == {key(t): t for t in backtested}
+
+
+def test_a_fresh_start_over_a_backlog_of_steady_traffic_raises_no_alert(stack, tmp_path):
+    """`fyp backfill spikes` from fresh state over 40 min of steady Zipf traffic (2,000 videos,
+    every one of them with a past the job has not seen): no transition at all, features written."""
+    from tests.integration.cluster_support import fyp
+
+    cfg, path = stack.config("spikes-steady")
+    traffic = generate(TrafficSpec(seed=5, start_ms=START_MS, duration_ms=40 * MINUTE, mean_rate=100, videos=2000,
+                                   users=20_000, new_video_share=0.0,
+                                   max_ooo_ms=cfg.engagement.max_out_of_orderness))
+    events, uploads = tmp_path / "events.jsonl", tmp_path / "uploads.jsonl"
+    events.write_bytes(b"\n".join(traffic.payloads) + b"\n")
+    uploads.write_bytes(b"\n".join(orjson.dumps(u) for u in traffic.uploads) + b"\n")
+    fyp(path, "backfill", "spikes", "--input", str(events), "--uploads", str(uploads), timeout=400)
+    assert transitions_on_topic(stack.bootstrap, cfg.kafka.topics.spike_transitions) == []
+    reader = FeatureReader(stack.redis(cfg), groups_for(cfg))
+    popular = sorted({e["video_id"] for e in traffic.events[:200] if e})
+    rows = reader.get("video", popular, ["spike_state", "views_last_interval"])
+    assert all(r.values["spike_state"] == "normal" for r in rows) and any(r.values["views_last_interval"] for r in rows)

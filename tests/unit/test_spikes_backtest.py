@@ -19,7 +19,7 @@ def traffic(**kw):
 
 def run(t):
     return backtest(t.payloads, RULES, max_out_of_orderness_ms=500, allowed_lateness_ms=60_000,
-                    emit_interval_ms=1000, uploads=UploadTimes(t.uploads))
+                    uploads=UploadTimes(t.uploads))
 
 
 def keyed(transitions):
