@@ -34,6 +34,7 @@ pytestmark = pytest.mark.integration
 T0 = 1_794_000_000_000
 MIN = 60_000
 HOUR = 60 * MIN
+PLATFORM_VIEWS = 100_000  # per minute: 1,000 views of one video are 1 % of them (alerts.critical_share)
 
 
 def transition(video: str, started: int, at: int, state: str = "super_spike", previous: str = "rising",
@@ -41,7 +42,8 @@ def transition(video: str, started: int, at: int, state: str = "super_spike", pr
     n = 30
     series = [10] * (n - 5) + [40, 120, 300, 450, views]
     return {"video_id": video, "state": state, "previous_state": previous, "at": at, "spike_started_at": started,
-            "score": 0.9995, "views": views, "baseline_rate": 10.0, "growth": views / 10.0, "regions": regions,
+            "score": 12.5, "views": views, "baseline_rate": 10.0, "growth": views / 10.0, "regions": regions,
+            "platform_views": PLATFORM_VIEWS, "share": views / PLATFORM_VIEWS,
             "interval_ms": MIN, "series_start": at - n * MIN, "series": series}
 
 
