@@ -427,10 +427,9 @@ class SpikeBook:
                 "interval_ms": self.rules.interval_ms, "series_start": series_start, "series": series}
 
 
-def replay(intervals, rules: SpikeRules, corrections=None):
-    """The job's logic offline: `intervals` in order (Interval); `corrections` maps an interval
-    start to late (video, start, views) fed right after it. Returns (transitions, the last
-    feature update of each video, the book)."""
+def replay(intervals, rules: SpikeRules):
+    """The job's logic offline over `intervals` in order (Interval). Returns (transitions, the
+    last feature update of each video, the book)."""
     book = SpikeBook(rules)
     transitions, last = [], {}
     for iv in intervals:
@@ -438,8 +437,4 @@ def replay(intervals, rules: SpikeRules, corrections=None):
         transitions += ts
         for u in updates:
             last[u.video_id] = u
-        for video, start, views in (corrections or {}).get(iv.start, ()):
-            u = book.correct(video, start, views)
-            if u is not None:
-                last[u.video_id] = u
     return transitions, last, book
