@@ -3,7 +3,8 @@ transition of the Flink spike job.
 
 A transition (topics.spike_transitions, key = video id, at least once) is
     {"video_id", "state", "previous_state", "at", "spike_started_at", "score", "views",
-     "baseline_rate", "growth", "regions", "interval_ms", "series_start", "series"}
+     "baseline_rate", "growth", "regions", "platform_views", "share", "interval_ms", "series_start",
+     "series"}
 with `series` the video's views per interval, oldest first, the last one the interval ending at
 `at` (so interval i covers [series_start + i*interval_ms, series_start + (i+1)*interval_ms)), and
 `spike_started_at` the start of the first rising interval (operators/spikes.py).
@@ -21,7 +22,7 @@ ALERT_TYPE = "video_super_spike"
 
 # The transition fields the alert carries over unchanged.
 TRANSITION_FIELDS = ("video_id", "previous_state", "at", "spike_started_at", "score", "views", "baseline_rate",
-                     "growth", "regions", "interval_ms", "series_start", "series")
+                     "growth", "regions", "platform_views", "share", "interval_ms", "series_start", "series")
 
 
 def enters_super_spike(transition: dict) -> bool:

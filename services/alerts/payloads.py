@@ -32,16 +32,24 @@ def per_interval(interval_ms: int) -> str:
     return f"{interval_ms // 60_000}m" if interval_ms and interval_ms % 60_000 == 0 else f"{(interval_ms or 0) / 1000:g}s"
 
 
+def share_text(alert: dict) -> str:
+    """The video's share of the platform's views in the alert's interval, as a percentage."""
+    share = alert.get("share")
+    return "?" if share is None else f"{100 * float(share):.2g} %"
+
+
 def summary(alert: dict) -> str:
     return (f"[{alert['severity'].upper()}] video {alert['video_id']} super-spike: {alert['views']:,} views/"
-            f"{per_interval(alert['interval_ms'])} ({alert['growth']:.1f}x baseline) from {alert['regions']} regions")
+            f"{per_interval(alert['interval_ms'])} ({alert['growth']:.1f}x baseline, {share_text(alert)} of the platform) "
+            f"from {alert['regions']} regions")
 
 
 def description(alert: dict) -> str:
     return (f"Video {alert['video_id']} entered super-spike at {rfc3339(alert['at'])} (rising since "
             f"{rfc3339(alert['spike_started_at'])}): {alert['views']:,} views in the last "
             f"{per_interval(alert['interval_ms'])} interval against a baseline of {alert['baseline_rate']:.1f}, "
-            f"growth {alert['growth']:.1f}x, {alert['regions']} regions, anomaly score {alert['score']:.4f}. "
+            f"growth {alert['growth']:.1f}x, {share_text(alert)} of the platform's views, {alert['regions']} regions, "
+            f"score (z) {alert['score']:.1f}. "
             f"Alert id {alert['id']}.")
 
 
@@ -55,7 +63,7 @@ def slack_payload(alert: dict) -> dict:
     fields = [("Severity", alert["severity"]), ("Video", f"`{alert['video_id']}`"),
               (f"Views/{per_interval(alert['interval_ms'])}", f"{alert['views']:,}"),
               ("Baseline", f"{alert['baseline_rate']:.1f}"), ("Growth", f"{alert['growth']:.1f}x"),
-              ("Regions", str(alert["regions"])), ("Score", f"{alert['score']:.4f}"),
+              ("Regions", str(alert["regions"])), ("Share", share_text(alert)), ("Score (z)", f"{alert['score']:.1f}"),
               ("Rising since", rfc3339(alert["spike_started_at"]))]
     return {
         "text": f"{summary(alert)} <{runbook}|runbook>",

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from services.alerts.payloads import per_interval, rfc3339
+from services.alerts.payloads import per_interval, rfc3339, share_text
 
 
 def follow_alerts(kafka: dict, topic: str, from_beginning: bool, stop: threading.Event,
@@ -50,11 +50,11 @@ def follow_alerts(kafka: dict, topic: str, from_beginning: bool, stop: threading
 
 
 def alert_line(alert: dict) -> str:
-    """One line for on-call: time, severity, video, views/interval, growth, regions, runbook."""
+    """One line for on-call: time, severity, video, views/interval, growth, share, regions, z, runbook."""
     try:
         return (f"{rfc3339(alert['at'])}  {alert['severity'].upper():<8}  video {alert['video_id']}  "
                 f"{alert['views']:,} views/{per_interval(alert['interval_ms'])}  growth {alert['growth']:.1f}x  "
-                f"{alert['regions']} regions  score {alert['score']:.4f}  id {alert['id']}  "
+                f"{share_text(alert)} of platform  {alert['regions']} regions  z {alert['score']:.1f}  id {alert['id']}  "
                 f"runbook {alert['runbook_url']}")
     except (KeyError, TypeError, ValueError):
         return f"(unreadable alert) {orjson.dumps(alert).decode()[:300]}"

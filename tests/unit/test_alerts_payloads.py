@@ -17,8 +17,8 @@ RUNBOOK = "https://example.org/runbooks/super-spike.md"
 
 def transition(**over) -> dict:
     t = {"video_id": "v42", "state": "super_spike", "previous_state": "rising", "at": 1_700_000_400_000,
-         "spike_started_at": 1_700_000_160_000, "score": 0.99951, "views": 1234, "baseline_rate": 12.5,
-         "growth": 98.72, "regions": 5, "interval_ms": 60_000, "series_start": 1_699_999_800_000,
+         "spike_started_at": 1_700_000_160_000, "score": 14.2, "views": 1234, "baseline_rate": 12.5,
+         "growth": 98.72, "regions": 5, "platform_views": 61_700, "share": 0.02, "interval_ms": 60_000, "series_start": 1_699_999_800_000,
          "series": [10, 12, 14, 11, 30, 200, 600, 900, 1100, 1234]}
     t.update(over)
     return t
@@ -51,7 +51,7 @@ def test_plain_payload_has_every_field_the_runbook_and_the_png():
     p = plain_payload(a)
     for k, v in a.items():
         assert p[k] == v
-    assert p["runbook_url"] == RUNBOOK and "v42" in p["summary"]
+    assert p["runbook_url"] == RUNBOOK and "v42" in p["summary"] and "2 % of the platform" in p["summary"]
     assert base64.b64decode(p["plot_png_base64"])[:8] == b"\x89PNG\r\n\x1a\n"
     assert orjson.loads(payload_body("plain", a))["id"] == a["id"]
 
