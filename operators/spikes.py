@@ -154,7 +154,7 @@ class SpikeBook:
         if self.interval is not None:
             gap = (iv.start - self.interval) // r.interval_ms - 1
             # empty intervals (the platform had no views); past this many nothing changes any more
-            for k in range(min(gap, max(r.history, r.calm_intervals, r.rise_window) + 1)):
+            for _ in range(min(gap, max(r.history, r.calm_intervals, r.rise_window) + 1)):
                 transitions += self._advance(self.interval + r.interval_ms, None, 0, 0)[0]
             if gap > 0:
                 self.interval = iv.start - r.interval_ms
@@ -235,10 +235,11 @@ class SpikeBook:
             c["known"][:n] |= c["seen"][:n] >= r.warmup_intervals
         c["score"][:n] = np.where(live, z, 0.0)
         c["last_expected"][:n] = np.where(state > 0, frozen, expected)
+        # every tracked video's newest interval is this one, with or without views
+        c["last_views"][:n] = np.where(live, views, 0)
+        c["last_regions"][:n] = np.where(live, regions, 0)
         if batch is not None:
             slots, iv = batch
-            c["last_views"][slots] = iv.views
-            c["last_regions"][slots] = iv.regions
             c["last_seen"][slots] = start
             c["absorbed"][slots] += iv.views
         changed = np.nonzero(state != before)[0]

@@ -61,6 +61,7 @@ def test_surge_of_an_obscure_video_rises_then_becomes_super_spike():
     assert {t["video_id"] for t in transitions} == {"x"}  # no other video
     assert last["x"].values[1] == NORMAL and last["x"].as_of == (200 + RULES.calm_intervals) * MIN
     assert last["x"].values[2] == 0 and last["x"].absorbed == target.sum()
+    assert last["x"].values[5] == 0  # views_last_interval: the interval it calmed down in had none
 
 
 def test_steady_platform_with_a_daily_swing_and_noise_never_pages():
