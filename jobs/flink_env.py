@@ -35,6 +35,11 @@ def flink_settings(cfg: Config, job_name: str, streaming_checkpoints: bool, rest
         "table.local-time-zone": "UTC",
         "pipeline.auto-watermark-interval": f"{f.watermark_interval} ms",
         "execution.buffer-timeout.interval": f"{f.buffer_timeout} ms",
+        # Chained operators pass records on without a defensive copy (measured: the engagement
+        # backfill's copies between chained SQL operators were a third of its CPU). Safe here: the
+        # SQL runtime's operators are written for reuse (batch mode always runs with it), and the
+        # Java functions of jobs/jvm read their input rows' fields and keep no row.
+        "pipeline.object-reuse": "true",
     }
     # No table.exec.state.ttl: Flink's state TTL runs on processing time, so a backfill (fast) and
     # a live run (slow) would forget metadata and running totals at different points of the

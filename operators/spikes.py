@@ -137,6 +137,7 @@ class SpikeBook:
         self.ids: list = []  # slot -> video id (None: free)
         self.index: dict = {}  # video id -> slot
         self.free: list = []
+        self.live = np.zeros(capacity, dtype=bool)  # slot -> holds a video (ids[slot] is not None)
         self.c = {name: np.zeros(capacity, dtype=dt) for name, dt in COLUMNS.items()}
         self.series = np.zeros((capacity, rules.history), dtype=np.int64)
         self.expected = np.zeros((capacity, rules.short_intervals), dtype=np.float64)
@@ -172,7 +173,7 @@ class SpikeBook:
         self.tick += 1
         self.stepped += 1
         pos = self.tick % r.history
-        live = np.array([v is not None for v in self.ids], dtype=bool) if n else np.zeros(0, dtype=bool)
+        live = self.live[:n]
         views = np.zeros(n, dtype=np.int64)
         regions = np.zeros(n, dtype=np.int64)
         if batch is not None:
@@ -267,11 +268,11 @@ class SpikeBook:
         if not n:
             return
         c = self.c
-        live = np.array([v is not None for v in self.ids], dtype=bool)
-        gone = np.nonzero(live & (c["state"][:n] == 0) & (start - c["last_seen"][:n] >= self.rules.idle_ttl_ms))[0]
+        gone = np.nonzero(self.live[:n] & (c["state"][:n] == 0) & (start - c["last_seen"][:n] >= self.rules.idle_ttl_ms))[0]
         for s in gone.tolist():
             del self.index[self.ids[s]]
             self.ids[s] = None
+            self.live[s] = False
             self.free.append(s)
 
     def _admit(self, iv: Interval) -> np.ndarray:
@@ -312,9 +313,11 @@ class SpikeBook:
                 self._grow(2 * s)
             self.ids.append(video)
         self.index[video] = s
+        self.live[s] = True
         return s
 
     def _grow(self, capacity: int) -> None:
+        self.live = np.concatenate([self.live, np.zeros(capacity - len(self.live), dtype=bool)])
         for name, col in self.c.items():
             self.c[name] = np.concatenate([col, np.zeros(capacity - len(col), dtype=col.dtype)])
         self.series = np.vstack([self.series, np.zeros((capacity - len(self.series), self.series.shape[1]),
@@ -341,7 +344,7 @@ class SpikeBook:
         """The book as an Arrow IPC stream: one row per tracked video with declared column types,
         the rings oldest first, so a book restores under rules with other ring lengths."""
         r = self.rules
-        live = np.array([s for s, v in enumerate(self.ids) if v is not None], dtype=np.int64)
+        live = np.nonzero(self.live[:len(self.ids)])[0]
         cols = {"video_id": pa.array([self.ids[s] for s in live.tolist()], pa.string())}
         for name in COLUMNS:
             cols[name] = pa.array(self.c[name][live])
@@ -368,6 +371,7 @@ class SpikeBook:
         n = table.num_rows
         book.ids = table.column("video_id").to_pylist()
         book.index = {v: s for s, v in enumerate(book.ids)}
+        book.live[:n] = True
         for name, dt in COLUMNS.items():
             if name in table.column_names:
                 book.c[name][:n] = table.column(name).to_numpy(zero_copy_only=False).astype(dt)
