@@ -4,6 +4,7 @@ Kafka sinks for the side outputs. Rendered from the schemas and the config; no l
 that is not also in schemas/ or operators/."""
 from __future__ import annotations
 
+from operators.exact_sums import ROUND_FN
 from settings.config import Config
 from settings.kafka_clients import sql_options
 from schemas.engagement import ENGAGEMENT_V1, EVENT_TIME_FIELD
@@ -38,6 +39,7 @@ def kafka_connection(cfg: Config) -> str:
 def register_functions(t_env) -> None:
     t_env.execute_sql(f"CREATE TEMPORARY FUNCTION IF NOT EXISTS {PARSE_FN} AS 'dev.fyp.udf.ParseJsonRecord' LANGUAGE JAVA")
     t_env.execute_sql(f"CREATE TEMPORARY FUNCTION IF NOT EXISTS {EVENT_TIME_FN} AS 'dev.fyp.udf.EventTimeOf' LANGUAGE JAVA")
+    t_env.execute_sql(f"CREATE TEMPORARY FUNCTION IF NOT EXISTS {ROUND_FN} AS 'dev.fyp.udf.RoundHalfUp' LANGUAGE JAVA")
 
 
 def _watermark_columns(cfg: Config, time_field: str = EVENT_TIME_FIELD) -> str:

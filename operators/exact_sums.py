@@ -12,8 +12,11 @@ ExactDivision (jobs/jvm): the double nearest to the exact quotient.
 from __future__ import annotations
 
 SCALE = 10**11
+# The JVM function (jobs/jvm dev.fyp.udf.RoundHalfUp, registered by every job) that rounds like
+# CAST(ROUND(x, 0) AS BIGINT), without the BigDecimal Flink's ROUND builds per call.
+ROUND_FN = "FYP_ROUND_HALF_UP"
 
 
 def fixed_point_sql(expr: str) -> str:
-    """Flink SQL: the DOUBLE expression as a BIGINT number of units."""
-    return f"CAST(ROUND(({expr}) * {SCALE}.0, 0) AS BIGINT)"
+    """Flink SQL: the DOUBLE expression as a BIGINT number of units (nearest, ties away from zero)."""
+    return f"{ROUND_FN}(({expr}) * {SCALE}.0)"

@@ -3,7 +3,8 @@ per-view strength is declared here (SQL, in the JVM); the rules below run in the
 jobs/jvm DecayedInterests, configured from `interests.*`.
 
 Semantics (also in the docs/features.md, "User interests"). A user's views are taken in event-time order
-(the job hands them over in event-time steps; within a step they are sorted). Each view v at event
+(the JVM operator takes them in event-time steps of `emit_interval`, closed by the watermark;
+within a step they are sorted; a view whose step has already closed is applied alone). Each view v at event
 time t_v adds its engagement strength s_v to the view's category and to its creator. Two gap
 rules bound the state, and both are functions of the view times alone:
 
@@ -34,8 +35,6 @@ from dataclasses import dataclass
 from schemas.durations import Duration
 
 MAX_REWATCHES_COUNTED = 5
-# how the job packs a user's views of one step for the JVM operator: 'time|category|creator|strength;...'
-RECORD_SEP, FIELD_SEP = ";", "|"
 
 
 @dataclass(frozen=True)

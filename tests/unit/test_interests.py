@@ -31,7 +31,7 @@ class UserInterests:
     """One user's state in the JVM operator; `add` hands it one row (a step's views)."""
 
     def __init__(self, rules=RULES):
-        self.fn = ops().DecayedInterests("user_interests", rules.decay_ms, rules.top_n, float(rules.prune_below),
+        self.fn = ops().DecayedInterests("user_interests", 1000, rules.decay_ms, rules.top_n, float(rules.prune_below),
                                          rules.min_events, rules.newcomer_ttl_ms, rules.idle_ttl_ms,
                                          rules.forget_after_ms, 0)
         self.session = ops().DecayedInterests.Session()

@@ -77,6 +77,39 @@ final class FieldRule {
         }
     }
 
+    /** A value as {@link RecordSchema} scans it: a String, a Long, a Boolean, or one of these. */
+    static final Object BIG_INTEGER = new Object();  // an integer beyond a long
+    static final Object OTHER = new Object();  // a float, null, an object or an array
+
+    /** Returns the typed value of a scanned field (null: absent), or throws Invalid with the
+     * reason: the same checks, in the same order, as {@link #convert}. */
+    Object convertScanned(Object raw, long nowMs) throws Invalid {
+        if (raw == null) return convert(null, nowMs);  // absent: missing, or the default
+        switch (kind) {
+            case "string": {
+                if (!(raw instanceof String)) throw new Invalid("wrong_type:" + name);
+                String s = (String) raw;
+                if (pattern != null && !pattern.matcher(s).matches()) throw new Invalid("bad_format:" + name);
+                if (allowed != null && !allowed.contains(s)) throw new Invalid("not_allowed:" + name);
+                return s;
+            }
+            case "long": {
+                if (raw == BIG_INTEGER) throw new Invalid("out_of_range:" + name);
+                if (!(raw instanceof Long)) throw new Invalid("wrong_type:" + name);
+                long v = (Long) raw;
+                if ((min != null && v < min) || (max != null && v > max)) throw new Invalid("out_of_range:" + name);
+                if (maxFutureSkewMs != null && v > nowMs + maxFutureSkewMs) throw new Invalid("in_future:" + name);
+                return v;
+            }
+            case "boolean": {
+                if (!(raw instanceof Boolean)) throw new Invalid("wrong_type:" + name);
+                return raw;
+            }
+            default:
+                throw new IllegalStateException(kind);
+        }
+    }
+
     static final class Invalid extends Exception {
         Invalid(String reason) {
             super(reason, null, false, false);

@@ -1,5 +1,6 @@
 package dev.fyp.udf;
 
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonFactory;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.DeserializationFeature;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper;
@@ -28,6 +29,8 @@ public class ParseJsonRecord extends TableFunction<Row> {
     // Trailing content after the document is an error, as in Python's json.loads.
     private static final ObjectMapper MAPPER =
             new ObjectMapper().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+    // records are read with a streaming parser of the same factory (RecordSchema.validateInto)
+    static final JsonFactory FACTORY = MAPPER.getFactory();
 
     private transient String cachedDescriptor;
     private transient RecordSchema cachedSchema;
@@ -81,9 +84,5 @@ public class ParseJsonRecord extends TableFunction<Row> {
         } catch (Exception e) {
             throw new IllegalArgumentException("bad schema descriptor: " + e.getMessage(), e);
         }
-    }
-
-    static JsonNode readTree(byte[] json) throws Exception {
-        return MAPPER.readTree(json);
     }
 }
