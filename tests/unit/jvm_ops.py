@@ -10,11 +10,20 @@ from stack.artifacts import build_udf_jar
 
 
 @functools.cache
-def ops():
-    """The JVM package dev.fyp.ops, from a jar built from the current sources."""
+def _jvm():
     from pyflink.java_gateway import get_gateway
     from pyflink.util.java_utils import add_jars_to_context_class_loader
 
     jar = build_udf_jar(Path(tempfile.mkdtemp(prefix="fyp-unit-jar-")))
     add_jars_to_context_class_loader([jar.resolve().as_uri()])
-    return get_gateway().jvm.dev.fyp.ops
+    return get_gateway().jvm
+
+
+def ops():
+    """The JVM package dev.fyp.ops, from a jar built from the current sources."""
+    return _jvm().dev.fyp.ops
+
+
+def udfs():
+    """The JVM package dev.fyp.udf (the SQL functions), from the same jar."""
+    return _jvm().dev.fyp.udf

@@ -18,6 +18,7 @@ final class FieldRule {
     final Long max;
     final Long maxFutureSkewMs;
     final Pattern pattern;
+    final CharRun charRun;  // the pattern, when it is one ASCII class repeated: checked without a regex
     final Set<String> allowed;
 
     FieldRule(JsonNode spec) {
@@ -29,6 +30,7 @@ final class FieldRule {
         max = spec.hasNonNull("max") ? spec.get("max").asLong() : null;
         maxFutureSkewMs = spec.hasNonNull("max_future_skew_ms") ? spec.get("max_future_skew_ms").asLong() : null;
         pattern = spec.hasNonNull("pattern") ? Pattern.compile(spec.get("pattern").asText()) : null;
+        charRun = pattern == null ? null : CharRun.of(pattern.pattern());
         if (spec.hasNonNull("allowed")) {
             allowed = new HashSet<>();
             spec.get("allowed").forEach(v -> allowed.add(v.asText()));
@@ -89,7 +91,9 @@ final class FieldRule {
             case "string": {
                 if (!(raw instanceof String)) throw new Invalid("wrong_type:" + name);
                 String s = (String) raw;
-                if (pattern != null && !pattern.matcher(s).matches()) throw new Invalid("bad_format:" + name);
+                if (pattern != null && !(charRun != null ? charRun.matches(s) : pattern.matcher(s).matches())) {
+                    throw new Invalid("bad_format:" + name);
+                }
                 if (allowed != null && !allowed.contains(s)) throw new Invalid("not_allowed:" + name);
                 return s;
             }
@@ -107,6 +111,59 @@ final class FieldRule {
             }
             default:
                 throw new IllegalStateException(kind);
+        }
+    }
+
+    /** A pattern of the form [class]{m,n} or [class]{n} whose class lists ASCII characters and
+     * ranges (escapes only of punctuation): the same strings match as with the regex (a character
+     * outside ASCII is in no such class), at a fraction of its cost on every event's ids. */
+    static final class CharRun {
+        private static final Pattern FORM = Pattern.compile("\\[([^\\]^][^\\]]*)\\]\\{(\\d+)(?:,(\\d+))?\\}");
+        final boolean[] allowed = new boolean[128];
+        final int min, max;
+
+        private CharRun(int min, int max) {
+            this.min = min;
+            this.max = max;
+        }
+
+        /** The run the pattern is, or null when it is anything else (the regex checks it then). */
+        static CharRun of(String regex) {
+            java.util.regex.Matcher m = FORM.matcher(regex);
+            if (!m.matches()) return null;
+            String body = m.group(1);
+            int min = Integer.parseInt(m.group(2));
+            CharRun run = new CharRun(min, m.group(3) == null ? min : Integer.parseInt(m.group(3)));
+            for (int i = 0; i < body.length(); i++) {
+                char c = body.charAt(i);
+                if (c == '\\') {
+                    if (++i == body.length()) return null;
+                    c = body.charAt(i);
+                    if (Character.isLetterOrDigit(c)) return null;  // \d, \w and the like: classes of their own
+                } else if (c == '[' || c == '&') {
+                    return null;  // nested classes and intersections
+                }
+                if (c >= 128) return null;
+                if (i + 2 < body.length() && body.charAt(i + 1) == '-') {
+                    char end = body.charAt(i + 2);
+                    if (end == '\\' || end >= 128 || end < c) return null;
+                    for (char x = c; x <= end; x++) run.allowed[x] = true;
+                    i += 2;
+                } else {
+                    run.allowed[c] = true;
+                }
+            }
+            return run;
+        }
+
+        boolean matches(String s) {
+            int n = s.length();
+            if (n < min || n > max) return false;
+            for (int i = 0; i < n; i++) {
+                char c = s.charAt(i);
+                if (c >= 128 || !allowed[c]) return false;
+            }
+            return true;
         }
     }
 
