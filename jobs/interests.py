@@ -49,6 +49,6 @@ FROM {front.ENRICHED_VIEW}""")
 def interests_function(cfg: Config):
     """The JVM's per-user operator with the configured rules."""
     i = cfg.interests
-    return jvm().dev.fyp.ops.DecayedInterests(USER_INTERESTS, i.emit_interval, i.decay, i.top_n, float(i.prune_below), i.min_events,
-                                              i.newcomer_ttl, i.idle_ttl, i.forget_after,
+    return jvm().dev.fyp.ops.DecayedInterests(USER_INTERESTS, i.emit_interval, i.decay, i.top_n, float(i.prune_below),
+                                              i.min_events, i.newcomer_ttl, i.idle_ttl, i.forget_after,
                                               cfg.engagement.allowed_lateness)

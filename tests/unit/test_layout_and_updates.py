@@ -45,6 +45,18 @@ def test_values_not_of_their_type_are_stored_as_null_and_others_converted():
     assert [name for name, _ in bad] == ["spike_score", "spike_state", "views_last_interval", "baseline_rate"]
 
 
+def test_well_typed_values_that_encode_as_null_take_the_checked_way():
+    # the one-call encoding of well-typed values falls back when its output holds a null: a
+    # string that says "null" is kept as it is, a NaN inside a ranked list stores the feature as null
+    codec = layout.RowCodec(GROUPS["video_spikes"])
+    values = [0.5, "null", 3, 1.0, 2.0, 4, 1.5]
+    raw, bad = codec.encode(1, 1, 1, values)
+    assert bad == [] and codec.decode(raw)[0] == values
+    u = layout.RowCodec(GROUPS["user_interests"])
+    raw, bad = u.encode(5, 1, 6, [[["music", float("nan")]], [], 3, 0])
+    assert u.decode(raw)[0] == [None, [], 3, 0] and [name for name, _ in bad] == ["top_categories"]
+
+
 def test_schema_id_changes_with_any_feature_name_type_order_or_version():
     g = GROUPS["video_spikes"]
     variants = [dataclasses.replace(g, version=2),
