@@ -51,13 +51,17 @@ class FeatureWriter:
         if isinstance(self.client, RedisCluster):
             return self._write_cluster(commands, offsets, writer)
         pipe = self.client.pipeline(transaction=False)
-        for key, args in commands:
-            self.script(keys=[key], args=args, client=pipe)
+        per_call = layout.WRITE_KEYS_PER_CALL
+        calls = 0
+        for at in range(0, len(commands), per_call):
+            chunk = commands[at:at + per_call]
+            self.script(keys=[key for key, _ in chunk], args=[a for _, args in chunk for a in args], client=pipe)
+            calls += 1
         if offsets:
             # after the features, in the same pipeline: a position is never ahead of what it produced
             pipe.hset(layout.writer_offsets_key(writer), mapping=offsets)
         replies = pipe.execute()
-        return sum(int(r) for r in replies[:len(updates)])
+        return sum(int(r) for r in replies[:calls])
 
     def _note_coerced(self, u: FeatureUpdate, bad: list) -> None:
         """A value not of its feature's type is stored as null (read as missing), not refused: the
@@ -70,8 +74,8 @@ class FeatureWriter:
                           "(logged once per feature)", u.group, name, value, u.entity_id)
 
     def _write_cluster(self, commands, offsets, writer: str) -> int:
-        """Redis Cluster: one pipeline per node (redis-py's cluster pipeline refuses scripts; each
-        script touches one key, so it runs on that key's node), then the positions, after every
+        """Redis Cluster: one pipeline per node (redis-py's cluster pipeline refuses scripts), one
+        script call per key (the keys of one call must share a slot), then the positions, after every
         feature pipeline has succeeded. A slot that moved mid-write raises ConnectionError after
         refreshing the slot map: the caller retries the batch, and versioning makes it harmless."""
         by_node: dict = {}

@@ -55,6 +55,8 @@ class FeatureUpdateConsumer:
             self._log_from = self.offline_log.positions
             stored = resume_positions(stored, self._log_from)
         self.reader.assign(stored)
+        # per partition: the offset from which the log needs the rows
+        self._log_from_offset = {p: self._log_from.get(self.reader.field(p), 0) for p in self.reader.partitions}
 
     @property
     def stats(self) -> dict:
@@ -81,7 +83,7 @@ class FeatureUpdateConsumer:
                 log.error("undecodable feature update at %s/%d@%d", m.topic(), m.partition(), m.offset())
                 continue
             updates.append(update)
-            if m.offset() >= self._log_from.get(self.reader.field(m.partition()), 0):
+            if m.offset() >= self._log_from_offset.get(m.partition(), 0):
                 to_log.append(update)
         batch = latest_per_entity(updates)
 

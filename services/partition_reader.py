@@ -204,7 +204,7 @@ def sort_messages(messages, field: Callable[[int], str], expected: dict | None =
     moves one. `expected`: partition -> the next offset it must deliver; a partition's records from
     one beyond it on are left out and the gap is reported (or let through and reported as skipped,
     for a partition in `outlasted`)."""
-    records, positions, markers, errors = [], {}, {}, []
+    records, next_offsets, markers, errors = [], {}, {}, []
     gaps, skipped = {}, {}
     expected = dict(expected or {})
     for m in messages:
@@ -216,19 +216,22 @@ def sort_messages(messages, field: Callable[[int], str], expected: dict | None =
         p = m.partition()
         if p in gaps:
             continue
+        offset = m.offset()
         want = expected.get(p)
-        if want is not None and m.offset() > want:
+        if want is not None and offset > want:
             if p not in outlasted:
-                gaps[p] = (want, m.offset())
+                gaps[p] = (want, offset)
                 continue
-            skipped[p] = (want, m.offset())
+            skipped[p] = (want, offset)
             outlasted = outlasted - {p}  # that gap only: a later one in the batch waits its own patience
-        expected[p] = positions[field(p)] = m.offset() + 1
-        marker = dict(m.headers() or ()).get(END_MARKER_HEADER)
+        expected[p] = next_offsets[p] = offset + 1
+        headers = m.headers()
+        marker = dict(headers).get(END_MARKER_HEADER) if headers else None
         if marker is not None:
             markers[p] = marker.decode()
         else:
             records.append(m)
+    positions = {field(p): offset for p, offset in next_offsets.items()}
     return Sorted(Batch(records, positions), markers, errors, gaps, skipped)
 
 

@@ -56,6 +56,30 @@ def test_versioned_write_never_goes_back_and_reader_types_values(stack):
     assert row.values == {"views_1h": None, "likes_1h": 6} and row.as_of[VIDEO_ENGAGEMENT] == 4000
 
 
+def test_a_batch_of_many_keys_is_written_per_key_in_script_calls_of_several(stack):
+    """One script call writes up to layout.WRITE_KEYS_PER_CALL keys: each key of a batch that spans
+    several calls is judged by its own version and takes its own group's TTL."""
+    cfg, _ = stack.config("store-batch")
+    groups = groups_for(cfg)
+    eg, sg = groups[VIDEO_ENGAGEMENT], groups["video_spikes"]
+    client = stack.redis(cfg)
+    w = FeatureWriter(client, groups, {VIDEO_ENGAGEMENT: 60_000, "video_spikes": 5_000})
+    n = 2 * layout.WRITE_KEYS_PER_CALL + 7
+    assert w.write([FeatureUpdate(eg.name, f"b{i}", 2000, 5, _values(eg, i)) for i in range(0, n, 2)]) == (n + 1) // 2
+    spikes = [0.5, "normal", 0, 1.0, 1.0, 3, 2.5]
+    batch = [FeatureUpdate(eg.name, f"b{i}", 2000 + (i % 4) - 1, 5, _values(eg, 1000 + i)) for i in range(n)]
+    batch += [FeatureUpdate(sg.name, f"b{i}", 2000, 1, spikes) for i in range(3)]
+    # a key with no value is written whatever its version; a stored one only by a newer version
+    newer = [i for i in range(n) if i % 2 == 1 or i % 4 == 2]
+    assert w.write(batch) == len(newer) + 3
+    rows = FeatureReader(client, groups).get("video", [f"b{i}" for i in range(n)], ["views_1h"])
+    got = {r.entity_id: r.values["views_1h"] for r in rows}
+    for i in range(n):
+        assert got[f"b{i}"] == (1000 + i if i in newer else i), i
+    assert 0 < client.pttl(layout.entity_key(sg.name, "b0")) <= 5_000
+    assert 5_000 < client.pttl(layout.entity_key(eg.name, "b1")) <= 60_000
+
+
 def test_writer_service_survives_a_redis_outage_without_losing_updates(stack, tmp_path):
     """A separate Redis is stopped while updates flow; the writer retries, the updates wait in
     Kafka, and after Redis returns every entity ends at its newest version."""

@@ -273,3 +273,29 @@ def test_closed_hours_are_compacted_to_one_file_per_group(tmp_path, monkeypatch)
     again = OfflineLog(tmp_path, GROUPS)
     assert len(list(tmp_path.glob("group=*/hour=*/*.parquet"))) == len(read_manifest(tmp_path)["files"]) == 6
     again.close()
+
+
+def test_a_numeric_group_logs_the_values_the_checked_way_would(tmp_path, monkeypatch):
+    """A group of numbers only is converted in one call; it must log what the column-by-column
+    way logs: ints exact beyond 2^53, NaN and infinities as they came, and any value that is not a
+    number of the feature's type (a string, None, a bool, 2.5 for an int) as that way logs it."""
+    num = FeatureGroup("num", "video", 1, (Feature("i", "int"), Feature("f", "float")))
+    batches = {
+        "plain": [[1, 0.5], [2, 1.5], [3.0, 2]],
+        "big": [[2**60 + 1, 0.5], [-(2**60) - 3, 1.0]],
+        "nonfinite": [[1, float("nan")], [2, float("inf")]],
+        "mixed": [[2.5, 1.0], [4, "5"], [None, None], [True, 0.25]],
+    }
+
+    def logged(root, rows):
+        log = OfflineLog(root, {"num": num})
+        log.append([FeatureUpdate("num", f"e{k}", 1, 1, v) for k, v in enumerate(rows)], 100, {})
+        log.close()
+        return OfflineStore(root, {"num": num}, {"num": TTL}).scan("num").sort_values("entity_id")
+
+    fast = {name: logged(tmp_path / "fast" / name, rows) for name, rows in batches.items()}
+    assert list(fast["big"]["i"]) == [2**60 + 1, -(2**60) - 3]
+    assert list(fast["plain"]["i"]) == [1, 2, 3] and str(fast["plain"]["i"].dtype) == "int64"
+    monkeypatch.setattr(OfflineLog, "_numeric_columns", lambda *a: None)
+    for name, rows in batches.items():
+        pd.testing.assert_frame_equal(fast[name], logged(tmp_path / "checked" / name, rows))
