@@ -11,6 +11,8 @@ from py4j.java_gateway import get_field
 
 from operators.sliding_tiles import TileGeometry
 
+NONE = -(2**63)  # TileWindows.NONE
+
 TILE, STEP = 60_000, 1000
 WINDOWS = (3_600_000, 6 * 3_600_000, 24 * 3_600_000)
 GEO = TileGeometry(TILE, STEP, WINDOWS)
@@ -144,11 +146,56 @@ def test_state_of_another_declaration_moves_over_with_new_windows_summed_from_th
         seen.append((as_of - STEP, n))
         old.add(meta, sums, tiles, (as_of - STEP) // TILE, long_array([n]), as_of)
     new = JvmTiles(width=2)
-    from pyflink.java_gateway import get_gateway
-
-    timers = get_gateway().jvm.java.util.ArrayList()
-    moved = new.win.relayout(old.layout(), meta, sums, tiles, timers)
+    moved = new.win.relayout(old.layout(), meta, sums, tiles)
     new.meta, new.sums, new.tiles = moved[0], moved[1], tiles
     assert new.window_sums(0) == brute(seen, as_of) and new.window_sums(1) == [0, 0, 0]
-    six_hours_tiles = [j for j in new.tile_indexes() if j >= GEO.first_tile(as_of, 6 * 3_600_000)]
-    assert sorted(timers) == sorted(GEO.expiry_times(j)[1] for j in six_hours_tiles)
+    # the moved state's one timer: the first instant a stored tile leaves any of the new windows
+    counted = [(j, w) for j in new.tile_indexes() for w, length in enumerate(WINDOWS)
+               if j >= GEO.first_tile(as_of, length)]
+    assert new.win.nextExpiry(new.meta, new.tiles) == min(GEO.expiry_times(j)[w] for j, w in counted)
+
+
+def _run_with_timers(seed: int, one_timer: bool) -> list:
+    """Random steps and watermarks through one entity's state, with the job's timers: either one
+    per new tile and window (as the operator had), or one at nextExpiry re-armed at each firing (as
+    it has). Returns the updates: (as_of, sums) at every add and every timer that changed a sum."""
+    rng = random.Random(seed)
+    st = JvmTiles(width=1)
+    now = 1_700_000_000_000 - 1_700_000_000_000 % TILE
+    timers, armed, updates = set(), None, []
+
+    def arm():
+        nonlocal armed
+        nxt = st.win.nextExpiry(st.meta, st.tiles)
+        if nxt != NONE and (armed is None or nxt < armed):
+            timers.add(nxt)
+            armed = nxt
+
+    for _ in range(400):
+        now += rng.choice([STEP, 5 * STEP, TILE, 7 * TILE, 3_600_000, 5 * 3_600_000])
+        if rng.random() < 0.7:  # a step closes (or, one time in five, a correction behind it)
+            t = now - STEP - (rng.randrange(0, 120_000) if rng.random() < 0.2 else 0)
+            tile = (t - t % STEP) // TILE
+            if st.add(tile, [rng.randint(1, 5)], max(st.win.stepEnd(t), st.as_of)) == 1 and not one_timer:
+                timers.update(st.win.expiryTimes(tile))
+            updates.append((st.as_of, list(st.sums)))
+            if one_timer:
+                arm()
+        watermark = now - rng.choice([0, STEP, TILE, 3_600_000])
+        while timers and min(timers) <= watermark:  # Flink fires due timers in order, new ones too
+            at = min(timers)
+            timers.discard(at)
+            if at == armed:
+                armed = None
+            if st.advance(st.win.asOfAtWatermark(at)):
+                updates.append((st.as_of, list(st.sums)))
+            if one_timer:
+                arm()
+    return updates
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_one_timer_at_the_next_expiry_gives_the_updates_of_a_timer_per_tile_and_window(seed):
+    per_tile = _run_with_timers(seed, one_timer=False)
+    assert len(per_tile) > 200
+    assert _run_with_timers(seed, one_timer=True) == per_tile

@@ -1,7 +1,6 @@
 package dev.fyp.ops;
 
-import java.util.ArrayList;
-import java.util.List;
+import java.util.Arrays;
 
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.state.MapState;
@@ -22,8 +21,9 @@ import org.apache.flink.util.Collector;
  * <p>Semantics (docs/features.md, "Window semantics"): time moves in steps of the emit interval E; the as-of
  * time T is the end of the last closed step. A window of length W made of tiles of length C holds
  * the events with event time in [ceil(T / C) * C - W, T). A tile leaves window W at the first step
- * after (j + W / C) * C, by an event-time timer, so an entity's sums change when its own steps close
- * or when one of its tiles falls out.
+ * after (j + W / C) * C, so an entity's sums change when its own steps close or when one of its
+ * tiles falls out. An entity holds one event-time timer, at the next instant one of its tiles leaves
+ * a window ({@link TileWindows#nextExpiry}), not one per tile and window.
  *
  * <p>Input rows: (entity_id, tile_start_ms, kind, v_0 .. v_{width-1}) with BIGINT values, v_0 the
  * number of events; kind "T" is the sum of one closed emit step, "C" one event behind the watermark
@@ -34,7 +34,8 @@ import org.apache.flink.util.Collector;
  * i, j, .. divided by (the sum of value d, or 1 when d is -1) * scale, correctly rounded, 0.0 when
  * that is 0 or when value z has a sum of 0).
  *
- * <p>State has declared types (long arrays) and records the layout it was kept in, so a savepoint
+ * <p>State has declared types (long arrays; the stored tiles' indexes sorted beside them, so that a
+ * window that moves reads only the tiles that are there) and records the layout it was kept in, so a savepoint
  * restores under another declaration ({@link TileWindows#relayout}: a window added is summed from
  * the stored tiles). Every sum is an integer, so the order in which tiles are added and removed
  * never changes a value.
@@ -54,7 +55,8 @@ public class SlidingTileSums extends KeyedProcessFunction<String, Row, Row> {
     private transient ValueState<long[]> sumsState;
     private transient ValueState<long[]> layoutState;
     private transient MapState<Long, long[]> tilesState;
-    private transient TileWindows.Tiles tiles;
+    private transient ValueState<long[]> indexState;
+    private transient StateTiles tiles;
     private final long[] layout;  // windows.layout(), once
     private transient boolean layoutStored;  // the current key's state records `layout` (set by load)
 
@@ -105,30 +107,14 @@ public class SlidingTileSums extends KeyedProcessFunction<String, Row, Row> {
                 new ValueStateDescriptor<>("layout", PrimitiveArrayTypeInfo.LONG_PRIMITIVE_ARRAY_TYPE_INFO));
         tilesState = getRuntimeContext().getMapState(
                 new MapStateDescriptor<>("tiles", Types.LONG, PrimitiveArrayTypeInfo.LONG_PRIMITIVE_ARRAY_TYPE_INFO));
-        tiles = new TileWindows.Tiles() {
-            public long[] get(long tile) throws Exception {
-                return tilesState.get(tile);
-            }
-
-            public void put(long tile, long[] values) throws Exception {
-                tilesState.put(tile, values);
-            }
-
-            public void remove(long tile) throws Exception {
-                tilesState.remove(tile);
-            }
-
-            public Iterable<Long> indexes() throws Exception {
-                List<Long> out = new ArrayList<>();
-                for (Long k : tilesState.keys()) out.add(k);
-                return out;
-            }
-        };
+        indexState = getRuntimeContext().getState(
+                new ValueStateDescriptor<>("index", PrimitiveArrayTypeInfo.LONG_PRIMITIVE_ARRAY_TYPE_INFO));
+        tiles = new StateTiles();
     }
 
     @Override
     public void processElement(Row row, Context ctx, Collector<Row> out) throws Exception {
-        long[][] st = load(ctx.timerService());
+        long[][] st = load();
         long[] meta = st == null ? windows.newMeta() : st[0];
         long[] sums = st == null ? windows.newSums() : st[1];
         long start = (Long) row.getField(1);
@@ -147,9 +133,8 @@ public class SlidingTileSums extends KeyedProcessFunction<String, Row, Row> {
             vec[i] = v == null ? 0L : ((Number) v).longValue();
         }
         long tile = Math.floorDiv(start, windows.tileMs());
-        if (windows.add(meta, sums, tiles, tile, vec, asOf) == 1) {
-            for (long at : windows.expiryTimes(tile)) ctx.timerService().registerEventTimeTimer(at);
-        }
+        windows.add(meta, sums, tiles, tile, vec, asOf);
+        arm(ctx.timerService(), meta);
         store(meta, sums);
         out.collect(update(ctx.getCurrentKey(), meta, sums));
     }
@@ -160,16 +145,19 @@ public class SlidingTileSums extends KeyedProcessFunction<String, Row, Row> {
                 && (endOfInputAsOf == TileWindows.NONE || timestamp >= endOfInputAsOf)) {
             return;  // end of a bounded input: windows stay as of the end of the input, not of +infinity
         }
-        long[][] st = load(ctx.timerService());
+        long[][] st = load();
         if (st == null) return;
         long[] meta = st[0], sums = st[1];
+        if (tiles.armed() == timestamp) tiles.arm(TileWindows.NONE);  // this one has fired
         boolean changed = windows.advance(meta, sums, tiles, windows.asOfAtWatermark(timestamp));
-        if (tilesState.isEmpty()) {
+        if (tiles.isEmpty()) {
             metaState.clear();
             sumsState.clear();
             layoutState.clear();
             tilesState.clear();
+            indexState.clear();
         } else {
+            arm(ctx.timerService(), meta);
             store(meta, sums);
         }
         if (changed) out.collect(update(ctx.getCurrentKey(), meta, sums));
@@ -177,26 +165,141 @@ public class SlidingTileSums extends KeyedProcessFunction<String, Row, Row> {
 
     /** The entity's [meta, sums] in this build's layout (null when it has no state). State kept
      * under another feature declaration (a savepoint of an earlier build) is moved over once. */
-    private long[][] load(TimerService timers) throws Exception {
+    private long[][] load() throws Exception {
         layoutStored = false;
         long[] meta = metaState.value();
-        if (meta == null) return null;
+        if (meta == null) {
+            tiles.reset();
+            return null;
+        }
+        tiles.load();
         long[] sums = sumsState.value();
         long[] stored = layoutState.value();
-        if (stored == null || java.util.Arrays.equals(stored, layout)) {
+        if (stored == null || Arrays.equals(stored, layout)) {
             layoutStored = stored != null;
             return new long[][] {meta, sums};
         }
-        List<Long> newTimers = new ArrayList<>();
-        long[][] moved = windows.relayout(stored, meta, sums, tiles, newTimers);
-        for (long at : newTimers) timers.registerEventTimeTimer(at);
-        return moved;
+        return windows.relayout(stored, meta, sums, tiles);
+    }
+
+    /** Makes sure a timer fires at or before the entity's next expiry. A timer armed earlier than
+     * that stays: it fires with nothing to do and arms the next one. */
+    private void arm(TimerService timers, long[] meta) throws Exception {
+        long next = windows.nextExpiry(meta, tiles);
+        long armed = tiles.armed();
+        if (next != TileWindows.NONE && (armed == TileWindows.NONE || next < armed)) {
+            timers.registerEventTimeTimer(next);
+            tiles.arm(next);
+        }
     }
 
     private void store(long[] meta, long[] sums) throws Exception {
         metaState.update(meta);
         sumsState.update(sums);
         if (!layoutStored) layoutState.update(layout);  // a new key, or state moved over from another layout
+        tiles.store();
+    }
+
+    /**
+     * The current key's tiles: Flink's map state, and beside it a value state [armed timer, stored
+     * tile indexes ascending], read once per call and written back when it changed. A window that
+     * moves reads only the tiles that are there (a sparse entity's absent tiles cost nothing).
+     */
+    private final class StateTiles implements TileWindows.Tiles {
+        private long[] index;
+        private boolean dirty;
+
+        void reset() {
+            index = new long[] {TileWindows.NONE};
+            dirty = true;
+        }
+
+        void load() throws Exception {
+            index = indexState.value();
+            dirty = false;
+            if (index != null) return;
+            // state of a build before the index: its per-tile timers are still registered, and fire
+            // with nothing to do
+            long[] keys = new long[0];
+            int n = 0;
+            for (Long k : tilesState.keys()) {
+                if (n == keys.length) keys = Arrays.copyOf(keys, Math.max(8, 2 * n));
+                keys[n++] = k;
+            }
+            Arrays.sort(keys, 0, n);
+            index = new long[1 + n];
+            index[0] = TileWindows.NONE;
+            System.arraycopy(keys, 0, index, 1, n);
+            dirty = true;
+        }
+
+        void store() throws Exception {
+            if (dirty) indexState.update(index);
+            dirty = false;
+        }
+
+        long armed() {
+            return index[0];
+        }
+
+        void arm(long at) {
+            index[0] = at;
+            dirty = true;
+        }
+
+        boolean isEmpty() {
+            return index.length == 1;
+        }
+
+        /** Position of `tile` in index[1..], or -(insertion point) - 1. */
+        private int find(long tile) {
+            return Arrays.binarySearch(index, 1, index.length, tile);
+        }
+
+        private int lowerBound(long tile) {
+            int at = find(tile);
+            return at >= 0 ? at : -at - 1;
+        }
+
+        public long[] get(long tile) throws Exception {
+            return tilesState.get(tile);
+        }
+
+        public void put(long tile, long[] values) throws Exception {
+            int at = find(tile);
+            if (at < 0) {
+                int ins = -at - 1;
+                long[] grown = new long[index.length + 1];
+                System.arraycopy(index, 0, grown, 0, ins);
+                grown[ins] = tile;
+                System.arraycopy(index, ins, grown, ins + 1, index.length - ins);
+                index = grown;
+                dirty = true;
+            }
+            tilesState.put(tile, values);
+        }
+
+        public void remove(long tile) throws Exception {
+            int at = find(tile);
+            if (at >= 0) {
+                long[] shrunk = new long[index.length - 1];
+                System.arraycopy(index, 0, shrunk, 0, at);
+                System.arraycopy(index, at + 1, shrunk, at, index.length - at - 1);
+                index = shrunk;
+                dirty = true;
+            }
+            tilesState.remove(tile);
+        }
+
+        public long[] indexes(long from, long to) {
+            int lo = lowerBound(from), hi = lowerBound(to);
+            return lo >= hi ? new long[0] : Arrays.copyOfRange(index, lo, hi);
+        }
+
+        public long first(long from) {
+            int lo = lowerBound(from);
+            return lo < index.length ? index[lo] : TileWindows.NONE;
+        }
     }
 
     private Row update(String key, long[] meta, long[] sums) {

@@ -1,9 +1,6 @@
 package dev.fyp.ops;
 
-import java.util.ArrayList;
-import java.util.HashMap;
-import java.util.List;
-import java.util.Map;
+import java.util.TreeMap;
 
 /**
  * The sliding-window arithmetic of {@link SlidingTileSums}, apart from Flink's state so that it can
@@ -15,7 +12,7 @@ public final class TileWindows implements java.io.Serializable {
     public static final long NONE = Long.MIN_VALUE;
     public static final int AS_OF = 0, ABSORBED = 1, FIRST = 2;
 
-    /** Where an entity's tiles live: Flink's MapState in the job, a HashMap in the tests. */
+    /** Where an entity's tiles live: Flink's state in the job, a TreeMap in the tests. */
     public interface Tiles {
         long[] get(long tile) throws Exception;
 
@@ -23,12 +20,16 @@ public final class TileWindows implements java.io.Serializable {
 
         void remove(long tile) throws Exception;
 
-        Iterable<Long> indexes() throws Exception;
+        /** Indexes of the stored tiles in [from, to), ascending. */
+        long[] indexes(long from, long to) throws Exception;
+
+        /** The lowest stored index at or above `from`, or NONE. */
+        long first(long from) throws Exception;
     }
 
     /** Tiles in memory. */
     public static final class MemoryTiles implements Tiles {
-        public final Map<Long, long[]> map = new HashMap<>();
+        public final TreeMap<Long, long[]> map = new TreeMap<>();
 
         public long[] get(long tile) {
             return map.get(tile);
@@ -42,8 +43,13 @@ public final class TileWindows implements java.io.Serializable {
             map.remove(tile);
         }
 
-        public Iterable<Long> indexes() {
-            return new ArrayList<>(map.keySet());
+        public long[] indexes(long from, long to) {
+            return map.subMap(from, to).keySet().stream().mapToLong(Long::longValue).toArray();
+        }
+
+        public long first(long from) {
+            Long j = map.ceilingKey(from);
+            return j == null ? NONE : j;
         }
     }
 
@@ -93,19 +99,16 @@ public final class TileWindows implements java.io.Serializable {
      * moved to this one, in place of `meta` and `sums` (returned as [meta, sums]). A window both
      * declare keeps its sums; a new window is summed from the stored tiles, exact when it is no
      * longer than the longest window before (older tiles were not kept); a value appended to the
-     * group starts at 0. `newTimers` receives the expiry times the stored tiles need for the new
-     * windows.
+     * group starts at 0. The tiles' expiry in the new windows is {@link #nextExpiry} as always.
      */
-    public long[][] relayout(long[] oldLayout, long[] oldMeta, long[] oldSums, Tiles tiles, List<Long> newTimers)
-            throws Exception {
+    public long[][] relayout(long[] oldLayout, long[] oldMeta, long[] oldSums, Tiles tiles) throws Exception {
         int oldWidth = (int) oldLayout[0];
         long[] oldWindows = java.util.Arrays.copyOfRange(oldLayout, 1, oldLayout.length);
         long[] meta = newMeta();
         long[] sums = newSums();
         meta[AS_OF] = oldMeta[AS_OF];
         meta[ABSORBED] = oldMeta[ABSORBED];
-        List<Long> stored = new ArrayList<>();
-        for (long j : tiles.indexes()) stored.add(j);
+        long[] stored = tiles.indexes(Long.MIN_VALUE, Long.MAX_VALUE);
         for (int w = 0; w < windowsMs.length; w++) {
             int o = -1;
             for (int k = 0; k < oldWindows.length; k++) if (oldWindows[k] == windowsMs[w]) o = k;
@@ -120,7 +123,6 @@ public final class TileWindows implements java.io.Serializable {
                 if (j < first) continue;
                 long[] vec = tiles.get(j);
                 for (int i = 0; i < Math.min(width, vec.length); i++) sums[w * width + i] += vec[i];
-                newTimers.add((j + windowsMs[w] / tileMs) * tileMs + emitMs - 1);
             }
         }
         for (long j : stored) if (j < meta[FIRST + longest]) tiles.remove(j);  // older than every window now
@@ -143,6 +145,24 @@ public final class TileWindows implements java.io.Serializable {
         return out;
     }
 
+    /**
+     * The first watermark instant at which one of the entity's stored tiles leaves a window it is
+     * counted in (NONE when no tile is stored): the one event-time timer an entity needs. A timer
+     * there, re-registered at each firing, fires at every instant that a timer per tile and window
+     * would have fired at with an effect, and nowhere else with one, so the updates are the same.
+     */
+    public long nextExpiry(long[] meta, Tiles tiles) throws Exception {
+        long next = NONE;
+        for (int w = 0; w < windowsMs.length; w++) {
+            if (meta[FIRST + w] == NONE) continue;
+            long j = tiles.first(meta[FIRST + w]);
+            if (j == NONE) continue;
+            long at = (j + windowsMs[w] / tileMs) * tileMs + emitMs - 1;
+            if (next == NONE || at < next) next = at;
+        }
+        return next;
+    }
+
     /** Moves the windows to asOf, subtracting tiles that fell out; a tile that leaves the longest
      * window leaves the state. Returns whether any sum changed. */
     public boolean advance(long[] meta, long[] sums, Tiles tiles, long asOf) throws Exception {
@@ -157,7 +177,7 @@ public final class TileWindows implements java.io.Serializable {
             }
             if (newFirst <= oldFirst) continue;
             meta[FIRST + w] = newFirst;
-            for (long j : leaving(tiles, oldFirst, newFirst)) {
+            for (long j : tiles.indexes(oldFirst, newFirst)) {
                 long[] vec = tiles.get(j);
                 if (vec == null) continue;
                 for (int i = 0; i < Math.min(width, vec.length); i++) sums[w * width + i] -= vec[i];
@@ -193,16 +213,4 @@ public final class TileWindows implements java.io.Serializable {
         return 0;
     }
 
-    /** Tile indexes in [from, to) that may hold a tile: the range itself when short, else the
-     * stored tiles in it (a long idle gap would otherwise walk millions of empty indexes). */
-    private List<Long> leaving(Tiles tiles, long from, long to) throws Exception {
-        List<Long> out = new ArrayList<>();
-        if (to - from <= 4L * windowsMs[longest] / tileMs) {
-            for (long j = from; j < to; j++) out.add(j);
-            return out;
-        }
-        for (long j : tiles.indexes()) if (j >= from && j < to) out.add(j);
-        out.sort(null);
-        return out;
-    }
 }
