@@ -13,13 +13,15 @@ import orjson
 
 from featurestore.writer import FeatureWriter
 from stack import procs
+from stack.artifacts import job_jars
 from settings.config import Config
 from settings.connections import redis_client
 from settings.kafka_clients import client_config
 from jobs import engagement, features, front, interests, milestones, spikes, trends
 from jobs.flink_env import latest_checkpoint
+from jobs.keyed import NO_END, jvm_with_jars
 from operators.sliding_tiles import TileGeometry
-from schemas.engagement import ENGAGEMENT_V1
+from schemas.engagement import ENGAGEMENT_V1, EVENT_TIME_FIELD
 from operators.feature_groups import groups_for
 from services.feature_writer import FeatureUpdateConsumer
 from services.partition_reader import EndMarkerError, send_end_markers
@@ -165,16 +167,11 @@ def run_streaming(cfg: Config, job: str, fresh: bool = False, with_writer: bool 
 
 def end_of_input_as_of(cfg: Config, path: str | Path) -> int | None:
     """As-of time of a bounded input's final features: the end of the step holding its newest
-    valid event."""
-    newest = None
-    with open(path, "rb") as f:
-        for line in f:
-            try:
-                t = ENGAGEMENT_V1.validate(line.rstrip(b"\n"))["event_time"]
-            except Exception:
-                continue
-            newest = t if newest is None or t > newest else newest
-    if newest is None:
+    valid event. The file is read in the driver's JVM, each record validated by the job's own
+    schema code (jobs/jvm NewestEventTime): in Python this pass cost about 13 µs a line."""
+    newest = jvm_with_jars(job_jars(cfg.artifacts_dir)).dev.fyp.udf.NewestEventTime.of(
+        str(Path(path).resolve()), EVENT_TIME_FIELD, ENGAGEMENT_V1.descriptor_json())
+    if newest == NO_END:
         return None
     e = cfg.engagement
     return TileGeometry(e.tile, e.emit_interval, tuple(e.window_ms)).step_end(newest)

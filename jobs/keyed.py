@@ -1,5 +1,6 @@
 """The job's one adapter over PyFlink internals (its gateway objects), for what PyFlink's public API
-cannot say: running a Java keyed function of jobs/jvm on a table's rows (no Python crossing).
+cannot say: running a Java keyed function of jobs/jvm on a table's rows (no Python crossing), and
+calling the project's Java code from the driver.
 tests/unit/test_pyflink_adapter.py fails with a clear message if these internals move."""
 from __future__ import annotations
 
@@ -39,6 +40,16 @@ def jvm():
     from pyflink.java_gateway import get_gateway
 
     return get_gateway().jvm
+
+
+def jvm_with_jars(jars):
+    """The JVM's package tree with `jars` (the job's jars, in the order `pipeline.jars` lists them:
+    the job's environment then finds them loaded and adds no second class loader) on the driver's
+    class path: to call the project's Java code from the driver before the job is built."""
+    from pyflink.util.java_utils import add_jars_to_context_class_loader
+
+    add_jars_to_context_class_loader([j.resolve().as_uri() for j in jars])
+    return jvm()
 
 
 def long_array(values):
