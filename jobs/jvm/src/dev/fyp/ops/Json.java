@@ -1,10 +1,12 @@
 package dev.fyp.ops;
 
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.io.schubfach.DoubleToDecimal;
+
 /** The two JSON encodings the operators' update messages need. */
-final class Json {
+public final class Json {
     private Json() {}
 
-    static String string(String s) {
+    public static String string(String s) {
         StringBuilder sb = new StringBuilder(s.length() + 2).append('"');
         for (int i = 0; i < s.length(); i++) {
             char c = s.charAt(i);
@@ -15,9 +17,11 @@ final class Json {
         return sb.append('"').toString();
     }
 
-    /** Java's shortest-unique decimal form: a JSON number that parses back to the same double. */
-    static String number(double d) {
+    /** The shortest decimal that parses back to the same double (Schubfach, as in Jackson, whose
+     * copy Flink ships: JDK 19's Double.toString; JDK 17's took 4x as long, 280 against 65 ns, and
+     * was a fifth of the sliding operator's time). A JSON number. */
+    public static String number(double d) {
         if (Double.isNaN(d) || Double.isInfinite(d)) throw new IllegalArgumentException("not a JSON number: " + d);
-        return Double.toString(d);
+        return DoubleToDecimal.toString(d);
     }
 }
