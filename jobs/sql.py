@@ -161,6 +161,13 @@ def late_insert(sink: str, routed: str, origin: str, job: str = "engagement") ->
     return f"INSERT INTO {sink} SELECT payload, MAP[{headers}] FROM {routed} WHERE route = 'late'"
 
 
+# Record batches of the feature-updates producer, per partition (Kafka's default is 16 KB, about 60
+# updates): the broker's cost is per batch. Measured on the sparse engagement backfill (1.37M
+# updates): tansu 20.6 -> 8.3 CPU-s, until the last update was in Redis 52.6 -> 44.8 s; 1 MB
+# gained nothing more. Latency stays linger.ms: a batch is sent when it lingered, full or not.
+UPDATE_BATCH_BYTES = 256 * 1024
+
+
 def keyed_update_sink_ddl(cfg: Config, table: str, topic: str) -> str:
     return f"""CREATE TEMPORARY TABLE {table} (
   entity_id STRING,
@@ -169,6 +176,7 @@ def keyed_update_sink_ddl(cfg: Config, table: str, topic: str) -> str:
   'connector' = 'kafka',
   'topic' = {quote(topic)},
 {kafka_connection(cfg)}  'properties.linger.ms' = '5',
+  'properties.batch.size' = '{UPDATE_BATCH_BYTES}',
   'sink.delivery-guarantee' = 'at-least-once',
   'key.format' = 'raw',
   'key.fields' = 'entity_id',
