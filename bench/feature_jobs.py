@@ -48,7 +48,7 @@ class TreeMemory(threading.Thread):
 
     def run(self):
         while not self.stop.wait(0.5):
-            self.peak = max(self.peak, sum(sum(procs.tree_rss(p).values()) for p in self.pids))
+            self.peak = max(self.peak, sum(procs.tree_rss(p)["total"] for p in self.pids))
 
 
 def make_inputs(args, folder) -> tuple:

@@ -64,6 +64,12 @@ def flink_settings(cfg: Config, job_name: str, streaming_checkpoints: bool, rest
     return conf
 
 
+def bound_local_heap(cfg: Config) -> None:
+    """Sets the heap of the JVM PyFlink starts for this process (on its first use: later calls
+    change nothing) to `flink.local_heap`, unless JVM_ARGS is already set."""
+    os.environ.setdefault("JVM_ARGS", f"-Xmx{cfg.flink.local_heap}")
+
+
 def create_environments(cfg: Config, job_name: str, streaming_checkpoints: bool, restore_from: Path | None = None):
     from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
@@ -72,6 +78,7 @@ def create_environments(cfg: Config, job_name: str, streaming_checkpoints: bool,
     # PyFlink runs Python functions inside this (driver) process on a local mini-cluster
     # ("loopback"), where every subtask shares one GIL. Separate worker processes use every core.
     os.environ["_python_worker_execution_mode"] = cfg.flink.python_worker_mode
+    bound_local_heap(cfg)
     conf = Configuration()
     for k, v in flink_settings(cfg, job_name, streaming_checkpoints, restore_from).items():
         conf.set_string(k, v)
