@@ -138,10 +138,15 @@ public final class TileWindows implements java.io.Serializable {
         return Math.floorDiv(timestamp + 1, emitMs) * emitMs;
     }
 
+    /** The watermark instant at which `tile` leaves window w: the end of the first step after it. */
+    private long expiry(long tile, int w) {
+        return (tile + windowsMs[w] / tileMs) * tileMs + emitMs - 1;
+    }
+
     /** Watermark instants at which `tile` leaves each window. */
     public long[] expiryTimes(long tile) {
         long[] out = new long[windowsMs.length];
-        for (int w = 0; w < windowsMs.length; w++) out[w] = (tile + windowsMs[w] / tileMs) * tileMs + emitMs - 1;
+        for (int w = 0; w < windowsMs.length; w++) out[w] = expiry(tile, w);
         return out;
     }
 
@@ -157,7 +162,7 @@ public final class TileWindows implements java.io.Serializable {
             if (meta[FIRST + w] == NONE) continue;
             long j = tiles.first(meta[FIRST + w]);
             if (j == NONE) continue;
-            long at = (j + windowsMs[w] / tileMs) * tileMs + emitMs - 1;
+            long at = expiry(j, w);
             if (next == NONE || at < next) next = at;
         }
         return next;
@@ -189,7 +194,7 @@ public final class TileWindows implements java.io.Serializable {
     }
 
     /** Adds `vec` (vec[0]: its number of events) to `tile` after moving to asOf. Returns 1 when
-     * the tile is new (its expiry timers need registering), 0 when it was known, -1 when the
+     * the tile is new, 0 when it was known, -1 when the
      * contribution is older than every window (ignored). */
     public int add(long[] meta, long[] sums, Tiles tiles, long tile, long[] vec, long asOf) throws Exception {
         advance(meta, sums, tiles, asOf);
