@@ -34,17 +34,28 @@ def traffic_for(cfg, *, seed: int, start_ms: int, hours: float, rate: float, vid
 
 
 def paced_produce(bootstrap, topic, payloads, per_second, gate, done, keyed: bool = False,
-                  pause_share: float = 0.6, hurry=None):
+                  pause_share: float = 0.6, hurry=None, report: dict | None = None):
     """Sends at `per_second`; after `pause_share` of the stream waits for `gate` (set once a test
     killed its job), so a kill always lands mid-stream however slowly the job starts. Once the
     event `hurry` is set, sends the rest unpaced. Round-robin over two partitions, or keyed by
-    video (one video's events keep their order)."""
+    video (one video's events keep their order). Records whose delivery failed are sent again
+    once the stream is through, as an upstream producer that loses nothing does; `report` gets
+    how many failed ("failed") and how many could still not be delivered ("undelivered")."""
     import time
 
-    # idempotent, as upstream producers should be: without it, a batch the broker had stored but
-    # not yet acknowledged when it was killed is sent and stored again (the broker-crash test saw
-    # 102 events twice in one of 6 runs; with it, 8 of 8 runs were clean; docs/operations.md "Durable broker")
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all", "enable.idempotence": True})
+    failed: list = []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            failed.append((msg.value(), msg.key(), msg.partition()))
+
+    def producer():
+        # idempotent, as upstream producers should be: without it, a batch the broker had stored but
+        # not yet acknowledged when it was killed is sent and stored again (the broker-crash test saw
+        # 102 events twice in one of 6 runs; with it, 8 of 8 runs were clean; docs/operations.md "Durable broker")
+        return Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all", "enable.idempotence": True})
+
+    p = producer()
     t0, pause_at = time.monotonic(), int(len(payloads) * pause_share)
     for i, payload in enumerate(payloads):
         if i == pause_at:
@@ -52,9 +63,9 @@ def paced_produce(bootstrap, topic, payloads, per_second, gate, done, keyed: boo
             gate.wait(300)
             t0 = time.monotonic() - i / per_second
         if keyed:
-            p.produce(topic, payload, key=orjson.loads(payload)["video_id"].encode())
+            p.produce(topic, payload, key=orjson.loads(payload)["video_id"].encode(), on_delivery=on_delivery)
         else:
-            p.produce(topic, payload, partition=i % 2)
+            p.produce(topic, payload, partition=i % 2, on_delivery=on_delivery)
         if i % 200 == 0:
             p.poll(0)
             if hurry is not None and hurry.is_set():
@@ -63,6 +74,19 @@ def paced_produce(bootstrap, topic, payloads, per_second, gate, done, keyed: boo
             if ahead > 0:
                 time.sleep(ahead)
     p.flush(60)
+    # a crashed broker can fail a batch in flight (with idempotence, librdkafka fails what it can no
+    # longer order after the broker lost the producer's state): a fresh producer sends it again
+    failures = len(failed)
+    for _ in range(5):
+        if not failed:
+            break
+        again, failed[:] = list(failed), []
+        p = producer()
+        for value, key, partition in again:
+            p.produce(topic, value, key=key, partition=partition, on_delivery=on_delivery)
+        p.flush(60)
+    if report is not None:
+        report.update(failed=failures, undelivered=len(failed))
     done.set()
 
 
