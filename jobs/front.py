@@ -12,10 +12,11 @@ from pyflink.table import DataTypes, Schema
 from settings.config import Config
 from jobs import sql
 from jobs.flink_env import create_environments
+from jobs.keyed import int_array, jvm
 
 ENGAGEMENT_VIEW = "engagement_events"
-METADATA_VIEW = "video_metadata"
 ENRICHED_VIEW = "engagement_enriched"
+METADATA_JOIN_UID = "views-as-of-upload"  # typed JVM state: waiting views, upload versions
 # what every family's wire() returns: (entity id, update message of featurestore/updates.py)
 UPDATE_TYPE = Types.ROW_NAMED(["entity_id", "payload"], [Types.STRING(), Types.STRING()])
 
@@ -81,15 +82,28 @@ def prepare(cfg: Config, job: JobHandle, label: str, needs: list[Needs], input_f
 
 def single_stream(t_env, table, rowtime: str = "event_rowtime"):
     """`table` as one node of the job, whatever number of queries read it. The planner copies a view
-    into every query that reads it; a view whose rows depend on the watermark (a temporal join, a
-    CURRENT_WATERMARK test) would then be computed by each copy against its own watermark timeline
+    into every query that reads it; a view whose rows depend on the watermark (a CURRENT_WATERMARK
+    test) would then be computed by each copy against its own watermark timeline
     and could disagree with itself. Through a DataStream, every reader shares one computation. The
     result has the columns of `table` (its time attribute as a plain timestamp) and `rowtime`, the
     records' time attribute, with the upstream watermark."""
     return t_env.from_data_stream(
-        t_env.to_data_stream(table),
+        internal_rows(t_env, table),
         Schema.new_builder().column_by_metadata(rowtime, DataTypes.TIMESTAMP_LTZ(3), "rowtime")
         .watermark(rowtime, "SOURCE_WATERMARK()").build())
+
+
+def internal_rows(t_env, table):
+    """`table` as a DataStream of Flink's internal rows (RowData): the planner's own records, passed
+    on as they are. Through to_data_stream each record would be converted to a Row (every string
+    decoded) and back (encoded again)."""
+    from pyflink.datastream import DataStream
+    from pyflink.java_gateway import get_gateway
+
+    j_table = table._j_table
+    row_data = get_gateway().jvm.java.lang.Class.forName("org.apache.flink.table.data.RowData")
+    j_type = j_table.getResolvedSchema().toPhysicalRowDataType().bridgedTo(row_data)
+    return DataStream(t_env._j_tenv.toDataStream(j_table, j_type))
 
 
 def start(handle: JobHandle) -> JobHandle:
@@ -124,11 +138,11 @@ def engagement_stream(cfg: Config, t_env, stmts, job: str, input_file: str | Non
 
 
 def video_metadata(cfg: Config, t_env, stmts, job: str, uploads_file: str | None = None) -> None:
-    """Registers the versioned view `video_metadata` (latest upload per video, by upload time) and
-    the enriched view `engagement_enriched`: every valid view with the category and creator of its
-    video as of the view's event time, '' when unknown (no upload at or before that time arrived
-    in time; the join waits for the uploads' watermark, which stops holding views back after
-    `enrichment.metadata_wait` without uploads). Invalid uploads go to the dead-letter topic."""
+    """Registers the enriched view `engagement_enriched`: every valid view with the category,
+    creator and upload time of its video as of the view's event time, '' and -1 when unknown (no
+    upload at or before that time arrived in time; a view waits for the uploads' watermark, which
+    stops holding views back after `enrichment.metadata_wait` without uploads). Invalid uploads go
+    to the dead-letter topic."""
     topics = cfg.kafka.topics
     if uploads_file is not None:
         t_env.execute_sql(sql.upload_file_source_ddl(cfg, "uploads_raw", str(Path(uploads_file).resolve())))
@@ -137,10 +151,28 @@ def video_metadata(cfg: Config, t_env, stmts, job: str, uploads_file: str | None
         t_env.execute_sql(sql.upload_kafka_source_ddl(cfg, "uploads_raw", topics.uploads, consumer_group(cfg, job)))
         origin = topics.uploads
     t_env.execute_sql(sql.uploads_routed_view_sql("uploads_routed", "uploads_raw", has_offsets=uploads_file is None))
-    t_env.execute_sql(sql.metadata_view_sql(METADATA_VIEW, "uploads_routed"))
-    t_env.execute_sql(sql.enriched_view_sql("engagement_joined", ENGAGEMENT_VIEW, METADATA_VIEW))
-    # one join for every family that reads the view (each reader would otherwise plan its own,
-    # with its own uploads source and its own watermark timeline)
-    t_env.create_temporary_view(ENRICHED_VIEW, single_stream(t_env, t_env.from_path("engagement_joined")))
+    views = t_env.sql_query(sql.join_views_sql(ENGAGEMENT_VIEW))
+    uploads = t_env.sql_query(sql.join_uploads_sql("uploads_routed"))
+    joined = as_of_upload_join(t_env, views, uploads)
+    # one join for every family that reads the view: the view only adds each reader's projection
+    t_env.create_temporary_view("engagement_joined", t_env.from_data_stream(
+        joined, Schema.new_builder()
+        .column_by_expression("event_rowtime", "TO_TIMESTAMP_LTZ(event_time, 3)")
+        .watermark("event_rowtime", "SOURCE_WATERMARK()").build()))
+    t_env.execute_sql(sql.enriched_view_sql(ENRICHED_VIEW, "engagement_joined"))
     stmts.add_insert_sql(sql.dead_letter_insert("dead_letter_sink", "uploads_routed", origin, job,
                                                 schema=sql.UPLOAD_SCHEMA_LABEL))
+
+
+def as_of_upload_join(t_env, views, uploads):
+    """Views (sql.VIEW_FIELDS) with the metadata fields of sql.UPLOAD_FIELDS as of each view's
+    event time, in the JVM (jobs/jvm AsOfUploadJoin); nulls when unknown."""
+    from pyflink.datastream import DataStream
+
+    v, u = sql.VIEW_FIELDS, sql.UPLOAD_FIELDS
+    appended = int_array([u.index(f) for f in ("category", "creator_id", "upload_time")])
+    j_out = jvm().dev.fyp.ops.AsOfUploadJoin.join(
+        internal_rows(t_env, views)._j_data_stream, v.index("video_id"), v.index("event_time"),
+        internal_rows(t_env, uploads)._j_data_stream, u.index("video_id"), u.index("version_time"),
+        appended, METADATA_JOIN_UID, "views with upload metadata")
+    return DataStream(j_out)

@@ -3,7 +3,7 @@ over categories and creators (operators/interests.py) -> feature-updates topic.
 
 Graph (one Flink job):
   engagement events (shared front: parse, validate, dead letters)   upload events -> versioned
-    -> event-time temporal join with video metadata (category, creator; '' when unknown)
+    -> video metadata as of each view's time (category, creator; '' when unknown)
     -> each view's strength (SQL, JVM)
     -> JVM, keyed by user: the views of each `interests.emit_interval` of event time, applied when
        the watermark closes it (a view whose step has closed: alone, at once); sessions, decayed

@@ -54,10 +54,19 @@ def jvm_with_jars(jars):
 
 def long_array(values):
     """A Java long[] of `values`."""
+    return _primitive_array("long", values)
+
+
+def int_array(values):
+    """A Java int[] of `values`."""
+    return _primitive_array("int", values)
+
+
+def _primitive_array(kind: str, values):
     from pyflink.java_gateway import get_gateway
 
     gateway = get_gateway()
-    arr = gateway.new_array(gateway.jvm.long, len(values))
+    arr = gateway.new_array(getattr(gateway.jvm, kind), len(values))
     for i, v in enumerate(values):
         arr[i] = int(v)
     return arr

@@ -4,7 +4,7 @@ notifier (services/notifier.py) turns crossings into exactly one notification ea
 
 All in the JVM: there is nothing per event for Python to do.
   engagement events (shared front)  upload events -> versioned metadata
-    -> event-time temporal join (creator; rows leave it sorted by event time per watermark step)
+    -> metadata as of each view's time (creator; a video's views leave the join as the watermark passes them)
     -> running COUNT per video in arrival order (OVER ... ORDER BY PROCTIME())
     -> rows whose total equals a threshold -> milestone-crossings (key = video id)
 

@@ -205,26 +205,28 @@ SELECT s.payload, {offsets}, s.rowtime AS upload_rowtime, p.*,
 FROM {source} AS s, LATERAL TABLE({PARSE_FN}(s.payload, {descriptor})) AS p"""
 
 
-def metadata_view_sql(view: str, uploads: str) -> str:
-    """A versioned view (Flink recognises keep-last deduplication on the time attribute): the
-    video's metadata as of any event time. A repeated upload event replaces the earlier version."""
-    return f"""CREATE TEMPORARY VIEW {view} AS
-SELECT video_id, creator_id, category, upload_time, upload_rowtime FROM (
-  SELECT video_id, creator_id, category, upload_time, upload_rowtime,
-         ROW_NUMBER() OVER (PARTITION BY video_id ORDER BY upload_rowtime DESC) AS rn
-  FROM {uploads} WHERE route = 'ok')
-WHERE rn = 1"""
+# The views joined with upload metadata (jobs/jvm AsOfUploadJoin): the view's fields, then these
+VIEW_FIELDS = ("event_id", "user_id", "video_id", "event_time", "region", "watch_time_ms", "video_duration_ms",
+               "liked", "shared", "commented", "skipped", "rewatches", "route")
+UPLOAD_FIELDS = ("video_id", "version_time", "category", "creator_id", "upload_time")  # key, version time, appended
 
 
-def enriched_view_sql(view: str, events: str, metadata: str) -> str:
-    """Valid views (on time, corrections and late alike) with their video's category, creator and
-    upload time as of the view's event time ('' and -1 when unknown), by an event-time temporal join. The time
-    attribute is `joined_rowtime` (front.single_stream names it event_rowtime again)."""
+def join_views_sql(events: str) -> str:
+    """Valid views (on time, corrections and late alike), as the metadata join takes them."""
+    return f"SELECT {', '.join(VIEW_FIELDS)} FROM {events} WHERE route <> 'invalid'"
+
+
+def join_uploads_sql(uploads: str) -> str:
+    """Valid uploads as versions of their video's metadata, from their upload time on."""
+    return f"""SELECT video_id, upload_time AS version_time, category, creator_id, upload_time
+FROM {uploads} WHERE route = 'ok'"""
+
+
+def enriched_view_sql(view: str, joined: str) -> str:
+    """The joined views with '' and -1 for metadata not known as of the view's time. Planned into
+    each reader's own projection: no operator of its own."""
     return f"""CREATE TEMPORARY VIEW {view} AS
-SELECT e.event_id, e.user_id, e.video_id, e.event_time, e.event_rowtime AS joined_rowtime, e.region, e.watch_time_ms,
-       e.video_duration_ms, e.liked, e.shared, e.commented, e.skipped, e.rewatches, e.route,
-       COALESCE(m.category, '') AS category, COALESCE(m.creator_id, '') AS creator_id,
-       COALESCE(m.upload_time, CAST(-1 AS BIGINT)) AS upload_time
-FROM {events} AS e
-LEFT JOIN {metadata} FOR SYSTEM_TIME AS OF e.event_rowtime AS m ON e.video_id = m.video_id
-WHERE e.route <> 'invalid'"""
+SELECT {', '.join(VIEW_FIELDS)}, event_rowtime,
+       COALESCE(category, '') AS category, COALESCE(creator_id, '') AS creator_id,
+       COALESCE(upload_time, CAST(-1 AS BIGINT)) AS upload_time
+FROM {joined}"""

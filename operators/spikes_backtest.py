@@ -7,7 +7,7 @@ event more than `allowed_lateness` behind it is dropped (the job's late topic); 
 the watermark has passed (its window has fired) is a correction, fed alone (one view) when it
 arrives; the rest are counted per (video, interval), and an interval is stepped, with the
 platform's totals, when the watermark passes its end, as the job's windows fire. A view's upload time is that of the video's
-newest upload at or before the view (the job's temporal join), unknown without one. The input is
+newest upload at or before the view (the job's metadata join), unknown without one. The input is
 bounded: every interval is stepped at its end.
 
 What it cannot see: the job takes an interval's batch and a correction through two inputs, and

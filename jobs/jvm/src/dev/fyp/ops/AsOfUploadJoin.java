@@ -1,0 +1,201 @@
+package dev.fyp.ops;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.api.common.state.ListState;
+import org.apache.flink.api.common.state.ListStateDescriptor;
+import org.apache.flink.api.common.state.MapState;
+import org.apache.flink.api.common.state.MapStateDescriptor;
+import org.apache.flink.api.common.state.ValueState;
+import org.apache.flink.api.common.state.ValueStateDescriptor;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.java.functions.KeySelector;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
+import org.apache.flink.streaming.api.functions.co.KeyedCoProcessFunction;
+import org.apache.flink.table.data.GenericRowData;
+import org.apache.flink.table.data.RowData;
+import org.apache.flink.table.data.utils.JoinedRowData;
+import org.apache.flink.table.data.utils.ProjectedRowData;
+import org.apache.flink.table.runtime.typeutils.InternalTypeInfo;
+import org.apache.flink.table.types.logical.LogicalType;
+import org.apache.flink.table.types.logical.RowType;
+import org.apache.flink.util.Collector;
+
+/**
+ * Each view with its video's upload metadata as of the view's event time: the upload with the
+ * newest upload time at or before the view's time (of two uploads with the same time, the one that
+ * came last), or nulls when there is none.
+ *
+ * <p>Input 1, views: (…, key, …, time BIGINT epoch ms, …), Flink's internal rows. Input 2, uploads:
+ * (key, version time BIGINT, appended fields…). Output: the view's fields followed by the upload's
+ * appended fields. Both inputs are keyed by the key (a string).
+ *
+ * <p>When a view is emitted: once the watermark (the smaller of both inputs') has passed its time,
+ * so every upload at or before it has arrived; a video's views leave in the order they came. These
+ * are the rules of Flink's event-time temporal join (TemporalRowTimeJoinOperator: one timer per key
+ * at its oldest waiting view, versions pruned up to the newest one the watermark has passed), at a
+ * fraction of its cost per view: it kept each view as a map entry beside two value states and copied
+ * and sorted the versions at every firing. One difference: behind Flink's join, the keep-last
+ * deduplication that made the uploads a versioned table dropped an upload older than one already
+ * seen; here it is a version like any other.
+ */
+public class AsOfUploadJoin extends KeyedCoProcessFunction<String, RowData, RowData, RowData> {
+    private final InternalTypeInfo<RowData> viewType, uploadType;
+    private final int viewTime, versionTime;
+    private final int[] appended;
+
+    private transient ListState<RowData> waiting;  // views whose time the watermark has not passed, in arrival order
+    private transient ValueState<Long> armed;  // the key's one event-time timer: its oldest waiting view
+    private transient MapState<Long, RowData> versions;  // version time -> upload
+    private transient JoinedRowData out;
+    private transient ProjectedRowData known;
+    private transient RowData unknown;
+
+    /**
+     * @param viewTime index of the views' event time (BIGINT ms)
+     * @param versionTime index of the uploads' version time (BIGINT ms)
+     * @param appended indexes of the upload fields appended to each view
+     */
+    public AsOfUploadJoin(InternalTypeInfo<RowData> viewType, InternalTypeInfo<RowData> uploadType, int viewTime,
+                          int versionTime, int[] appended) {
+        this.viewType = viewType;
+        this.uploadType = uploadType;
+        this.viewTime = viewTime;
+        this.versionTime = versionTime;
+        this.appended = appended.clone();
+    }
+
+    /**
+     * Views joined with uploads, both keyed by a string field; the output's type is the view's
+     * fields followed by the appended upload fields, with their names.
+     */
+    @SuppressWarnings("unchecked")
+    public static SingleOutputStreamOperator<RowData> join(DataStream<RowData> views, int viewKey, int viewTime,
+                                                           DataStream<RowData> uploads, int uploadKey, int versionTime,
+                                                           int[] appended, String uid, String name) {
+        InternalTypeInfo<RowData> viewType = internal(views), uploadType = internal(uploads);
+        RowType v = viewType.toRowType(), u = uploadType.toRowType();
+        List<RowType.RowField> fields = new ArrayList<>(v.getFields());
+        for (int i : appended) {
+            RowType.RowField f = u.getFields().get(i);
+            fields.add(new RowType.RowField(f.getName(), f.getType().copy(true)));  // null without a version
+        }
+        InternalTypeInfo<RowData> outType = InternalTypeInfo.of(new RowType(fields));
+        return views.connect(uploads)
+                .keyBy(new StringField(viewKey), new StringField(uploadKey), Types.STRING)
+                .process(new AsOfUploadJoin(viewType, uploadType, viewTime, versionTime, appended), outType)
+                .uid(uid).name(name);
+    }
+
+    private static InternalTypeInfo<RowData> internal(DataStream<RowData> stream) {
+        // a table's rows as RowData (front.internal_rows) carry their row type as a DataType
+        LogicalType t = ((org.apache.flink.table.types.DataTypeQueryable) stream.getType()).getDataType().getLogicalType();
+        return InternalTypeInfo.of((RowType) t);
+    }
+
+    @Override
+    public void open(OpenContext context) {
+        waiting = getRuntimeContext().getListState(new ListStateDescriptor<>("waiting views", viewType));
+        armed = getRuntimeContext().getState(new ValueStateDescriptor<>("armed timer", Types.LONG));
+        versions = getRuntimeContext().getMapState(new MapStateDescriptor<>("upload versions", Types.LONG, uploadType));
+        out = new JoinedRowData();
+        known = ProjectedRowData.from(appended);
+        unknown = new GenericRowData(appended.length);
+    }
+
+    @Override
+    public void processElement1(RowData view, Context ctx, Collector<RowData> collector) throws Exception {
+        waiting.add(view);
+        long t = view.getLong(viewTime);
+        Long at = armed.value();
+        if (at == null || t < at) {
+            if (at != null) ctx.timerService().deleteEventTimeTimer(at);
+            ctx.timerService().registerEventTimeTimer(t);
+            armed.update(t);
+        }
+    }
+
+    @Override
+    public void processElement2(RowData upload, Context ctx, Collector<RowData> collector) throws Exception {
+        // a view at or after this time waits for the watermark to pass it, so it sees this upload
+        versions.put(upload.getLong(versionTime), upload);
+    }
+
+    @Override
+    public void onTimer(long timestamp, OnTimerContext ctx, Collector<RowData> collector) throws Exception {
+        long watermark = ctx.timerService().currentWatermark();
+        long[] times = versionTimes();
+        RowData[] uploads = new RowData[times.length];
+        for (int i = 0; i < times.length; i++) uploads[i] = versions.get(times[i]);
+        List<RowData> rest = null;
+        long next = Long.MAX_VALUE;
+        for (RowData view : waiting.get()) {
+            long t = view.getLong(viewTime);
+            if (t <= watermark) {
+                int v = latestAtOrBefore(times, t);
+                out.replace(view, v < 0 ? unknown : known.replaceRow(uploads[v]));
+                collector.collect(out);
+            } else {
+                if (rest == null) rest = new ArrayList<>();
+                rest.add(view);
+                next = Math.min(next, t);
+            }
+        }
+        if (rest == null) waiting.clear();
+        else waiting.update(rest);
+        // versions older than the newest one the watermark has passed can serve no view any more
+        // that is not already late (and a late view then gets that newest version, as in Flink)
+        int keep = latestAtOrBefore(times, watermark);
+        for (int i = 0; i < keep; i++) versions.remove(times[i]);
+        if (next == Long.MAX_VALUE) {
+            armed.clear();
+        } else {
+            ctx.timerService().registerEventTimeTimer(next);
+            armed.update(next);
+        }
+    }
+
+    private long[] versionTimes() throws Exception {
+        long[] times = new long[4];
+        int n = 0;
+        for (Long t : versions.keys()) {
+            if (n == times.length) times = java.util.Arrays.copyOf(times, 2 * n);
+            times[n++] = t;
+        }
+        times = java.util.Arrays.copyOf(times, n);
+        java.util.Arrays.sort(times);
+        return times;
+    }
+
+    /** Index of the newest time at or before t in ascending times; -1 if none. */
+    static int latestAtOrBefore(long[] times, long t) {
+        int lo = 0, hi = times.length - 1, found = -1;
+        while (lo <= hi) {
+            int mid = (lo + hi) >>> 1;
+            if (times[mid] <= t) {
+                found = mid;
+                lo = mid + 1;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        return found;
+    }
+
+    /** Keys an internal row by one of its string fields. */
+    public static class StringField implements KeySelector<RowData, String> {
+        private final int index;
+
+        public StringField(int index) {
+            this.index = index;
+        }
+
+        @Override
+        public String getKey(RowData row) {
+            return row.getString(index).toString();
+        }
+    }
+}
