@@ -59,10 +59,10 @@ def test_each_view_gets_the_newest_upload_at_or_before_its_time(stack, tmp_path)
         _upload("v9", T0 + 1_000, "pets", "c9"),  # a video nobody views
     ], key=lambda u: u["upload_time"])
     # views in time order with disorder well inside the watermark's bound: none is late
-    times = sorted(T0 + rng.randrange(0, 400_000) for _ in range(3000))
-    times += [T0 + 10_000, T0 + 100_000, T0 + 200_000]  # exactly at an upload
-    views = [_view(i, rng.choice(["v1", "v2", "v3", "v4", "v5"]), t) for i, t in enumerate(sorted(times))]
-    views[17]["video_id"], views[18]["video_id"] = "v1", "v1"
+    at = [(rng.choice(["v1", "v2", "v3", "v4", "v5"]), T0 + rng.randrange(0, 400_000)) for _ in range(3000)]
+    # exactly at an upload, and a millisecond before one
+    at += [("v1", T0 + 10_000), ("v1", T0 + 99_999), ("v1", T0 + 100_000), ("v4", T0 + 200_000), ("v5", T0 + 5_000)]
+    views = [_view(i, video, t) for i, (video, t) in enumerate(sorted(at, key=lambda a: a[1]))]
     events = tmp_path / "events.jsonl"
     upl = tmp_path / "uploads.jsonl"
     events.write_text("".join(json.dumps(v) + "\n" for v in views) + "not json\n")
