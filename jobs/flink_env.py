@@ -64,10 +64,14 @@ def flink_settings(cfg: Config, job_name: str, streaming_checkpoints: bool, rest
     return conf
 
 
+GC_OPTIONS = {"parallel": "-XX:+UseParallelGC", "g1": "-XX:+UseG1GC"}
+
+
 def bound_local_heap(cfg: Config) -> None:
-    """Sets the heap of the JVM PyFlink starts for this process (on its first use: later calls
-    change nothing) to `flink.local_heap`, unless JVM_ARGS is already set."""
-    os.environ.setdefault("JVM_ARGS", f"-Xmx{cfg.flink.local_heap}")
+    """Sets the heap and the garbage collector of the JVM PyFlink starts for this process (on its
+    first use: later calls change nothing) to `flink.local_heap` and `flink.local_gc`, unless
+    JVM_ARGS is already set."""
+    os.environ.setdefault("JVM_ARGS", f"-Xmx{cfg.flink.local_heap} {GC_OPTIONS[cfg.flink.local_gc]}")
 
 
 def create_environments(cfg: Config, job_name: str, streaming_checkpoints: bool, restore_from: Path | None = None):

@@ -41,7 +41,7 @@ def test_the_local_jvm_takes_its_heap_from_the_config_unless_jvm_args_are_set(mo
     cfg = load_config(None, {"flink.local_heap": "3g"})
     monkeypatch.delenv("JVM_ARGS", raising=False)
     bound_local_heap(cfg)
-    assert os.environ["JVM_ARGS"] == "-Xmx3g"
+    assert os.environ["JVM_ARGS"] == "-Xmx3g -XX:+UseParallelGC"
     monkeypatch.setenv("JVM_ARGS", "-Xmx9g -Dmine=1")
     bound_local_heap(cfg)
     assert os.environ["JVM_ARGS"] == "-Xmx9g -Dmine=1"
