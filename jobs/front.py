@@ -12,7 +12,7 @@ from pyflink.table import DataTypes, Schema
 from settings.config import Config
 from jobs import sql
 from jobs.flink_env import create_environments
-from jobs.keyed import int_array, jvm
+from jobs.keyed import int_array, internal_rows, jvm
 
 ENGAGEMENT_VIEW = "engagement_events"
 ENRICHED_VIEW = "engagement_enriched"
@@ -91,19 +91,6 @@ def single_stream(t_env, table, rowtime: str = "event_rowtime"):
         internal_rows(t_env, table),
         Schema.new_builder().column_by_metadata(rowtime, DataTypes.TIMESTAMP_LTZ(3), "rowtime")
         .watermark(rowtime, "SOURCE_WATERMARK()").build())
-
-
-def internal_rows(t_env, table):
-    """`table` as a DataStream of Flink's internal rows (RowData): the planner's own records, passed
-    on as they are. Through to_data_stream each record would be converted to a Row (every string
-    decoded) and back (encoded again)."""
-    from pyflink.datastream import DataStream
-    from pyflink.java_gateway import get_gateway
-
-    j_table = table._j_table
-    row_data = get_gateway().jvm.java.lang.Class.forName("org.apache.flink.table.data.RowData")
-    j_type = j_table.getResolvedSchema().toPhysicalRowDataType().bridgedTo(row_data)
-    return DataStream(t_env._j_tenv.toDataStream(j_table, j_type))
 
 
 def start(handle: JobHandle) -> JobHandle:

@@ -1,6 +1,7 @@
 """The job's one adapter over PyFlink internals (its gateway objects), for what PyFlink's public API
-cannot say: running a Java keyed function of jobs/jvm on a table's rows (no Python crossing), and
-calling the project's Java code from the driver.
+cannot say: running a Java keyed function of jobs/jvm on a table's rows (no Python crossing), a
+table's rows handed to the JVM in Flink's internal format, and calling the project's Java code
+from the driver.
 tests/unit/test_pyflink_adapter.py fails with a clear message if these internals move."""
 from __future__ import annotations
 
@@ -33,6 +34,19 @@ def jvm_keyed_process(t_env, table, function, output_type, uid: str, name: str):
     from pyflink.datastream import DataStream
 
     return DataStream(j_out)
+
+
+def internal_rows(t_env, table):
+    """`table` as a DataStream of Flink's internal rows (RowData): the planner's own records, passed
+    on as they are, their row type readable in the JVM (a DataTypeQueryable type). Through
+    to_data_stream each record would be converted to a Row (every string decoded) and back
+    (encoded again)."""
+    from pyflink.datastream import DataStream
+
+    j_table = table._j_table
+    row_data = jvm().java.lang.Class.forName("org.apache.flink.table.data.RowData")
+    j_type = j_table.getResolvedSchema().toPhysicalRowDataType().bridgedTo(row_data)
+    return DataStream(t_env._j_tenv.toDataStream(j_table, j_type))
 
 
 def jvm():

@@ -18,6 +18,12 @@ def test_pyflink_internals_the_adapter_uses_are_there():
     ds = t_env.to_append_stream(t_env.from_elements([("a", 1)], ["k", "v"]),
                                 Types.ROW_NAMED(["k", "v"], [Types.STRING(), Types.LONG()]))
     assert hasattr(ds, "_j_data_stream"), "PyFlink DataStream no longer holds its Java stream as _j_data_stream"
+    # jobs/keyed.internal_rows: a table's rows as RowData, with a row type the JVM operators can read
+    from jobs.keyed import internal_rows
+    rows = internal_rows(t_env, t_env.from_elements([("a", 1)], ["k", "v"]))._j_data_stream.getType()
+    data_type = rows.getDataType()  # DataTypeQueryable
+    assert data_type.getConversionClass().getName() == "org.apache.flink.table.data.RowData"
+    assert [str(f) for f in data_type.getLogicalType().getFieldNames()] == ["k", "v"]
     gateway = get_gateway()
     DataStream(ds._j_data_stream)  # the constructor that wraps a Java stream
     arr = gateway.new_array(gateway.jvm.long, 2)
