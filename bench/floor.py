@@ -28,7 +28,7 @@ import orjson
 
 from bench.engagement import RESULTS, bench_config
 from bench.feature_jobs import TreeMemory, stats_of
-from jobs.flink_env import bound_local_heap
+from jobs.flink_env import set_local_jvm_options
 from settings.config import REPO_ROOT, load_config
 from fyp.generator import output
 from fyp.generator.traffic import TrafficSpec, generate
@@ -151,7 +151,7 @@ def main():
         dense = make_input(args.folder, "dense", args.events, args.videos, args.events / args.event_rate)
         sparse = make_input(args.folder, "sparse", args.events, args.videos, args.sparse_hours * 3600)
     # the floor job and ours in JVMs of the same heap and collector (flink.local_heap, local_gc)
-    bound_local_heap(load_config(args.config))
+    set_local_jvm_options(load_config(args.config))
     floor = run_floor(args, dense[0], dense[2])
     front_alone = run_front(args, dense[0], dense[2])
     engagement = run_backfill(args, "engagement", *dense, tag)

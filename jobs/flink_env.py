@@ -67,7 +67,7 @@ def flink_settings(cfg: Config, job_name: str, streaming_checkpoints: bool, rest
 GC_OPTIONS = {"parallel": "-XX:+UseParallelGC", "g1": "-XX:+UseG1GC"}
 
 
-def bound_local_heap(cfg: Config) -> None:
+def set_local_jvm_options(cfg: Config) -> None:
     """Sets the heap and the garbage collector of the JVM PyFlink starts for this process (on its
     first use: later calls change nothing) to `flink.local_heap` and `flink.local_gc`, unless
     JVM_ARGS is already set."""
@@ -82,7 +82,7 @@ def create_environments(cfg: Config, job_name: str, streaming_checkpoints: bool,
     # PyFlink runs Python functions inside this (driver) process on a local mini-cluster
     # ("loopback"), where every subtask shares one GIL. Separate worker processes use every core.
     os.environ["_python_worker_execution_mode"] = cfg.flink.python_worker_mode
-    bound_local_heap(cfg)
+    set_local_jvm_options(cfg)
     conf = Configuration()
     for k, v in flink_settings(cfg, job_name, streaming_checkpoints, restore_from).items():
         conf.set_string(k, v)

@@ -32,22 +32,22 @@ def test_pyflink_internals_the_adapter_uses_are_there():
 
 
 def test_the_local_jvm_takes_its_heap_from_the_config_unless_jvm_args_are_set(monkeypatch):
-    """jobs/flink_env.bound_local_heap passes flink.local_heap to the JVM PyFlink starts, through
+    """jobs/flink_env.set_local_jvm_options passes flink.local_heap to the JVM PyFlink starts, through
     the JVM_ARGS that PyFlink's local gateway launcher puts on the java command line."""
     import inspect
     import os
 
     from pyflink import pyflink_gateway_server
 
-    from jobs.flink_env import bound_local_heap
+    from jobs.flink_env import set_local_jvm_options
     from settings.config import load_config
 
     launcher = inspect.getsource(pyflink_gateway_server.launch_gateway_server_process)
     assert "JVM_ARGS" in launcher, "PyFlink's local gateway no longer reads JVM_ARGS: flink.local_heap has no effect"
     cfg = load_config(None, {"flink.local_heap": "3g"})
     monkeypatch.delenv("JVM_ARGS", raising=False)
-    bound_local_heap(cfg)
+    set_local_jvm_options(cfg)
     assert os.environ["JVM_ARGS"] == "-Xmx3g -XX:+UseParallelGC"
     monkeypatch.setenv("JVM_ARGS", "-Xmx9g -Dmine=1")
-    bound_local_heap(cfg)
+    set_local_jvm_options(cfg)
     assert os.environ["JVM_ARGS"] == "-Xmx9g -Dmine=1"

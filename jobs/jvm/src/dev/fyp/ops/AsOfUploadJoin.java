@@ -1,6 +1,7 @@
 package dev.fyp.ops;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 import org.apache.flink.api.common.functions.OpenContext;
@@ -72,7 +73,6 @@ public class AsOfUploadJoin extends KeyedCoProcessFunction<String, RowData, RowD
      * Views joined with uploads, both keyed by a string field; the output's type is the view's
      * fields followed by the appended upload fields, with their names.
      */
-    @SuppressWarnings("unchecked")
     public static SingleOutputStreamOperator<RowData> join(DataStream<RowData> views, int viewKey, int viewTime,
                                                            DataStream<RowData> uploads, int uploadKey, int versionTime,
                                                            int[] appended, String uid, String name) {
@@ -91,7 +91,7 @@ public class AsOfUploadJoin extends KeyedCoProcessFunction<String, RowData, RowD
     }
 
     private static InternalTypeInfo<RowData> internal(DataStream<RowData> stream) {
-        // a table's rows as RowData (front.internal_rows) carry their row type as a DataType
+        // a table's rows as RowData (jobs/keyed.py internal_rows) carry their row type as a DataType
         LogicalType t = ((org.apache.flink.table.types.DataTypeQueryable) stream.getType()).getDataType().getLogicalType();
         return InternalTypeInfo.of((RowType) t);
     }
@@ -162,11 +162,11 @@ public class AsOfUploadJoin extends KeyedCoProcessFunction<String, RowData, RowD
         long[] times = new long[4];
         int n = 0;
         for (Long t : versions.keys()) {
-            if (n == times.length) times = java.util.Arrays.copyOf(times, 2 * n);
+            if (n == times.length) times = Arrays.copyOf(times, 2 * n);
             times[n++] = t;
         }
-        times = java.util.Arrays.copyOf(times, n);
-        java.util.Arrays.sort(times);
+        times = Arrays.copyOf(times, n);
+        Arrays.sort(times);
         return times;
     }
 
