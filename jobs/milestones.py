@@ -28,8 +28,7 @@ def crossing_sink_ddl(cfg: Config, table: str) -> str:
 ) WITH (
   'connector' = 'kafka',
   'topic' = {sql.quote(cfg.kafka.topics.milestone_crossings)},
-{sql.kafka_connection(cfg)}  'sink.delivery-guarantee' = 'at-least-once',
-  'key.format' = 'raw',
+{sql.kafka_connection(cfg)}{sql.kafka_sink_options()}  'key.format' = 'raw',
   'key.fields' = 'video_id',
   'value.format' = 'raw',
   'value.fields-include' = 'EXCEPT_KEY'

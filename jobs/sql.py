@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from operators.exact_sums import ROUND_FN
 from settings.config import Config
-from settings.kafka_clients import sql_options
+from settings.kafka_clients import flink_sink_properties, sql_options
 from schemas.engagement import ENGAGEMENT_V1, EVENT_TIME_FIELD
 from schemas.upload import UPLOAD_TIME_FIELD, UPLOAD_V1
 
@@ -34,6 +34,13 @@ def kafka_connection(cfg: Config) -> str:
     lines of a WITH clause, each ending with a comma. Holds the SASL password: never print it
     unredacted (settings.kafka_clients.redacted)."""
     return sql_options(cfg.kafka, quote)
+
+
+def kafka_sink_options() -> str:
+    """How every Kafka sink of the jobs delivers: at least once, in order, without idempotence
+    (settings.kafka_clients.PRODUCER_DELIVERY says why). Lines of a WITH clause, as kafka_connection."""
+    options = {**flink_sink_properties(), "sink.delivery-guarantee": "at-least-once"}
+    return "".join(f"  {quote(k)} = {quote(v)},\n" for k, v in options.items())
 
 
 def register_functions(t_env) -> None:
@@ -133,8 +140,7 @@ def side_output_sink_ddl(cfg: Config, table: str, topic: str) -> str:
 ) WITH (
   'connector' = 'kafka',
   'topic' = {quote(topic)},
-{kafka_connection(cfg)}  'sink.delivery-guarantee' = 'at-least-once',
-  'format' = 'raw'
+{kafka_connection(cfg)}{kafka_sink_options()}  'format' = 'raw'
 )"""
 
 
@@ -185,8 +191,7 @@ def keyed_update_sink_ddl(cfg: Config, table: str, topic: str) -> str:
   'topic' = {quote(topic)},
 {kafka_connection(cfg)}  'properties.linger.ms' = '5',
   'properties.batch.size' = '{UPDATE_BATCH_BYTES}',
-  'sink.delivery-guarantee' = 'at-least-once',
-  'key.format' = 'raw',
+{kafka_sink_options()}  'key.format' = 'raw',
   'key.fields' = 'entity_id',
   'value.format' = 'raw',
   'value.fields-include' = 'EXCEPT_KEY'

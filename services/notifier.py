@@ -19,6 +19,7 @@ from confluent_kafka import Producer
 
 from featurestore import layout
 from services.topic_service import JsonTopicService, KafkaDeliveryError, published_keys
+from settings.kafka_clients import PRODUCER_DELIVERY
 
 log = logging.getLogger("fyp.notifier")
 
@@ -49,7 +50,7 @@ class MilestoneNotifier(JsonTopicService):
         self.out_topic, self.ttl_ms = notifications_topic, ttl_ms
         self.claim = client.register_script(CLAIM_SCRIPT)
         self._stats = {"notified": 0, "duplicates": 0, "reconciled": 0}
-        self.producer = Producer({**kafka, "acks": "all", "linger.ms": 5})
+        self.producer = Producer({**kafka, **PRODUCER_DELIVERY, "linger.ms": 5})
         super().__init__(kafka, crossings_topic, name, client, batch_max, poll_timeout_ms, backoff_max_ms)
 
     def handle(self, crossings: list[dict]) -> None:

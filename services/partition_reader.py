@@ -37,6 +37,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka.admin import AdminClient
 
 from featurestore import layout
+from settings.kafka_clients import PRODUCER_DELIVERY
 
 log = logging.getLogger("fyp.reader")
 
@@ -238,7 +239,7 @@ def sort_messages(messages, field: Callable[[int], str], expected: dict | None =
 def send_end_markers(kafka: dict, topic: str, run_id: str, timeout_s: float = 60) -> int:
     """Appends an end marker of `run_id` to every partition of `topic`; returns how many. Raises
     EndMarkerError if any was not acknowledged."""
-    producer = Producer({**kafka, "acks": "all", "enable.idempotence": True})
+    producer = Producer({**kafka, **PRODUCER_DELIVERY})
     meta = producer.list_topics(topic, timeout=timeout_s)
     partitions = sorted(meta.topics[topic].partitions) if topic in meta.topics else []
     if not partitions:

@@ -36,7 +36,7 @@ from services.alerts.severity import severity
 from services.topic_service import JsonTopicService, KafkaDeliveryError, published_keys
 from settings.config import Config
 from settings.families import AlertsConfig
-from settings.kafka_clients import client_config
+from settings.kafka_clients import PRODUCER_DELIVERY, client_config
 
 log = logging.getLogger("fyp.alerts")
 
@@ -62,7 +62,7 @@ class SpikeAlerter(JsonTopicService):
         names = [w.name for w in self.webhooks]
         if len(set(names)) != len(names):
             raise ValueError(f"alerts.webhooks: names must be unique (each has its own outbox), got {names}")
-        self.producer = Producer({**kafka, "acks": "all", "linger.ms": 5})
+        self.producer = Producer({**kafka, **PRODUCER_DELIVERY, "linger.ms": 5})
         super().__init__(kafka, transitions_topic, name, client, batch_max, poll_timeout_ms, backoff_max_ms)
         if deliver:
             for w in self.webhooks:

@@ -11,6 +11,7 @@ from operators.sliding_tiles import TileGeometry
 from schemas.features import VIDEO_ENGAGEMENT
 from operators.feature_groups import groups_for
 from services.partition_reader import is_end_marker
+from settings.kafka_clients import PRODUCER_DELIVERY
 from tests import oracle
 
 SENTINEL_PREFIX = "zz-sentinel-"
@@ -50,10 +51,9 @@ def paced_produce(bootstrap, topic, payloads, per_second, gate, done, keyed: boo
             failed.append((msg.value(), msg.key(), msg.partition()))
 
     def producer():
-        # idempotent, as upstream producers should be: without it, a batch the broker had stored but
-        # not yet acknowledged when it was killed is sent and stored again (the broker-crash test saw
-        # 102 events twice in one of 6 runs; with it, 8 of 8 runs were clean; docs/operations.md "Durable broker")
-        return Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all", "enable.idempotence": True})
+        # as the pipeline's own producers: at least once, in order, not idempotent (an idempotent
+        # producer can lose the batch in flight when tansu's S3 storage is killed: settings/kafka_clients.py)
+        return Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, **PRODUCER_DELIVERY})
 
     p = producer()
     t0, pause_at = time.monotonic(), int(len(payloads) * pause_share)
@@ -74,8 +74,7 @@ def paced_produce(bootstrap, topic, payloads, per_second, gate, done, keyed: boo
             if ahead > 0:
                 time.sleep(ahead)
     p.flush(60)
-    # a crashed broker can fail a batch in flight (with idempotence, librdkafka fails what it can no
-    # longer order after the broker lost the producer's state): a fresh producer sends it again
+    # a delivery that failed (a broker away longer than message.timeout.ms): a fresh producer sends it again
     failures = len(failed)
     for _ in range(5):
         if not failed:
@@ -163,15 +162,16 @@ def redis_features(client, cfg) -> dict:
     return {r.entity_id: r.values for r in rows}
 
 
-def topic_records(bootstrap: str | dict, topic: str, partitions: int = 2, idle_s: float = 3.0) -> list:
-    """All records of a topic as (value, headers dict), reading until idle; end markers of
-    backfills (services/partition_reader.py) left out."""
+def topic_records(bootstrap: str | dict, topic: str, partitions: int = 2, idle_s: float = 3.0,
+                  at_least: int = 0, timeout_s: float = 120.0) -> list:
+    """All records of a topic as (value, headers dict), reading until idle once `at_least` arrived
+    (or `timeout_s` passed); end markers of backfills (services/partition_reader.py) left out."""
     import time
 
     c = Consumer({**connection(bootstrap), "group.id": "reader", "enable.auto.commit": False})
     c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    out, last = [], time.monotonic()
-    while time.monotonic() - last < idle_s:
+    out, last, deadline = [], time.monotonic(), time.monotonic() + timeout_s
+    while time.monotonic() - last < idle_s or (len(out) < at_least and time.monotonic() < deadline):
         for m in c.consume(1000, 0.5):
             if m.error() or is_end_marker(m):
                 continue

@@ -138,3 +138,15 @@ def test_broker_tls_stack_settings_are_checked(tmp_path, pem):
     with pytest.raises(ConfigError, match="broker_internal_port"):
         config(tmp_path, {}, broker_tls_cert=pem["client.pem"], broker_tls_key=pem["client.pem"],
                broker_internal_port=19092)
+
+
+def test_every_kafka_sink_delivers_at_least_once_in_order_without_idempotence(tmp_path):
+    """The jobs' sinks send as the Python producers do (settings.kafka_clients.PRODUCER_DELIVERY):
+    the Java kafka-clients' default, idempotence on, can lose a batch across a tansu crash."""
+    cfg = config(tmp_path, {})
+    for ddl in (sql.side_output_sink_ddl(cfg, "s", "x"), sql.keyed_update_sink_ddl(cfg, "k", "x"),
+                milestones.crossing_sink_ddl(cfg, "c")):
+        for line in ("'properties.acks' = 'all'", "'properties.enable.idempotence' = 'false'",
+                     "'properties.max.in.flight.requests.per.connection' = '1'",
+                     "'sink.delivery-guarantee' = 'at-least-once'"):
+            assert line in ddl, (line, ddl)
