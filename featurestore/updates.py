@@ -1,8 +1,10 @@
 """The feature-update message: one group's values for one entity at one version.
 
-On the feature-updates topic (key = entity id) as compact JSON:
+On the feature-updates topic as compact JSON:
   {"g": group, "id": entity_id, "t": as_of_ms, "n": absorbed, "v": [values in group order]}
-The jobs emit these; the writer stores them. Each is absolute (not a delta), so applying one
+one per record (key = entity id), or, as the jobs send them, a JSON array of such objects per
+record (key = the job's subtask, whose updates of an entity keep their order: jobs/jvm
+UpdateBatches). The writer stores them. Each is absolute (not a delta), so applying one
 twice, or an older one after a newer one, changes nothing. The version is (as_of, absorbed):
 `absorbed` counts the events the producer's state has taken in, so of two updates with the same
 as-of time the one that saw more events wins, however a restart regrouped them.
@@ -30,9 +32,12 @@ def encode_update(u: FeatureUpdate) -> bytes:
     return orjson.dumps({"g": u.group, "id": u.entity_id, "t": u.as_of, "n": u.absorbed, "v": u.values})
 
 
-def decode_update(raw: bytes) -> FeatureUpdate:
+def decode_updates(raw: bytes) -> list[FeatureUpdate]:
+    """A record's updates: one object, or an array of them."""
     d = orjson.loads(raw)
-    return FeatureUpdate(d["g"], d["id"], d["t"], d["n"], d["v"])
+    if isinstance(d, dict):
+        d = (d,)
+    return [FeatureUpdate(u["g"], u["id"], u["t"], u["n"], u["v"]) for u in d]
 
 
 def latest_per_entity(updates) -> list[FeatureUpdate]:

@@ -12,7 +12,7 @@ from pyflink.table import DataTypes, Schema
 from settings.config import Config
 from jobs import sql
 from jobs.flink_env import create_environments
-from jobs.keyed import int_array, internal_rows, jvm
+from jobs.keyed import int_array, internal_rows, jvm, update_batches
 
 ENGAGEMENT_VIEW = "engagement_events"
 ENRICHED_VIEW = "engagement_enriched"
@@ -38,10 +38,20 @@ def new_job(cfg: Config, job: str, input_file: str | None, restore_from=None) ->
     return JobHandle(env, t_env, name, t_env.create_statement_set())
 
 
+# Feature updates per Kafka record, at most (jobs/jvm UpdateBatches): about 80 engagement updates.
+# A record stays far below the broker's 1 MB limit, and a batch holds no update back longer than
+# UPDATE_BATCH_DELAY_MS (most leave at once: with the watermark that made them).
+UPDATE_RECORD_CHARS = 32 * 1024
+UPDATE_BATCH_DELAY_MS = 10
+UPDATE_BATCHES_UID = "feature-update-batches"
+
+
 def finish(handle: JobHandle, updates=None) -> JobHandle:
-    """Sends a keyed-updates DataStream (entity_id, payload) to the feature-updates topic, and
-    attaches every statement of the job to its DataStream graph."""
+    """Sends a keyed-updates DataStream (entity_id, payload) to the feature-updates topic, in
+    batches of many updates per record, and attaches every statement of the job to its DataStream
+    graph."""
     if updates is not None:
+        updates = update_batches(updates, UPDATE_RECORD_CHARS, UPDATE_BATCH_DELAY_MS, UPDATE_BATCHES_UID)
         handle.t_env.create_temporary_view("feature_updates", handle.t_env.from_data_stream(updates))
         handle.stmts.add_insert_sql("INSERT INTO feature_update_sink SELECT entity_id, payload FROM feature_updates")
     handle.stmts.attach_as_datastream()

@@ -20,7 +20,7 @@ from confluent_kafka import TopicPartition
 
 from featurestore.latency import LatencyHistogram
 from featurestore.offline_log import OfflineLog, resume_positions
-from featurestore.updates import decode_update, latest_per_entity
+from featurestore.updates import decode_updates, latest_per_entity
 from featurestore.writer import FeatureWriter
 from services.partition_reader import PartitionReader, drain_to_end_markers
 from services.retry import REDIS_UNAVAILABLE, retry_with_backoff
@@ -38,7 +38,7 @@ class FeatureUpdateConsumer:
         self._log_from: dict[str, int] = {}  # below these positions the log already has the rows
         self.backoff_max = backoff_max_ms / 1000
         self.on_write = on_write  # optional callback(list[FeatureUpdate]) after each stored batch
-        self._stats = {"consumed": 0, "written": 0, "stale": 0, "undecodable": 0, "redis_retries": 0,
+        self._stats = {"consumed": 0, "records": 0, "written": 0, "stale": 0, "undecodable": 0, "redis_retries": 0,
                        "coerced_values": 0}
         # for the metrics exporter (services/observability): Redis write latency, the newest as-of time
         # stored per feature group (freshness), and the next offset per partition (lag)
@@ -67,7 +67,8 @@ class FeatureUpdateConsumer:
         return self.reader.consumer
 
     def step(self) -> int:
-        """One poll-write-commit cycle. Returns how many records it consumed."""
+        """One poll-write-commit cycle. Returns how many records it consumed (`consumed` in the
+        stats counts updates: a record may hold many)."""
         msgs, positions = self.reader.poll()
         if not msgs and not positions:
             if self.offline_log is not None:
@@ -77,14 +78,14 @@ class FeatureUpdateConsumer:
         to_log = []  # every version consumed, except those a previous run already logged
         for m in msgs:
             try:
-                update = decode_update(m.value())
+                decoded = decode_updates(m.value())
             except Exception:  # a producer bug, not retryable: count it and move on
                 self._stats["undecodable"] += 1
                 log.error("undecodable feature update at %s/%d@%d", m.topic(), m.partition(), m.offset())
                 continue
-            updates.append(update)
+            updates += decoded
             if m.offset() >= self._log_from_offset.get(m.partition(), 0):
-                to_log.append(update)
+                to_log += decoded
         batch = latest_per_entity(updates)
 
         def write():
@@ -97,7 +98,8 @@ class FeatureUpdateConsumer:
         written, written_at = self._with_retry(write, len(batch))
         if self.offline_log is not None:
             self.offline_log.append(to_log, written_at, positions)
-        self._stats["consumed"] += len(msgs)
+        self._stats["consumed"] += len(updates)
+        self._stats["records"] += len(msgs)
         self._stats["written"] += written
         for u in batch:
             if u.as_of > self.newest_as_of.get(u.group, 0):

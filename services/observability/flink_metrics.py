@@ -5,6 +5,7 @@ serves it as well as a standalone cluster), under stable names:
     fyp_job_dead_letters_total{job}        records sent to the dead-letter topic
     fyp_job_late_events_total{job}         events sent to the late topic
     fyp_job_feature_updates_total{job}     feature updates sent to the writer's topic
+    fyp_job_feature_update_records_total{job}  the records that carried them (batches of updates)
     fyp_job_operator_counter_total{job,name}  the jobs' own counters (users_created, transitions, ...)
     fyp_job_restarts_total{job}            job restarts (each a recovery from a checkpoint)
     fyp_job_last_checkpoint_age_seconds{job}  since the newest completed checkpoint
@@ -24,9 +25,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 SOURCE = re.compile(r"^Source__(\w+?)_raw\[\d+\]\.numRecordsOut$")
 SINKS = {"dead_letter_sink": "fyp_job_dead_letters_total", "late_sink": "fyp_job_late_events_total",
-         "feature_update_sink": "fyp_job_feature_updates_total"}
+         "feature_update_sink": "fyp_job_feature_update_records_total"}
 SINK = re.compile(r"^(\w+?)\[\d+\]__Writer\.numRecordsIn$")
-OWN_COUNTERS = ("users_created", "users_evicted", "videos_created", "videos_evicted", "transitions")
+OWN_COUNTERS = ("users_created", "users_evicted", "videos_created", "videos_evicted", "transitions",
+                "feature_updates")
+# the jobs' own counters that are families of their own (the others: fyp_job_operator_counter_total)
+OWN_FAMILIES = {"feature_updates": "fyp_job_feature_updates_total"}
 OWN = re.compile(r"^[^.]+\.(" + "|".join(OWN_COUNTERS) + r")$")
 
 
@@ -72,7 +76,10 @@ class FlinkJobCollector:
                 elif (k := SINK.match(mid)) and k.group(1) in SINKS:
                     fam = out.setdefault(SINKS[k.group(1)], {})
                     fam[()] = fam.get((), 0.0) + value
-                elif o := OWN.match(mid):
+                elif (o := OWN.match(mid)) and o.group(1) in OWN_FAMILIES:
+                    fam = out.setdefault(OWN_FAMILIES[o.group(1)], {})
+                    fam[()] = fam.get((), 0.0) + value
+                elif o:
                     fam = out.setdefault("fyp_job_operator_counter_total", {})
                     fam[(o.group(1),)] = fam.get((o.group(1),), 0.0) + value
         restarts = _get(f"{self.rest}/jobs/{jid}/metrics?get=numRestarts", self.timeout)

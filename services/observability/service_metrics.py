@@ -9,6 +9,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 WRITER_COUNTERS = {
     "consumed": "feature updates read from the feature-updates topic",
+    "records": "records read from the feature-updates topic (a record holds one update or a batch)",
     "written": "feature updates stored in Redis (newer than what Redis had)",
     "stale": "feature updates Redis already had a newer or equal version of (replays)",
     "undecodable": "feature-update messages that could not be decoded (a producer bug)",

@@ -142,7 +142,8 @@ def flink_rest_payloads(job_name: str, jid: str = "a1b2"):
         "v-src": ["Source__engagement_raw[1].numRecordsOut", "Source__uploads_raw[2].numRecordsOut",
                   "Source__engagement_raw[1].numRecordsIn"],
         "v-ops": ["spike_detection.transitions", "spike_detection.videos_created", "spike_detection.videos_evicted",
-                  "decayed_interests_per_user.users_created", "decayed_interests_per_user.users_evicted"],
+                  "decayed_interests_per_user.users_created", "decayed_interests_per_user.users_evicted",
+                  "feature-update-batches.feature_updates"],
         "v-sinks": ["dead_letter_sink[5]__Writer.numRecordsIn", "late_sink[6]__Writer.numRecordsIn",
                     "feature_update_sink[7]__Writer.numRecordsIn", "other_sink[8]__Writer.numRecordsIn"],
     }
@@ -214,7 +215,7 @@ def exported(tmp_path_factory) -> dict[str, str]:
         text = generate_latest(registry).decode()
         assert set(flink.read()) == {"fyp_job_up", "fyp_job_records_in_total", "fyp_job_dead_letters_total",
                                      "fyp_job_late_events_total", "fyp_job_feature_updates_total",
-                                     "fyp_job_operator_counter_total", "fyp_job_restarts_total",
+                                     "fyp_job_feature_update_records_total", "fyp_job_operator_counter_total", "fyp_job_restarts_total",
                                      "fyp_job_last_checkpoint_age_seconds"}, "the fake REST payload misses a path"
 
         # fyp serve's GET /metrics, its own route

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from featurestore import layout
-from featurestore.updates import FeatureUpdate, decode_update, encode_update, latest_per_entity
+from featurestore.updates import FeatureUpdate, decode_updates, encode_update, latest_per_entity
 from settings.config import load_config
 from schemas.features import Feature
 from operators.feature_groups import groups_for
@@ -82,7 +82,7 @@ def test_values_round_trip_exactly():
 
 def test_update_codec_and_newest_per_entity():
     a = FeatureUpdate("g", "v1", 1000, 5, [1, 0.5])
-    assert decode_update(encode_update(a)) == a
+    assert decode_updates(encode_update(a)) == [a]
     batch = [a, FeatureUpdate("g", "v1", 1000, 7, [2, 0.5]), FeatureUpdate("g", "v1", 999, 9, [0, 0.0]),
              FeatureUpdate("g", "v2", 5, 1, [1, 1.0])]
     best = {u.entity_id: u for u in latest_per_entity(batch)}

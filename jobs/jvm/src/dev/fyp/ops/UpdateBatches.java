@@ -1,0 +1,106 @@
+package dev.fyp.ops;
+
+import org.apache.flink.api.common.operators.ProcessingTimeService.ProcessingTimeCallback;
+import org.apache.flink.metrics.Counter;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
+import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
+import org.apache.flink.streaming.api.operators.BoundedOneInput;
+import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
+import org.apache.flink.streaming.api.watermark.Watermark;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.types.Row;
+
+/**
+ * Feature updates (entity id, update as a JSON object) packed into batches (batch key, JSON array
+ * of the updates in the order they came): one Kafka record, and one message for the writer to
+ * take, for many updates. WHY: per record, the Kafka producer, the broker and above all the
+ * writer's client (a Python object per message) cost more than the update itself, and an input
+ * whose windows fill sends several updates per event.
+ *
+ * <p>A batch leaves when it reaches `maxChars`, when the watermark moves (the timers that emit
+ * updates fire on it, so the updates of one watermark leave together, right after), at most
+ * `maxDelayMs` after its first update (updates not emitted by a watermark wait no longer), before
+ * a checkpoint barrier (nothing buffered is left out of a checkpoint: at least once, as the sink)
+ * and at the end of the input. The batch key is the subtask's: an entity's updates all come
+ * through one subtask (the operators upstream are keyed by entity), so they stay in one partition
+ * in the order they were made. No state: what a checkpoint would hold has been sent.
+ */
+public final class UpdateBatches extends AbstractStreamOperator<Row>
+        implements OneInputStreamOperator<Row, Row>, BoundedOneInput, ProcessingTimeCallback {
+
+    private final int maxChars;
+    private final long maxDelayMs;
+    private transient StringBuilder batch;
+    private transient int count;
+    private transient boolean timerSet;
+    private transient String key;
+    private transient Counter updates;
+
+    public UpdateBatches(int maxChars, long maxDelayMs) {
+        this.maxChars = maxChars;
+        this.maxDelayMs = maxDelayMs;
+    }
+
+    /** `updates` (rows of entity id, update JSON) as batches of the same row type. */
+    public static SingleOutputStreamOperator<Row> of(DataStream<Row> updates, int maxChars, long maxDelayMs,
+                                                     String uid) {
+        // chained to the operator that made the updates (Flink 2's default chaining strategy: ALWAYS)
+        return updates.transform("feature-update-batches", updates.getType(), new UpdateBatches(maxChars, maxDelayMs))
+                .uid(uid);
+    }
+
+    @Override
+    public void open() throws Exception {
+        super.open();
+        batch = new StringBuilder(maxChars + 4096);
+        key = "batch-" + getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
+        updates = getRuntimeContext().getMetricGroup().counter("feature_updates");
+    }
+
+    @Override
+    public void processElement(StreamRecord<Row> element) throws Exception {
+        batch.append(count == 0 ? '[' : ',').append((String) element.getValue().getField(1));
+        count++;
+        updates.inc();
+        if (batch.length() >= maxChars) {
+            flush();
+        } else if (!timerSet) {
+            timerSet = true;
+            ProcessingTimeCallback self = this;
+            getProcessingTimeService().registerTimer(getProcessingTimeService().getCurrentProcessingTime() + maxDelayMs, self);
+        }
+    }
+
+    @Override
+    public void onProcessingTime(long time) {
+        timerSet = false;
+        flush();
+    }
+
+    @Override
+    public void processWatermark(Watermark mark) throws Exception {
+        flush();
+        super.processWatermark(mark);
+    }
+
+    @Override
+    public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
+        flush();
+        super.prepareSnapshotPreBarrier(checkpointId);
+    }
+
+    @Override
+    public void endInput() {
+        flush();
+    }
+
+    private void flush() {
+        if (count == 0) {
+            return;
+        }
+        output.collect(new StreamRecord<>(Row.of(key, batch.append(']').toString())));
+        batch.setLength(0);
+        count = 0;
+    }
+}
