@@ -32,6 +32,27 @@ def encode_update(u: FeatureUpdate) -> bytes:
     return orjson.dumps({"g": u.group, "id": u.entity_id, "t": u.as_of, "n": u.absorbed, "v": u.values})
 
 
+# The most characters of updates a producer packs into one record (JSON array): far below the
+# broker's 1 MB record limit, and about 80 engagement updates (jobs/jvm UpdateBatches uses it too).
+RECORD_CHARS = 32 * 1024
+
+
+def encode_records(updates, max_chars: int = RECORD_CHARS) -> list[str]:
+    """`updates` (FeatureUpdate) as record values of the array form, in order: each a JSON array
+    that closes with the update taking it to `max_chars` or beyond."""
+    records, parts, size = [], [], 0
+    for u in updates:
+        part = encode_update(u).decode()
+        parts.append(part)
+        size += len(part) + 1
+        if size >= max_chars:
+            records.append("[" + ",".join(parts) + "]")
+            parts, size = [], 0
+    if parts:
+        records.append("[" + ",".join(parts) + "]")
+    return records
+
+
 def decode_updates(raw: bytes) -> list[FeatureUpdate]:
     """A record's updates: one object, or an array of them."""
     d = orjson.loads(raw)

@@ -9,6 +9,7 @@ from pathlib import Path
 from pyflink.common.typeinfo import Types
 from pyflink.table import DataTypes, Schema
 
+from featurestore.updates import RECORD_CHARS
 from settings.config import Config
 from jobs import sql
 from jobs.flink_env import create_environments
@@ -38,10 +39,8 @@ def new_job(cfg: Config, job: str, input_file: str | None, restore_from=None) ->
     return JobHandle(env, t_env, name, t_env.create_statement_set())
 
 
-# Feature updates per Kafka record, at most (jobs/jvm UpdateBatches): about 80 engagement updates.
-# A record stays far below the broker's 1 MB limit, and a batch holds no update back longer than
-# UPDATE_BATCH_DELAY_MS (most leave at once: with the watermark that made them).
-UPDATE_RECORD_CHARS = 32 * 1024
+# A batch of updates (jobs/jvm UpdateBatches) holds none back longer than UPDATE_BATCH_DELAY_MS
+# (most leave at once: with the watermark that made them).
 UPDATE_BATCH_DELAY_MS = 10
 UPDATE_BATCHES_UID = "feature-update-batches"
 
@@ -51,7 +50,7 @@ def finish(handle: JobHandle, updates=None) -> JobHandle:
     batches of many updates per record, and attaches every statement of the job to its DataStream
     graph."""
     if updates is not None:
-        updates = update_batches(updates, UPDATE_RECORD_CHARS, UPDATE_BATCH_DELAY_MS, UPDATE_BATCHES_UID)
+        updates = update_batches(updates, RECORD_CHARS, UPDATE_BATCH_DELAY_MS, UPDATE_BATCHES_UID)
         handle.t_env.create_temporary_view("feature_updates", handle.t_env.from_data_stream(updates))
         handle.stmts.add_insert_sql("INSERT INTO feature_update_sink SELECT entity_id, payload FROM feature_updates")
     handle.stmts.attach_as_datastream()

@@ -17,11 +17,12 @@ from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
-from featurestore.updates import FeatureUpdate, encode_update
+from featurestore.updates import FeatureUpdate, encode_records
 from operators.spikes import Interval, SpikeBook, SpikeRules
 from schemas.features import VIDEO_SPIKES
 
 KIND_UPDATE, KIND_TRANSITION = "update", "transition"
+UPDATES_KEY = "spike-book"  # the Kafka key of the book's update records
 INTERVAL, CORRECTION = "interval", "correction"
 _LONGS = Types.OBJECT_ARRAY(Types.LONG())
 INPUT_TYPE = Types.ROW_NAMED(
@@ -63,9 +64,11 @@ class SpikeBookFunction(KeyedProcessFunction):
             transitions, updates = self.book.step(iv)
             self.metrics["intervals"].inc()
             self.metrics["video_minutes"].inc(len(ids))
-        for u in updates:
-            update = FeatureUpdate(VIDEO_SPIKES, u.video_id, u.as_of, u.absorbed, u.values)
-            yield Row(KIND_UPDATE, u.video_id, encode_update(update).decode())
+        # the interval's updates in a few records, not one each: per record the crossing to the JVM,
+        # the Kafka sink and the writer cost more than an update (one book: one key, one partition)
+        for record in encode_records(FeatureUpdate(VIDEO_SPIKES, u.video_id, u.as_of, u.absorbed, u.values)
+                                     for u in updates):
+            yield Row(KIND_UPDATE, UPDATES_KEY, record)
         for t in transitions:
             self.metrics["transitions"].inc()
             yield Row(KIND_TRANSITION, t["video_id"], orjson.dumps(t).decode())

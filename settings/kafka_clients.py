@@ -36,8 +36,9 @@ _JAAS_PASSWORD = re.compile(r'(password=")((?:[^"\\]|\\.)*)(")')
 # nothing, while an idempotent producer can lose a batch: tansu 0.6.0's S3 storage stores the
 # producer's sequence number before the batch, and a broker killed between the two answers the
 # resend with DUPLICATE_SEQUENCE_NUMBER, which both client libraries report as delivered. Measured:
-# 5 of 14 SIGKILLs mid-stream lost a batch an idempotent producer was told was delivered; without
-# idempotence, tests/integration/test_durable_broker.py (docs/operations.md "Durable broker").
+# in two series of 14 SIGKILLs mid-stream, 5 and 4 lost a batch an idempotent producer was told was
+# delivered; without idempotence, tests/integration/test_durable_broker.py (docs/operations.md
+# "Durable broker").
 PRODUCER_DELIVERY = {"acks": "all", "enable.idempotence": False, "max.in.flight.requests.per.connection": 1}
 
 

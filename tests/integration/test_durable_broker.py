@@ -196,7 +196,8 @@ def test_the_pipelines_producers_lose_nothing_when_the_broker_dies_mid_stream(du
     the topic, each partition's in the order sent; a batch the broker stored but did not
     acknowledge may be there twice. An idempotent producer fails this: tansu's S3 storage stores
     the producer's sequence before the batch, and the resend of a batch it never stored is
-    answered "duplicate", which the client reports as delivered (seen at 2 or 3 of these 3 kills)."""
+    answered "duplicate", which the client reports as delivered (with idempotence on, one of two
+    runs of this test failed at its first kill)."""
     from settings.kafka_clients import PRODUCER_DELIVERY
 
     b, n, per_second, restart_at = durable_broker, 8_000, 1_000, 4_000

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from featurestore import layout
-from featurestore.updates import FeatureUpdate, decode_updates, encode_update, latest_per_entity
+from featurestore.updates import FeatureUpdate, decode_updates, encode_records, encode_update, latest_per_entity
 from settings.config import load_config
 from schemas.features import Feature
 from operators.feature_groups import groups_for
@@ -87,6 +87,16 @@ def test_update_codec_and_newest_per_entity():
              FeatureUpdate("g", "v2", 5, 1, [1, 1.0])]
     best = {u.entity_id: u for u in latest_per_entity(batch)}
     assert best["v1"].absorbed == 7 and best["v2"].as_of == 5
+
+
+def test_update_records_hold_every_update_in_order_and_close_at_their_size():
+    updates = [FeatureUpdate("g", f"v{i % 13}", 1000 * i, i, [i, i / 3]) for i in range(500)]
+    records = encode_records(updates, max_chars=1000)
+    assert len(records) > 5 and encode_records([]) == []
+    assert [u for r in records for u in decode_updates(r.encode())] == updates
+    for r in records[:-1]:  # each closes with the update that took it to 1000 characters or beyond
+        last = encode_update(decode_updates(r.encode())[-1]).decode()
+        assert len(r) - len(last) - 2 < 1000 <= len(r)
 
 
 def test_spec_example_value_is_what_the_writer_writes():
