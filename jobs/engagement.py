@@ -7,7 +7,7 @@ Graph (one Flink job):
        tile -> per-video sums per emit step (TUMBLE, JVM)  |  correction -> as is
     -> JVM, keyed by video: sliding sums over tiles (jobs/jvm SlidingTileSums, typed state)
        -> the group's features (operators/engagement.py FEATURES) and the update message
-    -> feature-updates topic (key = video id) -> writer service -> Redis
+    -> feature-updates topic (batches of updates, key = the subtask) -> writer service -> Redis
 No step of it runs in Python.
 """
 from __future__ import annotations
