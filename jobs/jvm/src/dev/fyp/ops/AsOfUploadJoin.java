@@ -16,6 +16,8 @@ import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 import org.apache.flink.streaming.api.functions.co.KeyedCoProcessFunction;
+import org.apache.flink.streaming.api.operators.co.KeyedCoProcessOperator;
+import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.data.utils.JoinedRowData;
@@ -34,8 +36,12 @@ import org.apache.flink.util.Collector;
  * (key, version time BIGINT, appended fields…). Output: the view's fields followed by the upload's
  * appended fields. Both inputs are keyed by the key (a string).
  *
- * <p>When a view is emitted: once the watermark (the smaller of both inputs') has passed its time,
- * so every upload at or before it has arrived; a video's views leave in the order they came. These
+ * <p>When a view is emitted: once every upload at or before its time has arrived, so the answer
+ * never depends on how fast either input is read. That is known when the uploads' own watermark
+ * has reached the view's time (always, once a bounded uploads input has ended): the view leaves at
+ * once, with no state and no timer, unless views of its video are still waiting (they leave in the
+ * order they came). Otherwise it waits until the watermark (the smaller of both inputs') has passed
+ * its time. These
  * are the rules of Flink's event-time temporal join (TemporalRowTimeJoinOperator: one timer per key
  * at its oldest waiting view, versions pruned up to the newest one the watermark has passed), at a
  * fraction of its cost per view: it kept each view as a map entry beside two value states and copied
@@ -54,6 +60,7 @@ public class AsOfUploadJoin extends KeyedCoProcessFunction<String, RowData, RowD
     private transient JoinedRowData out;
     private transient ProjectedRowData known;
     private transient RowData unknown;
+    private transient long uploadsWatermark;  // the uploads input's own watermark (UploadsWatermark)
 
     /**
      * @param viewTime index of the views' event time (BIGINT ms)
@@ -86,8 +93,9 @@ public class AsOfUploadJoin extends KeyedCoProcessFunction<String, RowData, RowD
         InternalTypeInfo<RowData> outType = InternalTypeInfo.of(new RowType(fields));
         return views.connect(uploads)
                 .keyBy(new StringField(viewKey), new StringField(uploadKey), Types.STRING)
-                .process(new AsOfUploadJoin(viewType, uploadType, viewTime, versionTime, appended), outType)
-                .uid(uid).name(name);
+                .transform(name, outType,
+                        new UploadsWatermark(new AsOfUploadJoin(viewType, uploadType, viewTime, versionTime, appended)))
+                .uid(uid);
     }
 
     private static InternalTypeInfo<RowData> internal(DataStream<RowData> stream) {
@@ -104,13 +112,18 @@ public class AsOfUploadJoin extends KeyedCoProcessFunction<String, RowData, RowD
         out = new JoinedRowData();
         known = ProjectedRowData.from(appended);
         unknown = new GenericRowData(appended.length);
+        uploadsWatermark = Long.MIN_VALUE;
     }
 
     @Override
     public void processElement1(RowData view, Context ctx, Collector<RowData> collector) throws Exception {
-        waiting.add(view);
         long t = view.getLong(viewTime);
         Long at = armed.value();
+        if (at == null && t <= uploadsWatermark) {
+            emit(view, collector);
+            return;
+        }
+        waiting.add(view);
         if (at == null || t < at) {
             if (at != null) ctx.timerService().deleteEventTimeTimer(at);
             ctx.timerService().registerEventTimeTimer(t);
@@ -122,6 +135,21 @@ public class AsOfUploadJoin extends KeyedCoProcessFunction<String, RowData, RowD
     public void processElement2(RowData upload, Context ctx, Collector<RowData> collector) throws Exception {
         // a view at or after this time waits for the watermark to pass it, so it sees this upload
         versions.put(upload.getLong(versionTime), upload);
+    }
+
+    /** The view with the newest version at or before its time, now: every such upload has arrived. */
+    private void emit(RowData view, Collector<RowData> collector) throws Exception {
+        long t = view.getLong(viewTime), best = Long.MIN_VALUE;
+        RowData upload = null;
+        for (java.util.Map.Entry<Long, RowData> e : versions.entries()) {
+            long v = e.getKey();
+            if (v <= t && (upload == null || v > best)) {
+                best = v;
+                upload = e.getValue();
+            }
+        }
+        out.replace(view, upload == null ? unknown : known.replaceRow(upload));
+        collector.collect(out);
     }
 
     @Override
@@ -183,6 +211,21 @@ public class AsOfUploadJoin extends KeyedCoProcessFunction<String, RowData, RowD
             }
         }
         return found;
+    }
+
+    /** The join's operator: Flink's, which also tells the function the uploads input's own
+     * watermark (a two-input operator sees each input's; the function only their minimum). */
+    static class UploadsWatermark extends KeyedCoProcessOperator<String, RowData, RowData, RowData> {
+        UploadsWatermark(AsOfUploadJoin join) {
+            super(join);
+        }
+
+        @Override
+        public void processWatermark2(Watermark mark) throws Exception {
+            AsOfUploadJoin join = (AsOfUploadJoin) userFunction;
+            join.uploadsWatermark = Math.max(join.uploadsWatermark, mark.getTimestamp());
+            super.processWatermark2(mark);
+        }
     }
 
     /** Keys an internal row by one of its string fields. */
