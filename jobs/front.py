@@ -28,6 +28,7 @@ class JobHandle:
     t_env: object
     name: str
     stmts: object  # the statement set every sink of the job joins
+    partitions: int = 1  # of the topics the job writes (the update batches' keys spread over them)
     client: object = None
 
 
@@ -36,7 +37,7 @@ def new_job(cfg: Config, job: str, input_file: str | None, restore_from=None) ->
     bounded = input_file is not None
     name = job if not bounded else job + "-backfill"
     env, t_env = create_environments(cfg, name, streaming_checkpoints=not bounded, restore_from=restore_from)
-    return JobHandle(env, t_env, name, t_env.create_statement_set())
+    return JobHandle(env, t_env, name, t_env.create_statement_set(), cfg.kafka.partitions)
 
 
 # A batch of updates (jobs/jvm UpdateBatches) holds none back longer than UPDATE_BATCH_DELAY_MS
@@ -50,7 +51,7 @@ def finish(handle: JobHandle, updates=None) -> JobHandle:
     batches of many updates per record, and attaches every statement of the job to its DataStream
     graph."""
     if updates is not None:
-        updates = update_batches(updates, RECORD_CHARS, UPDATE_BATCH_DELAY_MS, UPDATE_BATCHES_UID)
+        updates = update_batches(updates, RECORD_CHARS, UPDATE_BATCH_DELAY_MS, handle.partitions, UPDATE_BATCHES_UID)
         handle.t_env.create_temporary_view("feature_updates", handle.t_env.from_data_stream(updates))
         handle.stmts.add_insert_sql("INSERT INTO feature_update_sink SELECT entity_id, payload FROM feature_updates")
     handle.stmts.attach_as_datastream()

@@ -36,12 +36,14 @@ def jvm_keyed_process(t_env, table, function, output_type, uid: str, name: str):
     return DataStream(j_out)
 
 
-def update_batches(updates, max_chars: int, max_delay_ms: int, uid: str):
+def update_batches(updates, max_chars: int, max_delay_ms: int, partitions: int, uid: str):
     """A DataStream of feature updates (entity_id, payload) packed by jobs/jvm UpdateBatches into
-    rows of the same type (batch key, JSON array of payloads)."""
+    rows of the same type (batch key, JSON array of payloads); subtask i's key lands on partition
+    i mod `partitions` of the topic."""
     from pyflink.datastream import DataStream
 
-    return DataStream(jvm().dev.fyp.ops.UpdateBatches.of(updates._j_data_stream, max_chars, max_delay_ms, uid))
+    return DataStream(jvm().dev.fyp.ops.UpdateBatches.of(updates._j_data_stream, max_chars, max_delay_ms,
+                                                         partitions, uid))
 
 
 def internal_rows(t_env, table):

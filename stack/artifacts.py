@@ -3,6 +3,7 @@ and the project's own UDF jar compiled from jobs/jvm."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -103,9 +104,10 @@ def pyflink_lib() -> Path:
     return Path(pyflink.__file__).parent / "lib"
 
 
-def build_udf_jar(dest: Path) -> Path:
-    """Compiles jobs/jvm into fyp-udf.jar against the Flink jars PyFlink ships (rebuilt when a
-    source is newer than the jar)."""
+def build_udf_jar(dest: Path, kafka_clients: Path | None = None) -> Path:
+    """Compiles jobs/jvm into fyp-udf.jar in `dest` against the Flink jars PyFlink ships and the
+    Kafka client jar (by default the one beside it in `dest`); rebuilt when a source is newer than
+    the jar."""
     jar = dest / "fyp-udf.jar"
     sources = sorted(UDF_SOURCES.rglob("*.java"))
     if jar.exists() and all(s.stat().st_mtime <= jar.stat().st_mtime for s in sources):
@@ -118,7 +120,9 @@ def build_udf_jar(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     classes = Path(tempfile.mkdtemp(prefix="udf-classes-", dir=dest))
     try:
-        subprocess.run([javac, "-nowarn", "--release", "11", "-d", str(classes), "-cp", f"{pyflink_lib()}/*",
+        # against Flink's jars and the Kafka client the jobs run with (jobs/jvm PartitionKeys)
+        class_path = os.pathsep.join([f"{pyflink_lib()}/*", str(kafka_clients or dest / "kafka-clients.jar")])
+        subprocess.run([javac, "-nowarn", "--release", "11", "-d", str(classes), "-cp", class_path,
                         *map(str, sources)], check=True)
         tmp = classes.with_suffix(".jar.part")
         subprocess.run([jar_tool, "cf", str(tmp), "-C", str(classes), "."], check=True)

@@ -11,7 +11,7 @@ import time
 
 import orjson
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from featurestore import layout
@@ -68,6 +68,15 @@ def test_backfill_writes_every_update_through_stalled_redis_and_broker(stack, ow
     expected, _ = expected_features(cfg, traffic.payloads, stats["as_of"])
     problems = oracle.compare(expected, redis_features(client, cfg))
     assert not problems, "\n".join(problems[:20])
+    # the job's two subtasks write their batches to both partitions (each also holds one end marker)
+    reader = Consumer({"bootstrap.servers": own_broker["bootstrap"], "group.id": "partition-sizes"})
+    try:
+        topic = cfg.kafka.topics.feature_updates
+        sizes = [high - low for low, high in (reader.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                                              for p in range(cfg.kafka.partitions))]
+    finally:
+        reader.close()
+    assert cfg.kafka.partitions == 2 and all(n > 10 for n in sizes), sizes
 
 
 def _updates(group, prefix: str, n: int) -> list[FeatureUpdate]:

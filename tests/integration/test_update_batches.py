@@ -14,6 +14,7 @@ def test_updates_leave_in_batches_in_their_order_and_the_last_at_the_end_of_inpu
 
     from jobs.flink_env import create_environments
     from jobs.keyed import jvm_with_jars, update_batches
+    from tests.kafka_partitioner import kafka_partition
     from stack.artifacts import ensure_all, job_jars
     from settings.config import load_config
 
@@ -27,10 +28,12 @@ def test_updates_leave_in_batches_in_their_order_and_the_last_at_the_end_of_inpu
     source = env.from_collection(rows, type_info=Types.ROW_NAMED(["entity_id", "payload"],
                                                                  [Types.STRING(), Types.STRING()]))
     max_chars = 2000
-    batches = update_batches(source, max_chars, 10_000, "batches")
+    batches = update_batches(source, max_chars, 10_000, 3, "batches")
     got = [(r[0], r[1]) for r in batches.execute_and_collect()]
 
-    assert len(got) > 1 and {key for key, _ in got} == {"batch-0"}
+    # one key, the subtask's, on partition 0 of the 3
+    keys = {key for key, _ in got}
+    assert len(got) > 1 and len(keys) == 1 and kafka_partition(keys.pop(), 3) == 0
     for _, payload in got:
         items = orjson.loads(payload)
         # a record closes with the update that took it to max_chars or beyond

@@ -6,7 +6,8 @@ import functools
 import tempfile
 from pathlib import Path
 
-from stack.artifacts import build_udf_jar
+from settings.config import load_config
+from stack.artifacts import build_udf_jar, job_jars
 
 
 @functools.cache
@@ -14,8 +15,9 @@ def _jvm():
     from pyflink.java_gateway import get_gateway
     from pyflink.util.java_utils import add_jars_to_context_class_loader
 
-    jar = build_udf_jar(Path(tempfile.mkdtemp(prefix="fyp-unit-jar-")))
-    add_jars_to_context_class_loader([jar.resolve().as_uri()])
+    kafka_clients = next(j for j in job_jars(load_config(None, env={}).artifacts_dir) if j.name == "kafka-clients.jar")
+    jar = build_udf_jar(Path(tempfile.mkdtemp(prefix="fyp-unit-jar-")), kafka_clients)
+    add_jars_to_context_class_loader([kafka_clients.resolve().as_uri(), jar.resolve().as_uri()])
     return get_gateway().jvm
 
 

@@ -24,29 +24,34 @@ import org.apache.flink.types.Row;
  * a checkpoint barrier (nothing buffered is left out of a checkpoint: at least once, as the sink)
  * and at the end of the input. The batch key is the subtask's: an entity's updates all come
  * through one subtask (the operators upstream are keyed by entity), so they stay in one partition
- * in the order they were made. No state: what a checkpoint would hold has been sent.
+ * in the order they were made. Subtask i's key lands on partition i mod `partitions` (the topic's
+ * partitions; {@link PartitionKeys}), so the subtasks share the partitions, and the writers that
+ * read them the load. No state: what a checkpoint would hold has been sent.
  */
 public final class UpdateBatches extends AbstractStreamOperator<Row>
         implements OneInputStreamOperator<Row, Row>, BoundedOneInput, ProcessingTimeCallback {
 
     private final int maxChars;
     private final long maxDelayMs;
+    private final int partitions;
     private transient StringBuilder batch;
     private transient int count;
     private transient boolean timerSet;
     private transient String key;
     private transient Counter updates;
 
-    public UpdateBatches(int maxChars, long maxDelayMs) {
+    public UpdateBatches(int maxChars, long maxDelayMs, int partitions) {
+        if (partitions < 1) throw new IllegalArgumentException("partitions must be at least 1: " + partitions);
         this.maxChars = maxChars;
         this.maxDelayMs = maxDelayMs;
+        this.partitions = partitions;
     }
 
     /** `updates` (rows of entity id, update JSON) as batches of the same row type. */
     public static SingleOutputStreamOperator<Row> of(DataStream<Row> updates, int maxChars, long maxDelayMs,
-                                                     String uid) {
+                                                     int partitions, String uid) {
         // chained to the operator that made the updates (Flink 2's default chaining strategy: ALWAYS)
-        return updates.transform("feature-update-batches", updates.getType(), new UpdateBatches(maxChars, maxDelayMs))
+        return updates.transform("feature-update-batches", updates.getType(), new UpdateBatches(maxChars, maxDelayMs, partitions))
                 .uid(uid);
     }
 
@@ -54,7 +59,8 @@ public final class UpdateBatches extends AbstractStreamOperator<Row>
     public void open() throws Exception {
         super.open();
         batch = new StringBuilder(maxChars + 4096);
-        key = "batch-" + getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
+        int subtask = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
+        key = PartitionKeys.keyFor("batch-" + subtask, subtask % partitions, partitions);
         updates = getRuntimeContext().getMetricGroup().counter("feature_updates");
     }
 
