@@ -46,7 +46,9 @@ class SpikeBookFunction(KeyedProcessFunction):
         self.state = runtime_context.get_state(ValueStateDescriptor("spike_book", Types.PRIMITIVE_ARRAY(Types.BYTE())))
         self.pending = runtime_context.get_list_state(ListStateDescriptor("spike_corrections", PENDING_TYPE))
         group = runtime_context.get_metrics_group()
-        self.metrics = {name: group.counter(name) for name in ("intervals", "video_minutes", "transitions")}
+        # feature_updates: as UpdateBatches counts the JVM operators' (fyp_job_feature_updates_total)
+        self.metrics = {name: group.counter(name)
+                        for name in ("intervals", "video_minutes", "transitions", "feature_updates")}
         group.gauge("videos_tracked", lambda: len(self.book) if self.book is not None else 0)
 
     def process_element(self, row, ctx):
@@ -64,6 +66,7 @@ class SpikeBookFunction(KeyedProcessFunction):
             transitions, updates = self.book.step(iv)
             self.metrics["intervals"].inc()
             self.metrics["video_minutes"].inc(len(ids))
+        self.metrics["feature_updates"].inc(len(updates))
         # the interval's updates in a few records, not one each: per record the crossing to the JVM,
         # the Kafka sink and the writer cost more than an update (one book: one key, one partition)
         for record in encode_records(FeatureUpdate(VIDEO_SPIKES, u.video_id, u.as_of, u.absorbed, u.values)
