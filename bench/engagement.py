@@ -251,13 +251,18 @@ class LiveTraffic(threading.Thread):
             time.sleep(0.002)
 
     def report(self) -> dict:
-        lags = [self.seen[k] - self.sent_probe[k - 1] for k in range(1, len(self.sent_probe) + 1) if k in self.seen]
-        lags.sort()
+        by_probe = [(self.seen[k] - self.sent_probe[k - 1], self.sent_probe[k - 1])
+                    for k in range(1, len(self.sent_probe) + 1) if k in self.seen]
+        lags = sorted(lag for lag, _ in by_probe)
+        # where in the minute the slowest probe views were sent: per-minute work (the spike
+        # family's interval) lands on the steps just after a minute's end
+        slowest = [{"ms": round(lag), "second_of_minute": round(sent % 60_000 / 1000, 1)}
+                   for lag, sent in sorted(by_probe, reverse=True)[:5]]
         q = lambda p: round(lags[min(len(lags) - 1, int(p * len(lags)))]) if lags else None
         return {"input_rate_events_per_second": self.rate, "seconds": self.seconds, "events_sent": self.sent,
                 "probe_views": len(self.sent_probe), "probe_views_seen": len(lags),
                 "freshness_ms_p50": q(0.5), "freshness_ms_p99": q(0.99), "freshness_ms_max": round(lags[-1]) if lags else None,
-                "freshness_ms_mean": round(statistics.mean(lags)) if lags else None}
+                "freshness_ms_mean": round(statistics.mean(lags)) if lags else None, "slowest_probe_views": slowest}
 
 
 def main():

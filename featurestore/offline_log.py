@@ -3,7 +3,9 @@
 The writer service appends each batch here after its Redis write (services/feature_writer.py), with
 the wall time stamped on that write (`_wt`). Rows are buffered and written as one Parquet file per
 partition when the buffer holds `flush_rows` rows or its oldest row is `flush_interval` old, and
-on close. Layout and semantics: featurestore/SPEC.md ("Offline log").
+on close. A flush that falls due runs on a thread of its own while the writer goes on (it took the
+writer 0.2-1.8 s, mostly Parquet and fsync, during which no update reached Redis); the next one
+waits for it. Layout and semantics: featurestore/SPEC.md ("Offline log").
 
     <root>/_manifest.json                                  what is committed (see below)
     <root>/group=<group>/hour=<YYYY-MM-DDTHH>/part-*.parquet
@@ -21,6 +23,7 @@ import fcntl
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from itertools import chain
@@ -116,6 +119,8 @@ class OfflineLog:
         self._oldest: float | None = None  # clock() of the first append since the last flush
         self._newest_hour: str | None = None  # of the rows logged: the hours before it are closed
         self._compacted_before: str | None = None
+        self._flushing: threading.Thread | None = None  # the flush in progress
+        self._failure: BaseException | None = None  # how it failed, raised by the next wait()
         self.stats = {"rows_logged": 0, "files_written": 0, "flushes": 0, "coerced_values": 0, "compactions": 0}
 
     @property
@@ -146,34 +151,60 @@ class OfflineLog:
         self.flush_if_due()
 
     def flush_if_due(self) -> bool:
-        """Flushes if the buffer is full or its oldest row has waited `flush_interval` (the writer
-        calls this on idle polls too, so a quiet topic still gets its rows out)."""
+        """Starts a flush if the buffer is full or its oldest row has waited `flush_interval` (the
+        writer calls this on idle polls too, so a quiet topic still gets its rows out)."""
         if self._oldest is None:
             return False
         if self._buffered_rows >= self.flush_rows or self.clock() - self._oldest >= self.flush_interval:
-            self.flush()
+            self._start_flush()
             return True
         return False
 
     def flush(self) -> None:
+        """Commits everything buffered before it returns."""
+        if self._oldest is not None:
+            self._start_flush()
+        self.wait()
+
+    def wait(self) -> None:
+        """Waits for the flush in progress; raises what it failed with (nothing of it is then
+        committed: the writer dies and reads those rows again from the topic)."""
+        if self._flushing is not None:
+            self._flushing.join()
+            self._flushing = None
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+
+    def _start_flush(self) -> None:
+        """Hands the buffer to a flush thread (after the previous flush has finished: at most
+        one buffer is being written while the next fills) and starts a new one."""
+        self.wait()
+        job = (self._buffer, self._buffered_rows, self._pending_positions, self._newest_hour)
+        self._buffer, self._buffered_rows, self._pending_positions, self._oldest = {}, 0, {}, None
+        self._flushing = threading.Thread(target=self._flush_in_background, args=job, name="offline-log-flush",
+                                          daemon=True)
+        self._flushing.start()
+
+    def _flush_in_background(self, *job) -> None:
+        try:
+            self._write_and_commit(*job)
+        except BaseException as e:  # noqa: BLE001 - handed to the writer's thread by wait()
+            self._failure = e
+
+    def _write_and_commit(self, buffer: dict, rows: int, positions: dict, newest_hour: str | None) -> None:
         """Writes one file per buffered partition, then commits them and the positions in one
         manifest replace. A crash before the replace leaves orphans and the previous manifest."""
-        if self._oldest is None:
-            return
-        new_files = [self._write_file(group, hour, chunks) for (group, hour), chunks in sorted(self._buffer.items())]
+        new_files = [self._write_file(group, hour, chunks) for (group, hour), chunks in sorted(buffer.items())]
         manifest = {"format": FORMAT, "files": self._manifest["files"] + new_files,
-                    "positions": {**self._manifest["positions"], **self._pending_positions}}
+                    "positions": {**self._manifest["positions"], **positions}}
         self._commit(manifest)
         self._manifest = manifest
-        self.stats["rows_logged"] += self._buffered_rows
+        self.stats["rows_logged"] += rows
         self.stats["files_written"] += len(new_files)
         self.stats["flushes"] += 1
-        self._buffer.clear()
-        self._buffered_rows = 0
-        self._pending_positions.clear()
-        self._oldest = None
         try:
-            self._compact_closed_hours()
+            self._compact_closed_hours(newest_hour)
         except OSError:  # an optimisation: what is committed stays readable; tried again next hour
             log.exception("offline log: compacting closed hours failed")
 
@@ -187,6 +218,8 @@ class OfflineLog:
     def abandon(self) -> None:
         """Releases the log without flushing: the buffer is dropped, as in a crash. (Tests use this
         to crash a writer in-process; the rows come back from the topic on the next start.)"""
+        if self._flushing is not None:
+            self._flushing.join()
         self._buffer.clear()
         self._lock.close()
 
@@ -223,17 +256,17 @@ class OfflineLog:
                 "min_written_at": pc.min(written_at).as_py(), "max_written_at": pc.max(written_at).as_py(),
                 "min_as_of": pc.min(as_of).as_py(), "max_as_of": pc.max(as_of).as_py()}
 
-    def _compact_closed_hours(self) -> None:
+    def _compact_closed_hours(self, newest_hour: str | None) -> None:
         """Merges the files of each hour before the newest logged one into one file, so the
         manifest (rewritten on every flush) and readers deal with a file per group and hour, not
         one per flush. Crash-safe like a flush: the merged file counts once the manifest names it
         instead of the parts; parts left on disk after that are orphans, deleted at the next start."""
-        if self._newest_hour is None or self._newest_hour == self._compacted_before:
+        if newest_hour is None or newest_hour == self._compacted_before:
             return
-        self._compacted_before = self._newest_hour
+        self._compacted_before = newest_hour
         parts: dict[tuple[str, str], list[dict]] = {}
         for f in self._manifest["files"]:
-            if f["hour"] < self._newest_hour:
+            if f["hour"] < newest_hour:
                 parts.setdefault((f["group"], f["hour"]), []).append(f)
         merged = {}
         for (group, hour), files in sorted(parts.items()):

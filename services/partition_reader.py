@@ -72,6 +72,20 @@ def position_field(topic: str, incarnation: str, partition: int) -> str:
     return f"{topic}@{incarnation}:{partition}"
 
 
+def take_ready(consumer, most: int, timeout: float) -> list:
+    """Up to `most` messages: those already fetched, or else the first to arrive within `timeout`
+    with any that came with it. WHY not consume(most, timeout): librdkafka returns from it only
+    when `most` messages are there or the timeout has passed, so each batch of fewer (every one
+    while caught up, and every one of a backfill, whose records the fetch-ahead limit keeps below
+    `most`) waited out the whole timeout: up to 50 ms on every feature's way to Redis."""
+    messages = consumer.consume(num_messages=most, timeout=0)
+    if not messages:
+        messages = consumer.consume(num_messages=1, timeout=timeout)
+        if messages and most > 1:
+            messages += consumer.consume(num_messages=most - 1, timeout=0)
+    return messages
+
+
 class PartitionReader:
     def __init__(self, kafka: dict, topic: str, name: str, client, retry: Callable, batch_max: int = 2000,
                  poll_timeout_ms: int = 50, fetch_ahead_kb: int | None = None, gap_patience_s: float = 10.0):
@@ -138,7 +152,7 @@ class PartitionReader:
         return max(lo, 0)
 
     def poll(self) -> Batch:
-        messages = self.consumer.consume(num_messages=self.batch_max, timeout=self.poll_timeout)
+        messages = take_ready(self.consumer, self.batch_max, self.poll_timeout)
         now = time.monotonic()
         outlasted = {p for p, (at, since) in self._gaps.items()
                      if self.expected.get(p) == at and now - since >= self.gap_patience_s}

@@ -58,6 +58,11 @@ def test_each_view_gets_the_newest_upload_at_or_before_its_time(stack, tmp_path)
         _upload("v5", T0 + 5_000, "news", "c6"),  # same time, same line order: the later one counts
         _upload("v9", T0 + 1_000, "pets", "c9"),  # a video nobody views
     ], key=lambda u: u["upload_time"])
+    # uploads of videos nobody views, across the views' whole span: the uploads input is read
+    # beside the views, its watermark rising as it goes, so views meet each way of leaving the
+    # join (at once; waiting for the watermark; waiting, then let go with a later view of theirs)
+    uploads = sorted(uploads + [_upload(f"w{i}", T0 + i * 20, "other", "cw") for i in range(20_000)],
+                     key=lambda u: u["upload_time"])
     # views in time order with disorder well inside the watermark's bound: none is late
     at = [(rng.choice(["v1", "v2", "v3", "v4", "v5"]), T0 + rng.randrange(0, 400_000)) for _ in range(3000)]
     # exactly at an upload, and a millisecond before one

@@ -3,6 +3,7 @@ manifest's commit and orphan rules, flushing, and where a restarted writer resum
 from __future__ import annotations
 
 import json
+import threading
 
 import pandas as pd
 import pytest
@@ -122,19 +123,61 @@ def test_flushes_at_flush_rows_and_after_flush_interval(tmp_path):
     log = OfflineLog(tmp_path, GROUPS, flush_rows=3, flush_interval_ms=10_000, clock=lambda: now[0])
     log.append([up("a", 1, 1, 1), up("b", 1, 1, 1)], 100, {"t:0": 2})
     assert read_manifest(tmp_path)["files"] == []
-    log.append([up("a", 2, 1, 2)], 200, {"t:0": 3})  # 3 rows: written at once
+    log.append([up("a", 2, 1, 2)], 200, {"t:0": 3})  # 3 rows: a flush starts at once
+    log.wait()
     assert [f["rows"] for f in read_manifest(tmp_path)["files"]] == [3]
     log.append([up("a", 3, 1, 3)], 300, {"t:0": 4})
     now[0] = 9.9
     assert not log.flush_if_due()
     now[0] = 10.0
     assert log.flush_if_due()  # the oldest buffered row waited flush_interval
+    log.wait()
     m = read_manifest(tmp_path)
     assert [f["rows"] for f in m["files"]] == [3, 1] and m["positions"] == {"t:0": 4}
     log.append([], 400, {"t:0": 9})  # only undecodable messages: the positions still advance
     now[0] = 20.0
-    assert log.flush_if_due() and read_manifest(tmp_path)["positions"] == {"t:0": 9}
+    assert log.flush_if_due()
+    log.wait()
+    assert read_manifest(tmp_path)["positions"] == {"t:0": 9}
     log.close()
+
+
+def test_a_flush_runs_beside_the_writer_and_commits_what_it_took(tmp_path, monkeypatch):
+    """The writer goes on appending while a flush writes and commits: the flush commits the rows
+    and positions it took, the rows appended meanwhile wait for the next one."""
+    log = OfflineLog(tmp_path, GROUPS, flush_rows=2, flush_interval_ms=60_000)
+    release, committing = threading.Event(), threading.Event()
+    real_commit = log._commit
+
+    def slow_commit(manifest):  # a flush held up in its commit (a slow disk)
+        committing.set()
+        assert release.wait(30)
+        real_commit(manifest)
+    monkeypatch.setattr(log, "_commit", slow_commit)
+    log.append([up("a", 1, 1, 1), up("b", 1, 1, 1)], 100, {"t:0": 2})  # due: the flush starts
+    assert committing.wait(30)
+    log.append([up("a", 2, 1, 2)], 200, {"t:0": 3})  # returns while the flush waits in its commit
+    assert read_manifest(tmp_path)["files"] == []
+    release.set()
+    log.wait()
+    m = read_manifest(tmp_path)
+    assert [f["rows"] for f in m["files"]] == [2] and m["positions"] == {"t:0": 2}
+    log.close()
+    m = read_manifest(tmp_path)
+    assert [f["rows"] for f in m["files"]] == [2, 1] and m["positions"] == {"t:0": 3}
+
+
+def test_a_failed_flush_is_raised_to_the_writer_and_commits_nothing(tmp_path, monkeypatch):
+    log = OfflineLog(tmp_path, GROUPS, flush_rows=1, flush_interval_ms=60_000)
+
+    def disk_full(_manifest):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(log, "_commit", disk_full)
+    log.append([up("a", 1, 1, 1)], 100, {"t:0": 1})  # due: the flush starts, and fails
+    with pytest.raises(OSError, match="No space"):
+        log.append([up("a", 2, 1, 2)], 200, {"t:0": 2})  # the next flush waits for it first
+    log.abandon()
+    assert read_manifest(tmp_path)["positions"] == {}
 
 
 def test_a_crash_before_the_manifest_leaves_an_orphan_that_nobody_reads(tmp_path, monkeypatch):
@@ -240,9 +283,11 @@ def test_closed_hours_are_compacted_to_one_file_per_group(tmp_path, monkeypatch)
     for i in range(3):
         log.append([up("a", i, 1, i)], t0 + i, {"t:0": i + 1})
     log.append([up("a", 0, 0, 7, group="h")], t0 + 5, {"t:0": 4})
+    log.wait()
     assert len(read_manifest(tmp_path)["files"]) == 4
     before = at(store(tmp_path), "a", [t0, t0 + 1, t0 + 2], mode="served")
     log.append([up("a", 9, 1, 9)], t0 + HOUR, {"t:0": 5})  # the first row of the next hour
+    log.wait()
     files = read_manifest(tmp_path)["files"]
     assert sorted((f["group"], f["hour"], f["rows"]) for f in files) == [
         ("g", hour_of(t0), 3), ("g", hour_of(t0 + HOUR), 1), ("h", hour_of(t0), 1)]
@@ -255,6 +300,7 @@ def test_closed_hours_are_compacted_to_one_file_per_group(tmp_path, monkeypatch)
     # killed during a compaction: the parts stay committed, the merged file is an orphan
     for i in range(2):
         log.append([up("b", i, 1, i)], t0 + HOUR + 10 + i, {"t:0": 6 + i})
+    log.wait()
 
     commits = []
     real_commit = log._commit
@@ -265,8 +311,9 @@ def test_closed_hours_are_compacted_to_one_file_per_group(tmp_path, monkeypatch)
             raise KeyboardInterrupt("killed before the compaction's manifest replace")
         real_commit(manifest)
     monkeypatch.setattr(log, "_commit", commit_then_die)
+    log.append([up("b", 5, 1, 5)], t0 + 2 * HOUR, {"t:0": 8})
     with pytest.raises(KeyboardInterrupt):
-        log.append([up("b", 5, 1, 5)], t0 + 2 * HOUR, {"t:0": 8})
+        log.wait()
     log.abandon()
     assert store(tmp_path).scan("g")["n"].tolist() == [0, 1, 2, 9, 0, 1, 5]
     assert len(list(tmp_path.glob("group=*/hour=*/*.parquet"))) == 7  # 6 committed, the merged orphan

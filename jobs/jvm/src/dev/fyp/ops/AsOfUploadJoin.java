@@ -39,9 +39,14 @@ import org.apache.flink.util.Collector;
  * <p>When a view is emitted: once every upload at or before its time has arrived, so the answer
  * never depends on how fast either input is read. That is known when the uploads' own watermark
  * has reached the view's time (always, once a bounded uploads input has ended): the view leaves at
- * once, with no state and no timer, unless views of its video are still waiting (they leave in the
- * order they came). Otherwise it waits until the watermark (the smaller of both inputs') has passed
- * its time. These
+ * once, with no state and no timer, after the views of its video still waiting if the uploads'
+ * watermark has passed them all too (views of a video leave in the order they came). Otherwise it
+ * waits for a timer at the oldest waiting view's time, which fires when the watermark (the smaller
+ * of both inputs') has passed it, and lets go every waiting view the uploads' watermark has passed.
+ * WHY the first rule looks at the waiting views: without it a busy video, once it had views waiting,
+ * kept some waiting for ever (new ones came before the watermark passed the last), and each
+ * firing copied all that still waited: that cost a backfill of every family, where the views
+ * of the first seconds wait for the uploads file, a quarter of its time. These
  * are the rules of Flink's event-time temporal join (TemporalRowTimeJoinOperator: one timer per key
  * at its oldest waiting view, versions pruned up to the newest one the watermark has passed), at a
  * fraction of its cost per view: it kept each view as a map entry beside two value states and copied
@@ -56,6 +61,7 @@ public class AsOfUploadJoin extends KeyedCoProcessFunction<String, RowData, RowD
 
     private transient ListState<RowData> waiting;  // views whose time the watermark has not passed, in arrival order
     private transient ValueState<Long> armed;  // the key's one event-time timer: its oldest waiting view
+    private transient ValueState<Long> newestWaiting;  // the newest time of a waiting view
     private transient MapState<Long, RowData> versions;  // version time -> upload
     private transient JoinedRowData out;
     private transient ProjectedRowData known;
@@ -108,6 +114,8 @@ public class AsOfUploadJoin extends KeyedCoProcessFunction<String, RowData, RowD
     public void open(OpenContext context) {
         waiting = getRuntimeContext().getListState(new ListStateDescriptor<>("waiting views", viewType));
         armed = getRuntimeContext().getState(new ValueStateDescriptor<>("armed timer", Types.LONG));
+        // added after the first release: a savepoint without it restores it empty (see newestWaiting())
+        newestWaiting = getRuntimeContext().getState(new ValueStateDescriptor<>("newest waiting view", Types.LONG));
         versions = getRuntimeContext().getMapState(new MapStateDescriptor<>("upload versions", Types.LONG, uploadType));
         out = new JoinedRowData();
         known = ProjectedRowData.from(appended);
@@ -119,16 +127,41 @@ public class AsOfUploadJoin extends KeyedCoProcessFunction<String, RowData, RowD
     public void processElement1(RowData view, Context ctx, Collector<RowData> collector) throws Exception {
         long t = view.getLong(viewTime);
         Long at = armed.value();
-        if (at == null && t <= uploadsWatermark) {
-            emit(view, collector);
-            return;
+        if (t <= uploadsWatermark) {
+            if (at == null) {
+                emit(view, collector);
+                return;
+            }
+            if (newestWaiting() <= uploadsWatermark) {  // the waiting ones can go too, first
+                for (RowData waitingView : waiting.get()) emit(waitingView, collector);
+                waiting.clear();
+                ctx.timerService().deleteEventTimeTimer(at);
+                armed.clear();
+                newestWaiting.clear();
+                emit(view, collector);
+                return;
+            }
         }
         waiting.add(view);
+        if (at == null || t > newestWaiting()) newestWaiting.update(t);
         if (at == null || t < at) {
             if (at != null) ctx.timerService().deleteEventTimeTimer(at);
             ctx.timerService().registerEventTimeTimer(t);
             armed.update(t);
         }
+    }
+
+    /** The newest time of the key's waiting views (state of a savepoint from before this value was
+     * kept: found by a look through them, once). */
+    private long newestWaiting() throws Exception {
+        Long newest = newestWaiting.value();
+        if (newest == null) {
+            long n = Long.MIN_VALUE;
+            for (RowData view : waiting.get()) n = Math.max(n, view.getLong(viewTime));
+            newestWaiting.update(n);
+            return n;
+        }
+        return newest;
     }
 
     @Override
@@ -155,6 +188,8 @@ public class AsOfUploadJoin extends KeyedCoProcessFunction<String, RowData, RowD
     @Override
     public void onTimer(long timestamp, OnTimerContext ctx, Collector<RowData> collector) throws Exception {
         long watermark = ctx.timerService().currentWatermark();
+        // the uploads' own watermark is at or past the timer's (the smaller of both inputs')
+        long released = Math.max(watermark, uploadsWatermark);
         long[] times = versionTimes();
         RowData[] uploads = new RowData[times.length];
         for (int i = 0; i < times.length; i++) uploads[i] = versions.get(times[i]);
@@ -162,7 +197,7 @@ public class AsOfUploadJoin extends KeyedCoProcessFunction<String, RowData, RowD
         long next = Long.MAX_VALUE;
         for (RowData view : waiting.get()) {
             long t = view.getLong(viewTime);
-            if (t <= watermark) {
+            if (t <= released) {
                 int v = latestAtOrBefore(times, t);
                 out.replace(view, v < 0 ? unknown : known.replaceRow(uploads[v]));
                 collector.collect(out);
@@ -172,8 +207,12 @@ public class AsOfUploadJoin extends KeyedCoProcessFunction<String, RowData, RowD
                 next = Math.min(next, t);
             }
         }
-        if (rest == null) waiting.clear();
-        else waiting.update(rest);
+        if (rest == null) {
+            waiting.clear();
+            newestWaiting.clear();
+        } else {
+            waiting.update(rest);  // the newest waiting view is among them
+        }
         // versions older than the newest one the watermark has passed can serve no view any more
         // that is not already late (and a late view then gets that newest version, as in Flink)
         int keep = latestAtOrBefore(times, watermark);
