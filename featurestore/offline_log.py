@@ -120,7 +120,10 @@ class OfflineLog:
         self._newest_hour: str | None = None  # of the rows logged: the hours before it are closed
         self._compacted_before: str | None = None
         self._flushing: threading.Thread | None = None  # the flush in progress
-        self._failure: BaseException | None = None  # how it failed, raised by the next wait()
+        self._compacting: threading.Thread | None = None  # the compaction in progress
+        self._failure: BaseException | None = None  # how the flush failed, raised by the next wait()
+        self._compaction_failure: BaseException | None = None
+        self._manifest_lock = threading.Lock()  # a flush and a compaction each replace the manifest
         self.stats = {"rows_logged": 0, "files_written": 0, "flushes": 0, "coerced_values": 0, "compactions": 0}
 
     @property
@@ -167,8 +170,18 @@ class OfflineLog:
         self.wait()
 
     def wait(self) -> None:
-        """Waits for the flush in progress; raises what it failed with (nothing of it is then
-        committed: the writer dies and reads those rows again from the topic)."""
+        """Waits for the flush and the compaction in progress; raises what the flush failed with
+        (nothing of it is then committed: the writer dies and reads those rows again from the
+        topic)."""
+        self._wait_for_flush()
+        if self._compacting is not None:
+            self._compacting.join()
+            self._compacting = None
+        if self._compaction_failure is not None:
+            failure, self._compaction_failure = self._compaction_failure, None
+            raise failure
+
+    def _wait_for_flush(self) -> None:
         if self._flushing is not None:
             self._flushing.join()
             self._flushing = None
@@ -179,7 +192,7 @@ class OfflineLog:
     def _start_flush(self) -> None:
         """Hands the buffer to a flush thread (after the previous flush has finished: at most
         one buffer is being written while the next fills) and starts a new one."""
-        self.wait()
+        self._wait_for_flush()
         job = (self._buffer, self._buffered_rows, self._pending_positions, self._newest_hour)
         self._buffer, self._buffered_rows, self._pending_positions, self._oldest = {}, 0, {}, None
         self._flushing = threading.Thread(target=self._flush_in_background, args=job, name="offline-log-flush",
@@ -196,17 +209,29 @@ class OfflineLog:
         """Writes one file per buffered partition, then commits them and the positions in one
         manifest replace. A crash before the replace leaves orphans and the previous manifest."""
         new_files = [self._write_file(group, hour, chunks) for (group, hour), chunks in sorted(buffer.items())]
-        manifest = {"format": FORMAT, "files": self._manifest["files"] + new_files,
-                    "positions": {**self._manifest["positions"], **positions}}
-        self._commit(manifest)
-        self._manifest = manifest
+        with self._manifest_lock:
+            manifest = {"format": FORMAT, "files": self._manifest["files"] + new_files,
+                        "positions": {**self._manifest["positions"], **positions}}
+            self._commit(manifest)
+            self._manifest = manifest
         self.stats["rows_logged"] += rows
         self.stats["files_written"] += len(new_files)
         self.stats["flushes"] += 1
+        if newest_hour is not None and newest_hour != self._compacted_before and \
+                (self._compacting is None or not self._compacting.is_alive()):
+            # on a thread of its own: merging an hour takes long, and the next flush must not wait
+            self._compacted_before = newest_hour
+            self._compacting = threading.Thread(target=self._compact_in_background, args=(newest_hour,),
+                                                name="offline-log-compaction", daemon=True)
+            self._compacting.start()
+
+    def _compact_in_background(self, newest_hour: str) -> None:
         try:
             self._compact_closed_hours(newest_hour)
         except OSError:  # an optimisation: what is committed stays readable; tried again next hour
             log.exception("offline log: compacting closed hours failed")
+        except BaseException as e:  # noqa: BLE001 - handed to the writer's thread by wait()
+            self._compaction_failure = e
 
     def close(self) -> None:
         """Flushes what is buffered and releases the log."""
@@ -218,8 +243,9 @@ class OfflineLog:
     def abandon(self) -> None:
         """Releases the log without flushing: the buffer is dropped, as in a crash. (Tests use this
         to crash a writer in-process; the rows come back from the topic on the next start.)"""
-        if self._flushing is not None:
-            self._flushing.join()
+        for thread in (self._flushing, self._compacting):
+            if thread is not None:
+                thread.join()
         self._buffer.clear()
         self._lock.close()
 
@@ -256,41 +282,58 @@ class OfflineLog:
                 "min_written_at": pc.min(written_at).as_py(), "max_written_at": pc.max(written_at).as_py(),
                 "min_as_of": pc.min(as_of).as_py(), "max_as_of": pc.max(as_of).as_py()}
 
-    def _compact_closed_hours(self, newest_hour: str | None) -> None:
-        """Merges the files of each hour before the newest logged one into one file, so the
-        manifest (rewritten on every flush) and readers deal with a file per group and hour, not
-        one per flush. Crash-safe like a flush: the merged file counts once the manifest names it
-        instead of the parts; parts left on disk after that are orphans, deleted at the next start."""
-        if newest_hour is None or newest_hour == self._compacted_before:
-            return
-        self._compacted_before = newest_hour
+    def _compact_closed_hours(self, newest_hour: str) -> None:
+        """Merges the files of each hour before `newest_hour` into one file, so the manifest
+        (rewritten on every flush) and readers deal with a file per group and hour, not one per
+        flush. A part at a time: memory stays that of one part, not of an hour. Beside flushes,
+        which only add files: the merged file replaces its parts in the manifest as it is then.
+        Crash-safe like a flush: the merged file counts once the manifest names it instead of the
+        parts; parts left on disk after that are orphans, deleted at the next start."""
+        with self._manifest_lock:
+            files = list(self._manifest["files"])
         parts: dict[tuple[str, str], list[dict]] = {}
-        for f in self._manifest["files"]:
+        for f in files:
             if f["hour"] < newest_hour:
                 parts.setdefault((f["group"], f["hour"]), []).append(f)
-        merged = {}
-        for (group, hour), files in sorted(parts.items()):
-            if len(files) > 1:
-                tables = [pq.read_table(self.root / f["path"]) for f in files]
-                # promote: a feature added by a restart with a new config is null in older parts
-                merged[(group, hour)] = self._write_table(
-                    group, hour, pa.concat_tables(tables, promote_options="default"))
-        if merged:
-            gone = set(merged)
-            files = []  # in log order: the merged file where its first part was
+        merged = {key: self._merge(*key, fs) for key, fs in sorted(parts.items()) if len(fs) > 1}
+        if not merged:
+            return
+        replaced = {f["path"] for key in merged for f in parts[key]}
+        with self._manifest_lock:
+            kept = []  # in log order: the merged file where its first part was
             for f in self._manifest["files"]:
-                k = (f["group"], f["hour"])
-                if k not in gone:
-                    files.append(f)
-                elif k in merged:
-                    files.append(merged.pop(k))
-            manifest = {**self._manifest, "files": files}
+                key = (f["group"], f["hour"])
+                if f["path"] not in replaced:
+                    kept.append(f)
+                elif key in merged:
+                    kept.append(merged.pop(key))
+            manifest = {**self._manifest, "files": kept}
             self._commit(manifest)
-            old, self._manifest = self._manifest, manifest
-            for f in old["files"]:
-                if (f["group"], f["hour"]) in gone:
-                    (self.root / f["path"]).unlink(missing_ok=True)
-            self.stats["compactions"] += len(gone)
+            self._manifest = manifest
+        for path in replaced:
+            (self.root / path).unlink(missing_ok=True)
+        self.stats["compactions"] += len({(f["group"], f["hour"]) for f in files if f["path"] in replaced})
+
+    def _merge(self, group: str, hour: str, files: list[dict]) -> dict:
+        """One file of `files` (one partition's, in log order), written a part at a time; returns
+        its manifest entry. A feature added by a restart with a new config is null in older parts."""
+        paths = [self.root / f["path"] for f in files]
+        schema = pa.unify_schemas([pq.read_schema(p) for p in paths], promote_options="default")
+        rel = f"group={group}/hour={hour}/part-{min(f['min_written_at'] for f in files)}-{uuid.uuid4().hex[:12]}.parquet"
+        path = self.root / rel
+        with open(path, "wb") as out:
+            with pq.ParquetWriter(out, schema, compression="zstd") as writer:
+                for p in paths:
+                    table = pq.read_table(p)
+                    for field in schema:
+                        if field.name not in table.column_names:
+                            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+                    writer.write_table(table.select(schema.names).cast(schema))
+            out.flush()
+            os.fsync(out.fileno())
+        return {"path": rel, "group": group, "hour": hour, "rows": sum(f["rows"] for f in files),
+                **{k: min(f[k] for f in files) for k in ("min_written_at", "min_as_of")},
+                **{k: max(f[k] for f in files) for k in ("max_written_at", "max_as_of")}}
 
     def _numeric_columns(self, group: FeatureGroup, value_rows: list) -> list[pa.Array] | None:
         """The columns of a group whose features are all numbers, converted in one C call (the

@@ -322,6 +322,29 @@ def test_closed_hours_are_compacted_to_one_file_per_group(tmp_path, monkeypatch)
     again.close()
 
 
+def test_a_closed_hour_whose_group_gained_a_feature_merges_with_nulls_in_the_older_rows(tmp_path):
+    """A restart with a feature added to a group: the hour's earlier parts lack its column; the
+    merged file has it, null in their rows (the merge reads a part at a time)."""
+    t0 = 1_718_000_000_000 // HOUR * HOUR
+    before = OfflineLog(tmp_path, {"h": H}, flush_rows=1, flush_interval_ms=60_000)
+    for i in range(2):
+        before.append([up("a", i, 1, i, group="h")], t0 + i, {"t:0": i + 1})
+    before.close()
+    grown = FeatureGroup("h", "video", 2, (Feature("m", "int"), Feature("k", "float")))
+    after = OfflineLog(tmp_path, {"h": grown}, flush_rows=1, flush_interval_ms=60_000)
+    after.append([FeatureUpdate("h", "a", 5, 1, [5, 0.5])], t0 + 5, {"t:0": 3})
+    after.append([FeatureUpdate("h", "a", 9, 1, [9, 2.5])], t0 + HOUR, {"t:0": 4})  # the hour closes
+    after.close()
+    files = read_manifest(tmp_path)["files"]
+    assert sorted((f["hour"], f["rows"]) for f in files) == [(hour_of(t0), 3), (hour_of(t0 + HOUR), 1)]
+    rows = OfflineStore(tmp_path, {"h": grown}, {"h": TTL}).scan("h")
+    assert rows["m"].tolist() == [0, 1, 5, 9]
+    assert rows["k"].isna().tolist() == [True, True, False, False] and rows["k"].tolist()[2:] == [0.5, 2.5]
+    merged = next(f for f in files if f["hour"] == hour_of(t0))
+    assert (merged["min_written_at"], merged["max_written_at"], merged["min_as_of"], merged["max_as_of"]) == \
+        (t0, t0 + 5, 0, 5)
+
+
 def test_a_numeric_group_logs_the_values_the_checked_way_would(tmp_path, monkeypatch):
     """A group of numbers only is converted in one call; it must log what the column-by-column
     way logs: ints exact beyond 2^53, NaN and infinities as they came, and any value that is not a
