@@ -1,6 +1,8 @@
 """Traffic, sentinels, oracle and Redis read-back for the engagement integration tests."""
 from __future__ import annotations
 
+import urllib.request
+
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -178,4 +180,18 @@ def topic_records(bootstrap: str | dict, topic: str, partitions: int = 2, idle_s
             out.append((m.value(), {k: v.decode() for k, v in (m.headers() or [])}))
             last = time.monotonic()
     c.close()
+    return out
+
+
+def scrape(port: int) -> dict:
+    """Prometheus text -> {name: value} of the series not split by partition, group or bucket."""
+    out = {}
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        if line.startswith("fyp_") and "partition=" not in line and "group=" not in line and "le=" not in line:
+            name, value = line.split("{")[0], float(line.rsplit(" ", 1)[1])
+            out[name] = out.get(name, 0) + value
     return out

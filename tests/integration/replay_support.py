@@ -14,7 +14,8 @@ from featurestore.reader import FeatureReader
 from fyp.generator.output import write_jsonl
 from operators.feature_groups import groups_for
 from tests.conftest import fyp_command, kill_group, start_fyp, wait_for_no_problems
-from tests.integration.engagement_support import SENTINEL_PREFIX, produce
+from stack.daemons import free_port
+from tests.integration.engagement_support import SENTINEL_PREFIX, produce, scrape
 
 
 def stored_group(cfg, client, group: str) -> dict:
@@ -40,10 +41,13 @@ def backfill(stack, tmp: Path, job: str, payloads: list, uploads: list | None = 
 
 
 def catch_up(stack, tmp: Path, job: str, payloads: list, sentinel_ms: int, ready, uploads: list | None = None,
-             timeout: float = 300, **overrides):
+             timeout: float = 300, metrics=None, **overrides):
     """The whole backlog, then a sentinel event at `sentinel_ms` on every partition (it moves the
     watermark to where the backfill's input ends), is in the topic before `fyp run JOB --fresh`
-    starts; waits until `ready(cfg)` reports no problems."""
+    starts; waits until `ready(cfg)` reports no problems, then, given `metrics`, until
+    `metrics(the process's /metrics as {name: value})` reports none."""
+    if metrics is not None:
+        overrides = {**overrides, "observability.port": free_port()}
     cfg, path = stack.config(f"{job}-catchup", **overrides)
     if uploads is not None:
         produce(stack.bootstrap, cfg.kafka.topics.uploads, [orjson.dumps(u) for u in uploads])
@@ -51,6 +55,9 @@ def catch_up(stack, tmp: Path, job: str, payloads: list, sentinel_ms: int, ready
     proc = start_fyp(path, "run", job, "--fresh", log=path.parent / "run.log")
     try:
         wait_for_no_problems(lambda: ready(cfg), timeout=timeout, what=f"{job} caught up")
+        if metrics is not None:
+            wait_for_no_problems(lambda: metrics(scrape(cfg.observability.port)), timeout=60,
+                                 what=f"{job}'s metrics")
     finally:
         kill_group(proc, signal.SIGTERM)
     return cfg
@@ -64,9 +71,11 @@ def differences(a: dict, b: dict, limit: int = 10) -> list[str]:
 
 
 def assert_four_runs_identical(stack, tmp: Path, job: str, payloads: list, sentinel_ms: int, stored, check,
-                               uploads: list | None = None, timeout: float = 300, **overrides) -> dict:
+                               uploads: list | None = None, timeout: float = 300, metrics=None,
+                               **overrides) -> dict:
     """Backfill twice, catch up twice; `stored(cfg)` is what a run left (compared exactly between
-    runs), `check(stored)` its problems against the oracle (none allowed). Returns the first."""
+    runs), `check(stored)` its problems against the oracle (none allowed), `metrics` those of a
+    catch-up's /metrics (see catch_up). Returns the first."""
     runs = {}
     for k in (1, 2):
         cfg, _ = backfill(stack, tmp, job, payloads, uploads, **overrides)
@@ -75,7 +84,7 @@ def assert_four_runs_identical(stack, tmp: Path, job: str, payloads: list, senti
         assert not problems, f"{job} backfill {k}:\n" + "\n".join(map(str, problems[:20]))
     for k in (1, 2):
         cfg = catch_up(stack, tmp, job, payloads, sentinel_ms, lambda c: check(stored(c)), uploads, timeout,
-                       **overrides)
+                       metrics, **overrides)
         runs[f"catch-up {k}"] = stored(cfg)
     first = runs["backfill 1"]
     for name, run in runs.items():

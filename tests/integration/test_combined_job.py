@@ -87,7 +87,15 @@ def test_backfill_and_catch_up_twice_equal_every_family_oracle(stack, tmp_path):
             problems.append(f"{len(got['dead letters'])} dead letters, {len(malformed)} malformed payloads")
         return problems
 
+    def metrics(got):
+        """Every update the job counts (the JVM families' and the spike book's) is one the writer
+        consumed: equal once caught up."""
+        job, writer = got.get("fyp_job_feature_updates_total"), got.get("fyp_writer_consumed_total")
+        if writer and job == writer:
+            return []
+        return [f"the job counted {job} feature updates, the writer consumed {writer}"]
+
     first = replay.assert_four_runs_identical(stack, tmp_path, "features", traffic.payloads,
                                               step_end - 1 + e.max_out_of_orderness, stored, check,
-                                              uploads=traffic.uploads, **overrides)
+                                              uploads=traffic.uploads, metrics=metrics, **overrides)
     assert len(first["notifications"]) == len(crossings) >= 10

@@ -13,25 +13,10 @@ from tests.hostile import hostile_payloads
 from stack.daemons import free_port
 from tests.conftest import kill_group, start_fyp, wait_for_no_problems
 from tests.integration.engagement_support import (expected_features, final_as_of, produce, redis_features,
-                                                  sentinel_time, topic_records, traffic_for)
+                                                  scrape, sentinel_time, topic_records, traffic_for)
 
 pytestmark = pytest.mark.integration
 
-
-def scrape(port: int) -> dict:
-    """Prometheus text -> {name: value} of the unlabelled-by-partition series this test reads."""
-    import urllib.request
-
-    out = {}
-    try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-    except OSError:
-        return out
-    for line in text.splitlines():
-        if line.startswith("fyp_") and "partition=" not in line and "group=" not in line and "le=" not in line:
-            name, value = line.split("{")[0], float(line.rsplit(" ", 1)[1])
-            out[name] = out.get(name, 0) + value
-    return out
 
 START_MS = 1_790_000_000_000  # a fixed past instant: the traffic is the same on every run
 
