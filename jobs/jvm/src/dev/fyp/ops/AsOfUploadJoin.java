@@ -45,8 +45,8 @@ import org.apache.flink.util.Collector;
  * of both inputs') has passed it, and lets go every waiting view the uploads' watermark has passed.
  * WHY the first rule looks at the waiting views: without it a busy video, once it had views waiting,
  * kept some waiting for ever (new ones came before the watermark passed the last), and each
- * firing copied all that still waited: that cost a backfill of every family, where the views
- * of the first seconds wait for the uploads file, a quarter of its time. These
+ * firing copied all that still waited: in a backfill of every family, where the views of the first
+ * seconds wait for the uploads file, those copies were a quarter of the join's CPU samples. These
  * are the rules of Flink's event-time temporal join (TemporalRowTimeJoinOperator: one timer per key
  * at its oldest waiting view, versions pruned up to the newest one the watermark has passed), at a
  * fraction of its cost per view: it kept each view as a map entry beside two value states and copied
