@@ -39,6 +39,12 @@ def build(cfg: Config, *, input_file: str | None = None, uploads_file: str | Non
     return front.finish(job)
 
 
+def book_worker_nice(cfg: Config) -> int:
+    """The book's worker yields the cores to the per-second path; in loopback mode it runs in the
+    driver, beside the feature writer, and keeps its priority."""
+    return cfg.flink.spike_worker_nice if cfg.flink.python_worker_mode == "process" else 0
+
+
 def wire(cfg: Config, job: front.JobHandle) -> None:
     """The family on a prepared front (front.prepare with NEEDS): its feature updates (inserted
     here, beside the transitions: one Python operator emits both)."""
@@ -79,7 +85,7 @@ FROM spike_views WHERE closed""")
     # their order (two tasks would take turns and could swap two intervals).
     out = (t_env.to_data_stream(batches).map(lambda row: row, output_type=INPUT_TYPE).set_parallelism(1)
            .key_by(lambda row: 0, key_type=Types.INT())  # one book
-           .process(SpikeBookFunction(SpikeRules.from_config(cfg.spikes)), output_type=OUTPUT_TYPE)
+           .process(SpikeBookFunction(SpikeRules.from_config(cfg.spikes), book_worker_nice(cfg)), output_type=OUTPUT_TYPE)
            .uid(UID).name(OPERATOR))
     t_env.create_temporary_view("spike_outputs", t_env.from_data_stream(out))
     job.stmts.add_insert_sql(f"INSERT INTO feature_update_sink SELECT entity_id, payload FROM spike_outputs "

@@ -10,6 +10,8 @@ intervals (one a minute in event time), whatever the platform's size.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import orjson
 from pyflink.common import Row
@@ -33,16 +35,29 @@ PENDING_TYPE = Types.ROW_NAMED(["video_id", "interval_start"], [Types.STRING(), 
 OUTPUT_TYPE = Types.ROW_NAMED(["kind", "entity_id", "payload"], [Types.STRING(), Types.STRING(), Types.STRING()])
 
 
+def lower_priority(nice: int) -> None:
+    """Every thread of this process at `nice` (on Linux a nice value belongs to a thread; threads
+    started later inherit their creator's)."""
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, int(tid), nice)
+        except (OSError, ValueError):
+            pass  # the thread has ended
+
+
 class SpikeBookFunction(KeyedProcessFunction):
     """Input rows: (kind, interval_start, video_ids, views, regions, uploaded_at, platform_views,
     platform_videos); a correction has one video and zero platform totals."""
 
-    def __init__(self, rules: SpikeRules):
+    def __init__(self, rules: SpikeRules, nice: int = 0):
         self.rules = rules
+        self.nice = nice  # the worker process's nice value, set in open() (0: unchanged)
         self.state = self.pending = self.book = None
         self.metrics = {}
 
     def open(self, runtime_context: RuntimeContext):
+        if self.nice:
+            lower_priority(self.nice)
         self.state = runtime_context.get_state(ValueStateDescriptor("spike_book", Types.PRIMITIVE_ARRAY(Types.BYTE())))
         self.pending = runtime_context.get_list_state(ListStateDescriptor("spike_corrections", PENDING_TYPE))
         group = runtime_context.get_metrics_group()

@@ -159,6 +159,12 @@ class FlinkConfig(Section):
     buffer_timeout: Duration = 20
     # process: a worker per subtask | loopback: in the driver
     python_worker_mode: Literal["process", "loopback"] = "process"
+    # The nice value of the spike book's worker process (process mode only; 0 leaves it alone). Its
+    # once-a-minute step (~0.3 s of Python and a state write at 27K videos) lands on the same cores
+    # and the same moment as the 1 s step's updates; a lower priority lets the per-second path go
+    # first (docs/benchmarks.md: freshness at 20K events/s). Unused in loopback mode, where the
+    # book shares the driver with the feature writer.
+    spike_worker_nice: int = Field(10, ge=0, le=19)
     # on-periodic (production) | on-event (exact, for tests)
     watermark_emit: Literal["on-periodic", "on-event"] = "on-periodic"
     # 0 = off. With idleness on, a partition that goes quiet stops holding the watermark back; when
