@@ -4,8 +4,7 @@ import subprocess
 import sys
 
 from jobs.spikes import book_worker_nice
-from settings.config import load_config
-from settings.config import REPO_ROOT
+from settings.config import REPO_ROOT, load_config
 
 CHILD = """
 import json, os, threading
