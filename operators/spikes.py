@@ -41,6 +41,7 @@ interval's batch) adds to the kept series and the spike's views; states are not 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -165,7 +166,7 @@ class SpikeBook:
         more, changed = self._advance(iv.start, (slots, iv), iv.platform_views, iv.platform_videos)
         transitions += more
         emit = np.union1d(slots, changed) if len(changed) else np.sort(slots)
-        return transitions, [self._update(int(s)) for s in emit]
+        return transitions, self._updates(emit)
 
     def _advance(self, start: int, batch, platform_views: int, platform_videos: int):
         r, c, n = self.rules, self.c, len(self.ids)
@@ -187,7 +188,9 @@ class SpikeBook:
         self.expected[:n, self.tick % r.short_intervals] = expected
         cols = [(self.tick - k) % r.history for k in range(r.short_intervals)]
         x = self.series[:n, cols].sum(axis=1)
-        e = self.expected[:n].sum(axis=1)
+        # newest first, whatever the ring's rotation: a restored book (its rings start anew) adds
+        # the same floats in the same order as the run that never stopped
+        e = self.expected[:n, [(self.tick - k) % r.short_intervals for k in range(r.short_intervals)]].sum(axis=1)
         z = anscombe_z(x, e) / np.sqrt(1.0 + self.dispersion * e / r.short_intervals)
         state = c["state"][:n]
         before = state.copy()
@@ -257,10 +260,12 @@ class SpikeBook:
             return
         inside = np.abs(x - e) <= 6.0 * np.sqrt(e + self.dispersion * e * e)
         x, e = x[inside], e[inside]
-        den = float((e * e).sum())
+        # exactly rounded sums (fsum): the same whatever the videos' slot order, which a restored
+        # book (its slots renumbered, no free ones) does not share with the run that never stopped
+        den = math.fsum((e * e).tolist())
         if den <= 0:
             return
-        estimate = max(0.0, float(((x - e) ** 2 - x).sum()) / den)
+        estimate = max(0.0, math.fsum(((x - e) ** 2 - x).tolist()) / den)
         self.dispersion += self.rules.alpha * (estimate - self.dispersion)
 
     def _evict(self, start: int) -> None:
@@ -410,6 +415,25 @@ class SpikeBook:
 
     def _update(self, s: int) -> Update:
         return Update(self.ids[s], self.as_of, int(self.c["absorbed"][s]), self._values(s))
+
+    def _updates(self, slots: np.ndarray) -> list[Update]:
+        """_update of every slot in `slots`, in order: the columns read once as Python lists (an
+        interval's updates are one per video with views; per slot, numpy scalar reads cost more than
+        the step's array work)."""
+        c, as_of = self.c, self.as_of
+        state = c["state"][slots]
+        spiking = state > 0
+        damping = [1.0] * len(slots)
+        # damped videos are few: their factor as _values computes it, one by one
+        for i in np.nonzero(spiking & (c["massive_at"][slots] != 0))[0].tolist():
+            damping[i] = self._values(int(slots[i]))[3]
+        skip = np.where(spiking, self.rules.skip_weight, 1.0).tolist()
+        names = [STATE_NAMES[k] for k in state.tolist()]
+        columns = zip([self.ids[s] for s in slots.tolist()], c["absorbed"][slots].tolist(), c["score"][slots].tolist(),
+                      names, c["started_at"][slots].tolist(), damping, skip, c["last_views"][slots].tolist(),
+                      c["last_expected"][slots].tolist())
+        return [Update(v, as_of, n, [score, name, started, d, k, views, expected])
+                for v, n, score, name, started, d, k, views, expected in columns]
 
     def series_of(self, s: int) -> tuple[int, list]:
         """(start of the first interval, views per interval) kept for slot s, oldest first."""
