@@ -36,6 +36,27 @@ def jvm_keyed_process(t_env, table, function, output_type, uid: str, name: str):
     return DataStream(j_out)
 
 
+def single_key_stream(t_env, table, row_type):
+    """The rows of `table` (of the PyFlink row type `row_type`) as a KeyedStream on one key, in
+    the order of a one-task upstream, ready for a Python KeyedProcessFunction. PyFlink's key_by
+    would put a Python operator before it (its key selector, and a map to declare a type with
+    arrays): a second Python worker and one more round trip per record. Here the rows are paired
+    with the key in SQL and keyed in the JVM, in the form PyFlink's own key_by hands on: (key, row),
+    keyed by its first field."""
+    from pyflink.common.typeinfo import Types
+    from pyflink.datastream.data_stream import KeyedStream
+    from pyflink.java_gateway import get_gateway
+
+    names = table.get_schema().get_field_names()
+    paired = t_env.sql_query(f"SELECT 0, ROW({', '.join(f'`{n}`' for n in names)}) FROM {table}")
+    # one task, like the window before it, so the rows keep their order
+    stream = t_env.to_append_stream(paired, Types.ROW([Types.INT(), row_type]))
+    stream._j_data_stream.getTransformation().setParallelism(1)
+    j_keyed = stream._j_data_stream.keyBy(get_gateway().jvm.KeyByKeySelector(),
+                                          Types.ROW([Types.INT()]).get_java_type_info())
+    return KeyedStream(j_keyed, row_type, stream)
+
+
 def update_batches(updates, max_chars: int, max_delay_ms: int, partitions: int, uid: str):
     """A DataStream of feature updates (entity_id, payload) packed by jobs/jvm UpdateBatches into
     rows of the same type (batch key, JSON array of payloads); subtask i's key lands on partition

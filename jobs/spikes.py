@@ -13,9 +13,8 @@ Graph (one Flink job):
 """
 from __future__ import annotations
 
-from pyflink.common.typeinfo import Types
-
 from jobs import front, sql
+from jobs.keyed import single_key_stream
 from jobs.spikes_fn import (CORRECTION, INPUT_TYPE, INTERVAL, KIND_TRANSITION, KIND_UPDATE, OUTPUT_TYPE,
                             SpikeBookFunction)
 from operators.spikes import SpikeRules
@@ -79,14 +78,10 @@ UNION ALL
 SELECT '{CORRECTION}', event_time - MOD(event_time, {n}), ARRAY[video_id], ARRAY[CAST(1 AS BIGINT)],
        ARRAY[CAST(1 AS BIGINT)], ARRAY[upload_time], CAST(0 AS BIGINT), CAST(0 AS BIGINT)
 FROM spike_views WHERE closed""")
-    # PyFlink cannot key a stream whose type came from the planner with arrays in it: a pass-through
-    # map declares it (one call per interval, like the key selector: the input is one row per
-    # interval). It runs as one task, as the keyless window before it does, so the intervals keep
-    # their order (two tasks would take turns and could swap two intervals).
-    out = (t_env.to_data_stream(batches).map(lambda row: row, output_type=INPUT_TYPE).set_parallelism(1)
-           .key_by(lambda row: 0, key_type=Types.INT())  # one book
+    out = (single_key_stream(t_env, batches, INPUT_TYPE)  # one book
            .process(SpikeBookFunction(SpikeRules.from_config(cfg.spikes), book_worker_nice(cfg)), output_type=OUTPUT_TYPE)
-           .uid(UID).name(OPERATOR))
+           .uid(UID).name(OPERATOR)
+           .set_parallelism(1))  # one key: a second task would only start an idle Python worker
     t_env.create_temporary_view("spike_outputs", t_env.from_data_stream(out))
     job.stmts.add_insert_sql(f"INSERT INTO feature_update_sink SELECT entity_id, payload FROM spike_outputs "
                              f"WHERE kind = '{KIND_UPDATE}'")

@@ -29,6 +29,19 @@ def test_pyflink_internals_the_adapter_uses_are_there():
     arr = gateway.new_array(gateway.jvm.long, 2)
     arr[1] = 7
     assert list(arr) == [0, 7], "py4j long[] arrays no longer work as jobs/keyed.long_array expects"
+    # jobs/keyed.single_key_stream: a Python keyed function on a stream keyed in the JVM, as
+    # PyFlink's key_by builds it: (key, row) rows keyed by KeyByKeySelector, wrapped in a KeyedStream
+    from pyflink.datastream import KeyedProcessFunction
+    from jobs.keyed import single_key_stream
+
+    class Echo(KeyedProcessFunction):
+        def process_element(self, value, ctx):
+            yield value
+
+    row = Types.ROW_NAMED(["k", "v"], [Types.STRING(), Types.OBJECT_ARRAY(Types.LONG())])
+    table = t_env.sql_query("SELECT 'a' AS k, ARRAY[CAST(1 AS BIGINT), 2] AS v")
+    out = single_key_stream(t_env, table, row).process(Echo(), output_type=row)
+    assert out._j_data_stream.getType().getArity() == 2
 
 
 def test_the_local_jvm_takes_its_heap_from_the_config_unless_jvm_args_are_set(monkeypatch):
