@@ -1,9 +1,10 @@
 """Benchmark of the spike job: throughput and memory, and alert quality on labelled super-spikes.
 
-1. Throughput: the feature-jobs input (N events, Zipf popularity, 20k videos by default) through
-   `fyp backfill spikes` (bounded file sources, embedded mini-cluster); events/s and
-   video-minutes/s (the (video, minute) pairs with views, the book's input) over the Flink job's
-   net run time; peak resident memory of the process tree.
+1. Throughput: the feature-jobs input (by default 6 h of traffic at 139 events/s over 50,000
+   videos with Zipf popularity: many intervals, as a platform's spike job runs, not seconds of
+   dense traffic whose run is mostly start-up) through `fyp backfill spikes` (bounded file sources,
+   embedded mini-cluster); events/s and video-minutes/s (the (video, minute) pairs with views, the
+   book's input) over the Flink job's net run time; peak resident memory of the process tree.
 2. Alert quality through the job: H hours of generated traffic with S injected super-spikes
    (the generator's labels: an obscure video ramps to a share of all traffic in 15 min; no new
    uploads) through
@@ -86,9 +87,9 @@ def video_minutes(events_path: Path) -> int:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config")
-    ap.add_argument("--events", type=int, default=400_000)
-    ap.add_argument("--event-rate", type=float, default=75_000.0)
-    ap.add_argument("--videos", type=int, default=20_000)
+    ap.add_argument("--events", type=int, default=3_000_000)
+    ap.add_argument("--event-rate", type=float, default=139.0)
+    ap.add_argument("--videos", type=int, default=50_000)
     ap.add_argument("--users", type=int, default=200_000)
     ap.add_argument("--parallelism", type=int, default=2)
     ap.add_argument("--hours", type=float, default=6.0, help="event time of the labelled traffic")
