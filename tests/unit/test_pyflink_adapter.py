@@ -40,8 +40,11 @@ def test_pyflink_internals_the_adapter_uses_are_there():
 
     row = Types.ROW_NAMED(["k", "v"], [Types.STRING(), Types.OBJECT_ARRAY(Types.LONG())])
     table = t_env.sql_query("SELECT 'a' AS k, ARRAY[CAST(1 AS BIGINT), 2] AS v")
-    out = single_key_stream(t_env, table, row).process(Echo(), output_type=row)
-    assert out._j_data_stream.getType().getArity() == 2
+    keyed = single_key_stream(t_env, table, row)
+    paired = keyed._j_data_stream.getType()  # (key, row), as PyFlink's keyed operators take their input
+    assert paired.getArity() == 2 and str(paired.getTypeAt(0)) == "Integer" and paired.getTypeAt(1).getArity() == 2
+    assert keyed._j_data_stream.getKeyType().getArity() == 1
+    keyed.process(Echo(), output_type=row)  # PyFlink builds its keyed operator on it
 
 
 def test_the_local_jvm_takes_its_heap_from_the_config_unless_jvm_args_are_set(monkeypatch):
