@@ -3,9 +3,10 @@ view), never per video. A thin wrapper around operators.spikes.SpikeBook, whose 
 Flink as a snapshot and a journal (declared types, not pickled objects):
 - the snapshot: the whole book as Arrow IPC bytes, rewritten every SNAPSHOT_EVERY intervals;
 - the journal: every input since the snapshot (intervals and late views, in order), one list entry
-  each. A restore takes the snapshot and steps the journal again (step is a function of the book
-  and the input, so the book ends as it was); the outputs of those steps went out before the
-  checkpoint and are not sent again.
+  each, as Arrow IPC bytes (PyFlink's row coder took longer to write an interval's arrays into the
+  journal than the book took to step it). A restore takes the snapshot and steps the journal again
+  (step is a function of the book and the input, so the book ends as it was); the outputs of those
+  steps went out before the checkpoint and are not sent again.
 Rewriting the whole book every interval cost more than the rest of the step together: at 34K
 tracked videos 38 ms of `to_bytes` for a 22 MB blob, then its trip to the JVM's state, against 12 ms
 of `step` (measured on the spike bench's 6 h of intervals).
@@ -16,9 +17,11 @@ intervals (one a minute in event time), whatever the platform's size.
 from __future__ import annotations
 
 import os
+from itertools import chain
 
 import numpy as np
 import orjson
+import pyarrow as pa
 from pyflink.common import Row
 from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
@@ -36,7 +39,9 @@ INPUT_TYPE = Types.ROW_NAMED(
     ["kind", "interval_start", "video_ids", "n_views", "regions", "uploaded_at", "platform_views", "platform_videos"],
     [Types.STRING(), Types.LONG(), Types.OBJECT_ARRAY(Types.STRING()), _LONGS, _LONGS, _LONGS, Types.LONG(),
      Types.LONG()])
-# The corrections list of books before the journal: restored after the snapshot, never written.
+# State of earlier builds, read on restore (after the snapshot, in this order) and never written:
+# the corrections list of books before the journal, and the journal of input rows before it held
+# Arrow bytes. The next snapshot clears them.
 LEGACY_CORRECTIONS_TYPE = Types.ROW_NAMED(["video_id", "interval_start"], [Types.STRING(), Types.LONG()])
 # A restore replays at most this many intervals (about 12 ms each at 34K videos); rewriting the book
 # costs about three intervals' steps.
@@ -54,12 +59,43 @@ def lower_priority(nice: int) -> None:
             pass  # the thread has ended
 
 
+_JOURNAL_COLUMNS = ("video_ids", "n_views", "regions", "uploaded_at")  # INPUT_TYPE's arrays
+
+
+def encode_input(row) -> bytes:
+    """An input row (INPUT_TYPE) as a journal entry: its arrays as the columns of one Arrow record
+    batch, its scalars in the schema's metadata."""
+    kind, start, ids, views, regions, uploaded, platform_views, platform_videos = row
+    batch = pa.record_batch(
+        [pa.array(list(ids), pa.string()), *(pa.array(np.asarray(c, dtype=np.int64)) for c in (views, regions, uploaded))],
+        names=list(_JOURNAL_COLUMNS))
+    batch = batch.replace_schema_metadata({"kind": kind, "start": str(start), "platform_views": str(platform_views),
+                                           "platform_videos": str(platform_videos)})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    return sink.getvalue().to_pybytes()
+
+
+def decode_input(entry: bytes) -> tuple:
+    """encode_input's row back (arrays as numpy arrays, ids as a list)."""
+    batch = pa.ipc.open_stream(entry).read_next_batch()
+    meta = {k.decode(): v.decode() for k, v in batch.schema.metadata.items()}
+    ids, *ints = (batch.column(i) for i in range(len(_JOURNAL_COLUMNS)))
+    return (meta["kind"], int(meta["start"]), ids.to_pylist(), *(c.to_numpy() for c in ints),
+            int(meta["platform_views"]), int(meta["platform_videos"]))
+
+
 class JournaledBook:
     """A SpikeBook with its Flink state: `snapshot` (a ValueState of bytes) and `journal` (a
-    ListState of input rows); the state handles need only value/update and get/add/clear."""
+    ListState of encode_input entries); the state handles need only value/update and get/add/clear.
+    `legacy_corrections` and `legacy_journal`: the state of earlier builds (see
+    LEGACY_CORRECTIONS_TYPE), read after the snapshot and cleared with the journal."""
 
-    def __init__(self, rules: SpikeRules, snapshot, journal, legacy_corrections=None):
-        self.rules, self.snapshot, self.journal, self.legacy = rules, snapshot, journal, legacy_corrections
+    def __init__(self, rules: SpikeRules, snapshot, journal, legacy_corrections=None, legacy_journal=None):
+        self.rules, self.snapshot, self.journal = rules, snapshot, journal
+        self.legacy_corrections, self.legacy_journal = legacy_corrections, legacy_journal
+        self.legacy = [s for s in (legacy_corrections, legacy_journal) if s is not None]
         self.book: SpikeBook | None = None
         self.since_snapshot = 0  # intervals in the journal
 
@@ -69,25 +105,26 @@ class JournaledBook:
             self.book = self.restore()
         transitions, updates = apply_row(self.book, row)
         if row[0] == CORRECTION:
-            self.journal.add(row)
+            self.journal.add(encode_input(row))
         elif self.since_snapshot + 1 >= SNAPSHOT_EVERY:
             self.snapshot.update(self.book.to_bytes())
             self.journal.clear()
-            if self.legacy is not None:
-                self.legacy.clear()
+            for state in self.legacy:
+                state.clear()
             self.since_snapshot = 0
         else:
-            self.journal.add(row)
+            self.journal.add(encode_input(row))
             self.since_snapshot += 1
         return transitions, updates
 
     def restore(self) -> SpikeBook:
         saved = self.snapshot.value()
         book = SpikeBook(self.rules) if saved is None else SpikeBook.from_bytes(self.rules, bytes(saved))
-        for video_id, start in (self.legacy.get() if self.legacy is not None else None) or ():
+        for video_id, start in (self.legacy_corrections.get() if self.legacy_corrections is not None else None) or ():
             book.correct(video_id, start, 1)
         self.since_snapshot = 0
-        for row in self.journal.get() or ():
+        old_rows = (self.legacy_journal.get() if self.legacy_journal is not None else None) or ()
+        for row in chain(old_rows, map(decode_input, self.journal.get() or ())):
             apply_row(book, row)
             self.since_snapshot += row[0] != CORRECTION
         return book
@@ -117,8 +154,9 @@ class SpikeBookFunction(KeyedProcessFunction):
         self.journaled = JournaledBook(
             self.rules,
             runtime_context.get_state(ValueStateDescriptor("spike_book", Types.PRIMITIVE_ARRAY(Types.BYTE()))),
-            runtime_context.get_list_state(ListStateDescriptor("spike_journal", INPUT_TYPE)),
-            runtime_context.get_list_state(ListStateDescriptor("spike_corrections", LEGACY_CORRECTIONS_TYPE)))
+            runtime_context.get_list_state(ListStateDescriptor("spike_journal_arrow", Types.PRIMITIVE_ARRAY(Types.BYTE()))),
+            runtime_context.get_list_state(ListStateDescriptor("spike_corrections", LEGACY_CORRECTIONS_TYPE)),
+            runtime_context.get_list_state(ListStateDescriptor("spike_journal", INPUT_TYPE)))
         group = runtime_context.get_metrics_group()
         # feature_updates: as UpdateBatches counts the JVM operators' (fyp_job_feature_updates_total)
         self.metrics = {name: group.counter(name)

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -118,8 +119,9 @@ class Interval:
                         self.platform_videos)
 
 
-@dataclass(frozen=True)
-class Update:
+class Update(NamedTuple):
+    """A NamedTuple, not a dataclass: an interval makes one per video with views, and a frozen
+    dataclass's constructor cost twice as much as the rest of building it."""
     video_id: str
     as_of: int  # end of the newest interval stepped
     absorbed: int  # views taken in, corrections included (the feature version's second part)
