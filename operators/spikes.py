@@ -100,6 +100,12 @@ COLUMNS = {
 }
 
 
+# The book's bytes compressed: the rings are mostly small counts, and handing the bytes to Flink's
+# state cost about as much as building them (a book of 34K videos with random columns: 22.3 MB
+# plain, 3.5 MB in zstd for 6 ms more). Readers need no option: the stream says it is compressed.
+SNAPSHOT_IPC = pa.ipc.IpcWriteOptions(compression="zstd")
+
+
 @dataclass(frozen=True)
 class Interval:
     """One interval's input: per video with views (arrays of equal length), platform totals."""
@@ -363,7 +369,7 @@ class SpikeBook:
                 "stepped": str(self.stepped), "dispersion": repr(self.dispersion)}
         table = pa.table(cols).replace_schema_metadata(meta)
         sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as writer:
+        with pa.ipc.new_stream(sink, table.schema, options=SNAPSHOT_IPC) as writer:
             writer.write_table(table)
         return sink.getvalue().to_pybytes()
 

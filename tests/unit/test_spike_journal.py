@@ -156,3 +156,16 @@ def test_a_book_saved_with_the_journal_of_input_rows_restores_and_goes_on_in_the
     # without the old rows the continuation differs: the test can fail
     lost = JournaledBook(RULES, ValueState(running.snapshot.value()), ListState())
     assert outputs(lost, rows[cut:more]) != expected[cut:more]
+
+
+def test_a_snapshot_is_compressed_and_a_plain_one_of_an_earlier_build_still_restores():
+    book = JournaledBook(RULES, ValueState(), ListState())
+    outputs(book, input_rows(2000)[:30])
+    saved = book.book.to_bytes()
+    table = pa.ipc.open_stream(saved).read_all()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:  # what builds before compression wrote
+        writer.write_table(table)
+    plain = sink.getvalue().to_pybytes()
+    assert len(saved) < len(plain) / 2
+    assert by_video(SpikeBook.from_bytes(RULES, plain)) == by_video(SpikeBook.from_bytes(RULES, saved)) == by_video(book.book)
