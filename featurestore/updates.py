@@ -44,16 +44,29 @@ RECORD_CHARS = 32 * 1024
 def encode_records(updates, max_chars: int = RECORD_CHARS) -> list[str]:
     """`updates` (FeatureUpdate) as record values of the array form, in order: each a JSON array
     that closes with the update taking it to `max_chars` or beyond."""
-    records, parts, size = [], [], 0
-    for u in updates:
-        part = encode_update(u).decode()
-        parts.append(part)
+    return _records((encode_update(u).decode() for u in updates), max_chars)
+
+
+def encode_group_records(group: str, rows, max_chars: int = RECORD_CHARS) -> list[str]:
+    """encode_records of one group's updates given as (entity_id, as_of, absorbed, values) rows,
+    without a FeatureUpdate each: the spike book's minute has one per video with views, and
+    building and encoding them took a third of its worker's time."""
+    dumps = orjson.dumps
+    return _records((dumps({"g": group, "id": r[0], "t": r[1], "n": r[2], "v": r[3]}).decode() for r in rows),
+                    max_chars)
+
+
+def _records(parts, max_chars: int) -> list[str]:
+    """Encoded updates (JSON text) packed into arrays of about max_chars characters."""
+    records, parts_of_record, size = [], [], 0
+    for part in parts:
+        parts_of_record.append(part)
         size += len(part) + 1
         if size >= max_chars:
-            records.append("[" + ",".join(parts) + "]")
-            parts, size = [], 0
-    if parts:
-        records.append("[" + ",".join(parts) + "]")
+            records.append("[" + ",".join(parts_of_record) + "]")
+            parts_of_record, size = [], 0
+    if parts_of_record:
+        records.append("[" + ",".join(parts_of_record) + "]")
     return records
 
 

@@ -27,7 +27,7 @@ from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
-from featurestore.updates import FeatureUpdate, encode_records
+from featurestore.updates import encode_group_records
 from operators.spikes import Interval, SpikeBook, SpikeRules
 from schemas.features import VIDEO_SPIKES
 
@@ -171,8 +171,7 @@ class SpikeBookFunction(KeyedProcessFunction):
         self.metrics["feature_updates"].inc(len(updates))
         # the interval's updates in a few records, not one each: per record the crossing to the JVM,
         # the Kafka sink and the writer cost more than an update (one book: one key, one partition)
-        for record in encode_records(FeatureUpdate(VIDEO_SPIKES, u.video_id, u.as_of, u.absorbed, u.values)
-                                     for u in updates):
+        for record in encode_group_records(VIDEO_SPIKES, updates):  # an Update is (video, as_of, absorbed, values)
             yield Row(KIND_UPDATE, UPDATES_KEY, record)
         for t in transitions:
             self.metrics["transitions"].inc()

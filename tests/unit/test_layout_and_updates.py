@@ -6,7 +6,8 @@ import orjson
 import pytest
 
 from featurestore import layout
-from featurestore.updates import FeatureUpdate, decode_updates, encode_records, encode_update, latest_per_entity
+from featurestore.updates import (FeatureUpdate, decode_updates, encode_group_records, encode_records, encode_update,
+                                 latest_per_entity)
 from settings.config import load_config
 from schemas.features import Feature
 from operators.feature_groups import groups_for
@@ -97,6 +98,14 @@ def test_update_records_hold_every_update_in_order_and_close_at_their_size():
     for r in records[:-1]:  # each closes with the update that took it to 1000 characters or beyond
         last = encode_update(decode_updates(r.encode())[-1]).decode()
         assert len(r) - len(last) - 2 < 1000 <= len(r)
+
+
+def test_one_groups_rows_encode_as_their_feature_updates():
+    rows = [(f"v{i % 13}", 1000 * i, i, [i, i / 3, "rising"]) for i in range(300)]
+    want = encode_records([FeatureUpdate("g", *r) for r in rows], max_chars=700)
+    assert len(want) > 5
+    assert encode_group_records("g", rows, max_chars=700) == want
+    assert encode_group_records("g", []) == []
 
 
 def test_spec_example_value_is_what_the_writer_writes():
