@@ -148,6 +148,22 @@ def test_damping_halves_per_half_life_after_massive_reach():
     assert book.features("x")[3] == rules.damping_floor
 
 
+def test_an_intervals_updates_are_each_videos_features_read_one_by_one():
+    # step builds its updates from columns read once (SpikeBook._updates); each must equal the
+    # update the book gives for that video alone (_update, the path of corrections), damping included
+    rules = SpikeRules(massive_reach=5000, half_life_ms=30 * MIN, damping_floor=0.2)
+    target = np.zeros(120, dtype=np.int64)
+    target[:50:10] = 1
+    target[50:] = 1000
+    book = SpikeBook(rules)
+    damped = 0
+    for iv in intervals(platform(120, 6000), {"x": target}):
+        _, updates = book.step(iv)
+        assert updates == [book._update(book.index[u.video_id]) for u in updates]
+        damped += sum(1 for u in updates if u.values[3] < 1.0)
+    assert damped > 0, "the damped branch was compared too"
+
+
 def test_correction_adds_to_the_series_and_the_version_without_rewinding():
     book = SpikeBook(RULES)
     for iv in intervals(platform(10, 6000)):
