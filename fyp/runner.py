@@ -24,6 +24,7 @@ from operators.sliding_tiles import TileGeometry
 from schemas.engagement import ENGAGEMENT_V1, EVENT_TIME_FIELD
 from operators.feature_groups import groups_for
 from services.feature_writer import FeatureUpdateConsumer
+from services.gc_policy import rare_full_collections
 from services.partition_reader import EndMarkerError, send_end_markers
 
 log = logging.getLogger("fyp.run")
@@ -36,6 +37,7 @@ def writer_group(cfg: Config) -> str:
 
 
 def make_writer(cfg: Config) -> FeatureUpdateConsumer:
+    rare_full_collections()  # this process hosts the writer (services/gc_policy.py)
     groups = groups_for(cfg)
     writer = FeatureWriter(redis_client(cfg, "writer"), groups, {g: cfg.ttl_ms(g) for g in groups})
     w = cfg.featurestore.writer

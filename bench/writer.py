@@ -1,0 +1,137 @@
+"""The feature writer's Python work per update, apart from Redis and Kafka: decode, newest per key,
+encode, offline log (its Parquet files in a temporary folder).
+
+Input: the update records of a sparse engagement backfill, generated: `--updates` engagement
+updates (1h/6h/24h windows, mixed int and float values) over `--videos` videos, each video's
+updates a second apart, packed as the job packs them (JSON arrays of about 32 KB), read in polls
+of `--poll-records` records as the writer reads them. Each case runs in a process of its own (the
+collector's state is the process's): `python_default` with Python's thresholds, `rare_full` with
+the writer's policy (services/gc_policy.py). Reports each step's seconds and the collector's
+time per generation (gc.callbacks). Writes bench/results/writer.json.
+
+    .venv/bin/python -m bench.writer [--updates 1400000] [--videos 250000]
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+from bench.engagement import RESULTS
+from featurestore.offline_log import OfflineLog
+from featurestore.updates import FeatureUpdate, decode_updates, encode_records, latest_per_entity
+from featurestore.layout import RowCodec
+from operators.feature_groups import groups_for
+from services.gc_policy import rare_full_collections
+from settings.config import load_config
+
+GROUP = "video_engagement"
+CASES = ("python_default", "rare_full")
+
+
+def make_records(n_updates: int, n_videos: int, seed: int = 7) -> list[bytes]:
+    """Engagement updates as the job sends them: per step, the videos with views, each with
+    the three windows' counts (ints) and ratios (floats)."""
+    rng = random.Random(seed)
+    group = groups_for(load_config(None))[GROUP]
+    per_window = len(group.features) // 3
+    updates = []
+    t = 1_782_000_000_000
+    absorbed: dict = {}
+    while len(updates) < n_updates:
+        t += 1000
+        for _ in range(min(200, n_updates - len(updates))):
+            video = f"v{rng.randrange(n_videos):07d}"
+            absorbed[video] = absorbed.get(video, 0) + 1
+            window = [rng.randrange(100) if f.dtype == "int" else round(rng.random(), 10)
+                      for f in group.features[:per_window]]
+            updates.append(FeatureUpdate(GROUP, video, t, absorbed[video], window * 3))
+    return [r.encode() for r in encode_records(updates)]
+
+
+def run_case(case: str, records: list[bytes], poll_records: int) -> dict:
+    groups = groups_for(load_config(None))
+    codecs = {name: RowCodec(g) for name, g in groups.items()}  # the writer's encoding (FeatureWriter.write)
+    if case == "rare_full":
+        rare_full_collections()
+    started: dict = {}
+    gc_seconds = [0.0, 0.0, 0.0]
+    gc_counts = [0, 0, 0]
+
+    def note(phase, info):
+        g = info["generation"]
+        if phase == "start":
+            started[g] = time.perf_counter()
+        else:
+            gc_seconds[g] += time.perf_counter() - started[g]
+            gc_counts[g] += 1
+
+    steps = dict(decode=0.0, newest_per_key=0.0, encode=0.0, offline_log=0.0)
+    gc.callbacks.append(note)
+    begin = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder:
+        log = OfflineLog(folder, groups)
+        for at in range(0, len(records), poll_records):
+            t0 = time.perf_counter()
+            updates = []
+            for raw in records[at:at + poll_records]:
+                updates += decode_updates(raw)
+            t1 = time.perf_counter()
+            batch = latest_per_entity(updates)
+            t2 = time.perf_counter()
+            for u in batch:
+                codecs[u.group].encode(u.as_of, u.absorbed, 0, u.values)
+            t3 = time.perf_counter()
+            log.append(updates, 1_782_000_000_000 + at, {"bench:0": at})
+            steps["decode"] += t1 - t0
+            steps["newest_per_key"] += t2 - t1
+            steps["encode"] += t3 - t2
+            steps["offline_log"] += time.perf_counter() - t3
+        log.close()
+    total = time.perf_counter() - begin
+    gc.callbacks.remove(note)
+    return {"seconds": round(total, 2), "steps": {k: round(v, 2) for k, v in steps.items()},
+            "gc_seconds": [round(s, 2) for s in gc_seconds], "gc_collections": gc_counts}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--updates", type=int, default=1_400_000)
+    ap.add_argument("--videos", type=int, default=250_000)
+    ap.add_argument("--poll-records", type=int, default=2000, help="records per poll (featurestore.writer.batch_max)")
+    ap.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)  # one case, in a child process
+    ap.add_argument("--records", help=argparse.SUPPRESS)
+    ap.add_argument("--out", default=str(RESULTS / "writer.json"))
+    args = ap.parse_args()
+    if args.case:
+        records = orjson.loads(Path(args.records).read_bytes())
+        print(orjson.dumps(run_case(args.case, [r.encode() for r in records], args.poll_records)).decode())
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "records.json"
+        records = make_records(args.updates, args.videos)
+        path.write_bytes(orjson.dumps([r.decode() for r in records]))
+        result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+                  "args": {k: v for k, v in vars(args).items() if k not in ("case", "records", "out")},
+                  "records": len(records)}
+        for case in CASES:
+            out = subprocess.run([sys.executable, "-m", "bench.writer", "--case", case, "--records", str(path),
+                                  "--poll-records", str(args.poll_records)], check=True, capture_output=True)
+            result[case] = orjson.loads(out.stdout.splitlines()[-1])
+            print(case, result[case], flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
