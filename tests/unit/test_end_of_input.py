@@ -57,3 +57,23 @@ def test_a_file_without_a_valid_record_has_no_end(tmp_path):
     path.write_bytes(b"\n".join(hostile_payloads(_good(7, int(time.time() * 1000) - 60_000))))
     assert _newest_valid_in_python(path.read_bytes().split(b"\n")) is None
     assert _newest_in_jvm(path) == NO_VALID_RECORD
+
+
+def test_a_file_read_in_parts_side_by_side_gives_the_same_end(tmp_path):
+    """The pass reads large files in one part per core. Whichever line is the newest, every split of
+    the lines (a part's start inside a line, on a newline, in the last line, a part with no line
+    start) finds it: a line lost or cut at a part's edge would miss it."""
+    base = int(time.time() * 1000) - 3_600_000
+    valid = [_good(i, base + 1000 * i) for i in range(40)]
+    hostile = hostile_payloads(_good(7, base + 950_000))
+    newest = udfs().NewestEventTime.of
+    for j in range(len(valid)):
+        records = [dict(r) for r in valid]
+        records[j]["event_time"] = base + 900_000
+        lines = [json.dumps(r).encode() for r in records]
+        lines[20:20] = hostile
+        path = tmp_path / "events.jsonl"
+        path.write_bytes(b"\n".join(lines))  # no newline after the last line
+        assert _newest_valid_in_python(lines) == base + 900_000
+        for parts in (2, 3, 5, 8, len(path.read_bytes()) // 5):
+            assert newest(str(path), EVENT_TIME_FIELD, ENGAGEMENT_V1.descriptor_json(), parts) == base + 900_000, (j, parts)
