@@ -20,8 +20,9 @@ import java.util.stream.LongStream;
  * rather than validating every line in Python.
  *
  * <p>The file is read in parts, one per core, side by side (each part holds the lines that start
- * in its byte range): the pass runs before the job, when the cores are free, and on one thread it
- * took 2.6 s of a 2M-line backfill's wall time.
+ * in its byte range): the pass runs before the job, when the cores are free. On the bench's 2M-line
+ * files, in a fresh JVM as a backfill calls it, on 2 cores: 2.1-2.5 s on one thread, 1.3-1.5 s in
+ * two parts (docs/benchmarks.md).
  */
 public final class NewestEventTime {
     private static final long MIN_PART_BYTES = 4L << 20;  // smaller files: one part, no threads
