@@ -71,7 +71,7 @@ bench: up
 	$(BIN)/python -m bench.spikes --config $(CONFIG)
 	$(BIN)/python -m bench.spike_quality --config $(CONFIG)
 	$(BIN)/python -m bench.read_path --config $(CONFIG)
-	$(BIN)/python -m bench.writer
+	$(BIN)/python -m bench.writer --config $(CONFIG)
 
 clean: down cluster-down
 	rm -rf .fyp/run .fyp/logs .fyp/checkpoints .fyp/cluster

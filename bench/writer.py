@@ -9,7 +9,7 @@ collector's state is the process's): `python_default` with Python's thresholds, 
 the writer's policy (services/gc_policy.py). Reports each step's seconds and the collector's
 time per generation (gc.callbacks). Writes bench/results/writer.json.
 
-    .venv/bin/python -m bench.writer [--updates 1400000] [--videos 250000]
+    .venv/bin/python -m bench.writer [--config C] [--updates 1400000] [--videos 250000]
 """
 from __future__ import annotations
 
@@ -38,11 +38,11 @@ GROUP = "video_engagement"
 CASES = ("python_default", "rare_full")
 
 
-def make_records(n_updates: int, n_videos: int, seed: int = 7) -> list[bytes]:
+def make_records(groups: dict, n_updates: int, n_videos: int, seed: int = 7) -> list[bytes]:
     """Engagement updates as the job sends them: per step, the videos with views, each with
     the three windows' counts (ints) and ratios (floats)."""
     rng = random.Random(seed)
-    group = groups_for(load_config(None))[GROUP]
+    group = groups[GROUP]
     per_window = len(group.features) // 3
     updates = []
     t = 1_782_000_000_000
@@ -58,8 +58,7 @@ def make_records(n_updates: int, n_videos: int, seed: int = 7) -> list[bytes]:
     return [r.encode() for r in encode_records(updates)]
 
 
-def run_case(case: str, records: list[bytes], poll_records: int) -> dict:
-    groups = groups_for(load_config(None))
+def run_case(case: str, groups: dict, records: list[bytes], poll_records: int) -> dict:
     codecs = {name: RowCodec(g) for name, g in groups.items()}  # the writer's encoding (FeatureWriter.write)
     if case == "rare_full":
         rare_full_collections()
@@ -105,6 +104,7 @@ def run_case(case: str, records: list[bytes], poll_records: int) -> dict:
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--config")
     ap.add_argument("--updates", type=int, default=1_400_000)
     ap.add_argument("--videos", type=int, default=250_000)
     ap.add_argument("--poll-records", type=int, default=2000, help="records per poll (featurestore.writer.batch_max)")
@@ -112,19 +112,21 @@ def main():
     ap.add_argument("--records", help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(RESULTS / "writer.json"))
     args = ap.parse_args()
+    groups = groups_for(load_config(args.config))
     if args.case:
         records = orjson.loads(Path(args.records).read_bytes())
-        print(orjson.dumps(run_case(args.case, [r.encode() for r in records], args.poll_records)).decode())
+        print(orjson.dumps(run_case(args.case, groups, [r.encode() for r in records], args.poll_records)).decode())
         return
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "records.json"
-        records = make_records(args.updates, args.videos)
+        records = make_records(groups, args.updates, args.videos)
         path.write_bytes(orjson.dumps([r.decode() for r in records]))
         result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
                   "args": {k: v for k, v in vars(args).items() if k not in ("case", "records", "out")},
                   "records": len(records)}
         for case in CASES:
             out = subprocess.run([sys.executable, "-m", "bench.writer", "--case", case, "--records", str(path),
+                                  *(["--config", args.config] if args.config else []),
                                   "--poll-records", str(args.poll_records)], check=True, capture_output=True)
             result[case] = orjson.loads(out.stdout.splitlines()[-1])
             print(case, result[case], flush=True)
