@@ -252,7 +252,7 @@ class OfflineLog:
     def _write_file(self, group: str, hour: str, chunks: list[tuple[int, list[FeatureUpdate]]]) -> dict:
         g = self.groups[group]
         # columns built a batch at a time (zip in C), not from a tuple per row: the log takes every
-        # update the writer reads, and per-row objects made a third of its time
+        # update the writer reads, and per-row tuples were a quarter of a file's write (cProfile)
         ids, as_ofs, absorbeds, value_rows, counts = [], [], [], [], []
         for _, updates in chunks:
             if updates:
