@@ -124,7 +124,6 @@ def test_corrections_of_a_book_saved_before_the_journal_are_applied_after_its_sn
     assert legacy.items == []
 
 
-
 def test_a_journal_entry_gives_back_its_row():
     for row in input_rows()[:5]:
         back = decode_input(encode_input(row))
