@@ -18,6 +18,9 @@ from jobs.keyed import int_array, internal_rows, jvm, update_batches
 ENGAGEMENT_VIEW = "engagement_events"
 ENRICHED_VIEW = "engagement_enriched"
 METADATA_JOIN_UID = "views-as-of-upload"  # typed JVM state: waiting views, upload versions
+# operator state of jobs/jvm WatermarkFloor: the watermark each subtask had sent on
+ENGAGEMENT_FLOOR_UID = "engagement-watermark-floor"
+ENRICHED_FLOOR_UID = "enriched-watermark-floor"
 # what every family's wire() returns: (entity id, update message of featurestore/updates.py)
 UPDATE_TYPE = Types.ROW_NAMED(["entity_id", "payload"], [Types.STRING(), Types.STRING()])
 
@@ -103,6 +106,20 @@ def single_stream(t_env, table, rowtime: str = "event_rowtime"):
         .watermark(rowtime, "SOURCE_WATERMARK()").build())
 
 
+def watermark_floor(t_env, table, uid: str, name: str, rowtime: str = "rowtime"):
+    """`table` (with one time attribute) through jobs/jvm WatermarkFloor: after a restore from a
+    checkpoint its watermark starts where it was, not from nothing, so a decision made on it (a
+    route, a closed interval) agrees with the windows downstream, which restore theirs. The result
+    has the columns of `table` (its time attribute as a plain timestamp) and `rowtime`, the records'
+    time attribute."""
+    from pyflink.datastream import DataStream
+
+    floored = DataStream(jvm().dev.fyp.ops.WatermarkFloor.of(internal_rows(t_env, table)._j_data_stream, uid, name))
+    return t_env.from_data_stream(
+        floored, Schema.new_builder().column_by_metadata(rowtime, DataTypes.TIMESTAMP_LTZ(3), "rowtime")
+        .watermark(rowtime, "SOURCE_WATERMARK()").build())
+
+
 def start(handle: JobHandle) -> JobHandle:
     handle.client = handle.env.execute_async(handle.name)
     return handle
@@ -122,7 +139,12 @@ def engagement_stream(cfg: Config, t_env, stmts, job: str, input_file: str | Non
         t_env.execute_sql(sql.file_source_ddl(cfg, "engagement_raw", str(Path(input_file).resolve())))
         origin = f"file:{Path(input_file).name}"
     else:
-        t_env.execute_sql(sql.kafka_source_ddl(cfg, "engagement_raw", topics.engagement, consumer_group(cfg, job)))
+        t_env.execute_sql(sql.kafka_source_ddl(cfg, "engagement_source", topics.engagement, consumer_group(cfg, job)))
+        # the route depends on the watermark: after a restore it must not start below the one the
+        # windows behind it restored (a bounded backfill never restores)
+        t_env.create_temporary_view("engagement_raw", watermark_floor(
+            t_env, t_env.sql_query("SELECT payload, src_partition, src_offset, rowtime AS source_rowtime "
+                                   "FROM engagement_source"), ENGAGEMENT_FLOOR_UID, "route's watermark floor"))
         origin = topics.engagement
     t_env.execute_sql(sql.routed_view_sql(cfg, "engagement_routed", "engagement_raw", has_offsets=input_file is None))
     # Read, parse and route once. Without this step the statement set (side outputs) and the
@@ -172,4 +194,5 @@ def as_of_upload_join(t_env, views, uploads):
         internal_rows(t_env, views)._j_data_stream, v.index("video_id"), v.index("event_time"),
         internal_rows(t_env, uploads)._j_data_stream, u.index("video_id"), u.index("version_time"),
         appended, METADATA_JOIN_UID, "views with upload metadata")
-    return DataStream(j_out)
+    # the spike family decides "interval closed" on this stream's watermark (see watermark_floor)
+    return DataStream(jvm().dev.fyp.ops.WatermarkFloor.of(j_out, ENRICHED_FLOOR_UID, "enriched watermark floor"))
