@@ -137,16 +137,17 @@ def engagement_stream(cfg: Config, t_env, stmts, job: str, input_file: str | Non
     topics = cfg.kafka.topics
     if input_file is not None:
         t_env.execute_sql(sql.file_source_ddl(cfg, "engagement_raw", str(Path(input_file).resolve())))
-        origin = f"file:{Path(input_file).name}"
+        origin, routed_from = f"file:{Path(input_file).name}", "engagement_raw"
     else:
-        t_env.execute_sql(sql.kafka_source_ddl(cfg, "engagement_source", topics.engagement, consumer_group(cfg, job)))
+        # (the source's name: the job's metrics find it by it, services/observability)
+        t_env.execute_sql(sql.kafka_source_ddl(cfg, "engagement_raw", topics.engagement, consumer_group(cfg, job)))
         # the route depends on the watermark: after a restore it must not start below the one the
         # windows behind it restored (a bounded backfill never restores)
-        t_env.create_temporary_view("engagement_raw", watermark_floor(
+        t_env.create_temporary_view("engagement_floored", watermark_floor(
             t_env, t_env.sql_query("SELECT payload, src_partition, src_offset, rowtime AS source_rowtime "
-                                   "FROM engagement_source"), ENGAGEMENT_FLOOR_UID, "route's watermark floor"))
-        origin = topics.engagement
-    t_env.execute_sql(sql.routed_view_sql(cfg, "engagement_routed", "engagement_raw", has_offsets=input_file is None))
+                                   "FROM engagement_raw"), ENGAGEMENT_FLOOR_UID, "route's watermark floor"))
+        origin, routed_from = topics.engagement, "engagement_floored"
+    t_env.execute_sql(sql.routed_view_sql(cfg, "engagement_routed", routed_from, has_offsets=input_file is None))
     # Read, parse and route once. Without this step the statement set (side outputs) and the
     # DataStream part are planned apart: the topic is read by two sources and each decides
     # "late" against its own watermark, so an event could be neither counted nor sent to late.
