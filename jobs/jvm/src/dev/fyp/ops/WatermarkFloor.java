@@ -23,9 +23,9 @@ import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
  * source derives its watermark from nothing again: until its first watermark, and while the events
  * after the checkpoint run behind the ones before it, the front would route a view behind the
  * restored watermark into a window that has already closed, instead of applying it as a
- * correction. Every watermark downstream of this operator is at most the one it sent on, so after a
- * restore it starts from the lowest that any of its subtasks had sent on (union state): at least
- * the watermark any window behind it restored.
+ * correction. A window's watermark is the lowest of its active inputs', each at most what this
+ * operator sent on, so after a restore it starts from the lowest its subtasks had sent on (union
+ * state, {@link #restoredFloor}): at least the watermark any window behind it restored.
  */
 public final class WatermarkFloor<T> extends AbstractStreamOperator<T> implements OneInputStreamOperator<T, T> {
     private static final ListStateDescriptor<Long> SENT = new ListStateDescriptor<>("watermark sent on", Types.LONG);
@@ -43,21 +43,31 @@ public final class WatermarkFloor<T> extends AbstractStreamOperator<T> implement
     public void initializeState(StateInitializationContext context) throws Exception {
         super.initializeState(context);
         sentState = context.getOperatorStateStore().getUnionListState(SENT);
-        sent = Long.MIN_VALUE;
+        sent = restoredFloor(sentState.get());
+        floorPending = sent != Long.MIN_VALUE;
+    }
+
+    /**
+     * The floor after a restore: the lowest watermark that the subtasks which had sent one on had
+     * sent. A subtask that had sent none (a source subtask with no partition to read is idle)
+     * saved none: it does not hold the floor down, as the windows behind skip an idle input too.
+     * Long.MIN_VALUE (no floor) when none was saved.
+     */
+    public static long restoredFloor(Iterable<Long> saved) {
         long lowest = Long.MAX_VALUE;
         boolean any = false;
-        for (Long w : sentState.get()) {
+        for (Long w : saved) {
+            if (w == null || w == Long.MIN_VALUE) continue;
             lowest = Math.min(lowest, w);
             any = true;
         }
-        if (any) sent = lowest;
-        floorPending = sent != Long.MIN_VALUE;
+        return any ? lowest : Long.MIN_VALUE;
     }
 
     @Override
     public void snapshotState(StateSnapshotContext context) throws Exception {
         super.snapshotState(context);
-        sentState.update(List.of(sent));
+        sentState.update(sent == Long.MIN_VALUE ? List.of() : List.of(sent));
     }
 
     @Override
