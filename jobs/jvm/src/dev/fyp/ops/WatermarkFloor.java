@@ -13,6 +13,7 @@ import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
 import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.streaming.runtime.watermarkstatus.WatermarkStatus;
 
 /**
  * Passes records on as they are, and a watermark that never falls below the one the operator had
@@ -24,8 +25,9 @@ import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
  * after the checkpoint run behind the ones before it, the front would route a view behind the
  * restored watermark into a window that has already closed, instead of applying it as a
  * correction. A window's watermark is the lowest of its active inputs', each at most what this
- * operator sent on, so after a restore it starts from the lowest its subtasks had sent on (union
- * state, {@link #restoredFloor}): at least the watermark any window behind it restored.
+ * operator sent on, so after a restore it starts from the lowest its active subtasks had sent on
+ * (union state, {@link #toSave}, {@link #restoredFloor}): at least the watermark any window behind
+ * it restored.
  */
 public final class WatermarkFloor<T> extends AbstractStreamOperator<T> implements OneInputStreamOperator<T, T> {
     private static final ListStateDescriptor<Long> SENT = new ListStateDescriptor<>("watermark sent on", Types.LONG);
@@ -33,6 +35,7 @@ public final class WatermarkFloor<T> extends AbstractStreamOperator<T> implement
     private transient ListState<Long> sentState;
     private transient long sent;  // the highest watermark sent on (the restored floor at first)
     private transient boolean floorPending;  // the restored floor is yet to be sent on
+    private transient boolean idle;  // the input's last watermark status
 
     /** `in` through a WatermarkFloor (chained to it: an operator factory's default). */
     public static <T> SingleOutputStreamOperator<T> of(DataStream<T> in, String uid, String name) {
@@ -48,26 +51,38 @@ public final class WatermarkFloor<T> extends AbstractStreamOperator<T> implement
     }
 
     /**
-     * The floor after a restore: the lowest watermark that the subtasks which had sent one on had
-     * sent. A subtask that had sent none (a source subtask with no partition to read is idle)
-     * saved none: it does not hold the floor down, as the windows behind skip an idle input too.
-     * Long.MIN_VALUE (no floor) when none was saved.
+     * The floor after a restore: the lowest watermark the subtasks had sent on (Long.MIN_VALUE, no
+     * floor, when one of them had sent none, or none saved any).
      */
     public static long restoredFloor(Iterable<Long> saved) {
         long lowest = Long.MAX_VALUE;
         boolean any = false;
         for (Long w : saved) {
-            if (w == null || w == Long.MIN_VALUE) continue;
             lowest = Math.min(lowest, w);
             any = true;
         }
         return any ? lowest : Long.MIN_VALUE;
     }
 
+    /**
+     * What a subtask saves: the watermark it has sent on, nothing while its input is idle (a source
+     * subtask with no partition to read). A window's watermark is the lowest of its active inputs'
+     * (an input without a watermark yet holds it at none); idle inputs it skips.
+     */
+    public static List<Long> toSave(long sent, boolean idle) {
+        return idle ? List.of() : List.of(sent);
+    }
+
     @Override
     public void snapshotState(StateSnapshotContext context) throws Exception {
         super.snapshotState(context);
-        sentState.update(sent == Long.MIN_VALUE ? List.of() : List.of(sent));
+        sentState.update(toSave(sent, idle));
+    }
+
+    @Override
+    public void processWatermarkStatus(WatermarkStatus status) throws Exception {
+        idle = status.isIdle();
+        super.processWatermarkStatus(status);
     }
 
     @Override
