@@ -57,13 +57,13 @@ def single_key_stream(t_env, table, row_type):
     return KeyedStream(j_keyed, row_type, stream)
 
 
-def update_batches(updates, max_chars: int, max_delay_ms: int, partitions: int, uid: str):
+def update_batches(updates, max_bytes: int, max_delay_ms: int, partitions: int, uid: str):
     """A DataStream of feature updates (entity_id, payload) packed by jobs/jvm UpdateBatches into
-    rows of the same type (batch key, JSON array of payloads); subtask i's key lands on partition
-    i mod `partitions` of the topic."""
+    rows (entity_id: the batch key, payload: a JSON array of updates as UTF-8 bytes) of at most
+    about `max_bytes`; subtask i's key lands on partition i mod `partitions` of the topic."""
     from pyflink.datastream import DataStream
 
-    return DataStream(jvm().dev.fyp.ops.UpdateBatches.of(updates._j_data_stream, max_chars, max_delay_ms,
+    return DataStream(jvm().dev.fyp.ops.UpdateBatches.of(updates._j_data_stream, max_bytes, max_delay_ms,
                                                          partitions, uid))
 
 

@@ -83,7 +83,8 @@ FROM spike_views WHERE closed""")
            .uid(UID).name(OPERATOR)
            .set_parallelism(1))  # one key: a second task would only start an idle Python worker
     t_env.create_temporary_view("spike_outputs", t_env.from_data_stream(out))
-    job.stmts.add_insert_sql(f"INSERT INTO feature_update_sink SELECT entity_id, payload FROM spike_outputs "
-                             f"WHERE kind = '{KIND_UPDATE}'")
-    job.stmts.add_insert_sql(f"INSERT INTO transition_sink SELECT entity_id, payload FROM spike_outputs "
-                             f"WHERE kind = '{KIND_TRANSITION}'")
+    # the sinks take UTF-8 bytes (sql.keyed_update_sink_ddl); these few records are encoded here
+    job.stmts.add_insert_sql(f"INSERT INTO feature_update_sink SELECT entity_id, CAST(payload AS BYTES) "
+                             f"FROM spike_outputs WHERE kind = '{KIND_UPDATE}'")
+    job.stmts.add_insert_sql(f"INSERT INTO transition_sink SELECT entity_id, CAST(payload AS BYTES) "
+                             f"FROM spike_outputs WHERE kind = '{KIND_TRANSITION}'")

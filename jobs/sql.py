@@ -183,9 +183,11 @@ UPDATE_BATCH_BYTES = 256 * 1024
 
 
 def keyed_update_sink_ddl(cfg: Config, table: str, topic: str) -> str:
+    """A Kafka sink of (entity_id STRING: the record key, payload BYTES: the value as it is; the
+    update batches come as UTF-8 bytes, jobs/jvm UpdateBatches)."""
     return f"""CREATE TEMPORARY TABLE {table} (
   entity_id STRING,
-  payload STRING
+  payload BYTES
 ) WITH (
   'connector' = 'kafka',
   'topic' = {quote(topic)},
