@@ -100,9 +100,14 @@ def single_stream(t_env, table, rowtime: str = "event_rowtime"):
     and could disagree with itself. Through a DataStream, every reader shares one computation. The
     result has the columns of `table` (its time attribute as a plain timestamp) and `rowtime`, the
     records' time attribute, with the upstream watermark."""
+    return _with_rowtime(t_env, internal_rows(t_env, table), rowtime)
+
+
+def _with_rowtime(t_env, rows, rowtime: str):
+    """A DataStream of internal rows back as a table: its columns, and `rowtime`, the records'
+    time attribute (their stream timestamps), with the stream's watermark."""
     return t_env.from_data_stream(
-        internal_rows(t_env, table),
-        Schema.new_builder().column_by_metadata(rowtime, DataTypes.TIMESTAMP_LTZ(3), "rowtime")
+        rows, Schema.new_builder().column_by_metadata(rowtime, DataTypes.TIMESTAMP_LTZ(3), "rowtime")
         .watermark(rowtime, "SOURCE_WATERMARK()").build())
 
 
@@ -115,9 +120,7 @@ def watermark_floor(t_env, table, uid: str, name: str, rowtime: str = "rowtime")
     from pyflink.datastream import DataStream
 
     floored = DataStream(jvm().dev.fyp.ops.WatermarkFloor.of(internal_rows(t_env, table)._j_data_stream, uid, name))
-    return t_env.from_data_stream(
-        floored, Schema.new_builder().column_by_metadata(rowtime, DataTypes.TIMESTAMP_LTZ(3), "rowtime")
-        .watermark(rowtime, "SOURCE_WATERMARK()").build())
+    return _with_rowtime(t_env, floored, rowtime)
 
 
 def start(handle: JobHandle) -> JobHandle:

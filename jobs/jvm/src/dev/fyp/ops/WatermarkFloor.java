@@ -16,8 +16,8 @@ import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.runtime.watermarkstatus.WatermarkStatus;
 
 /**
- * Passes records on as they are, and a watermark that never falls below the one the operator had
- * sent on when the checkpoint it restores from was taken.
+ * Passes records on as they are, and a watermark that never falls below a floor: after a restore,
+ * the lowest watermark its active subtasks had sent on when the checkpoint was taken.
  *
  * <p>Why: Flink's window aggregations (the SQL TUMBLE of every family) keep their watermark in
  * their state and drop, without a trace, a record whose window ended at or before it. A restarted
