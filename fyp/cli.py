@@ -333,12 +333,13 @@ def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from jobs.source_partitions import SourcePartitionsError
     from settings.connections import RedisAccessError
     from settings.kafka_clients import KafkaAccessError
 
     try:
         args.fn(args)
-    except (RedisAccessError, KafkaAccessError) as e:  # one line naming what to fix, never a secret
+    except (RedisAccessError, KafkaAccessError, SourcePartitionsError) as e:  # one line naming what to fix, never a secret
         raise SystemExit(f"fyp: {e}") from None
 
 

@@ -11,7 +11,7 @@ from pyflink.table import DataTypes, Schema
 
 from featurestore.updates import RECORD_CHARS
 from settings.config import Config
-from jobs import sql
+from jobs import source_partitions, sql
 from jobs.flink_env import create_environments
 from jobs.keyed import int_array, internal_rows, jvm, update_batches
 
@@ -83,7 +83,13 @@ class Needs:
 def prepare(cfg: Config, job: JobHandle, label: str, needs: list[Needs], input_file: str | None = None,
             uploads_file: str | None = None) -> None:
     """Registers, once, the parts of the front that any of `needs` reads; dead letters and late
-    events are tagged with `label` (the job)."""
+    events are tagged with `label` (the job). Streaming: refuses topics with fewer partitions than
+    the job's parallelism (jobs/source_partitions.py)."""
+    topics = [] if input_file is not None else [cfg.kafka.topics.engagement]
+    if any(n.metadata for n in needs) and uploads_file is None:
+        topics.append(cfg.kafka.topics.uploads)
+    if topics:
+        source_partitions.check(cfg, topics)
     origin = engagement_stream(cfg, job.t_env, job.stmts, label, input_file)
     if any(n.late for n in needs):
         late_events(cfg, job.t_env, job.stmts, origin, label)
