@@ -339,8 +339,8 @@ def main(argv=None) -> None:
 
     try:
         args.fn(args)
-    except (RedisAccessError, KafkaAccessError, SourcePartitionsError) as e:  # one line naming what to fix, never a secret
-        raise SystemExit(f"fyp: {e}") from None
+    except (RedisAccessError, KafkaAccessError, SourcePartitionsError) as e:
+        raise SystemExit(f"fyp: {e}") from None  # one line naming what to fix, never a secret
 
 
 if __name__ == "__main__":

@@ -70,7 +70,8 @@ def _wait_taken_in(client, cfg, views: int, timeout: float, trickle=lambda: None
 # Each topic's partitions, and the source idle timeout. With one partition and parallelism 2, one
 # source subtask has no partition: it goes idle after the timeout (without one the job would not
 # start: jobs/source_partitions.py), saves no watermark floor, and must not hold the floor down.
-LAYOUTS = {"two-partitions": {}, "one-partition-idle-source": {"kafka.partitions": 1, "flink.source_idle_timeout": "2s"}}
+LAYOUTS = {"two-partitions": {},
+           "one-partition-idle-source": {"kafka.partitions": 1, "flink.source_idle_timeout": "2s"}}
 
 
 class Trickle:
