@@ -82,12 +82,13 @@ class Trickle:
     family took in nothing in 180 s, engagement and trends did). Live traffic never falls silent."""
 
     def __init__(self, bootstrap: str, topic: str, partitions: int, start: int, active: bool):
-        self.args, self.partitions, self.t, self.active, self.last = (bootstrap, topic), partitions, start, active, 0.0
+        self.bootstrap, self.topic, self.partitions = bootstrap, topic, partitions
+        self.t, self.active, self.last = start, active, 0.0
 
     def __call__(self) -> None:
         if self.active and time.monotonic() - self.last >= 1.0:
             self.t += 1
-            send_sentinels(*self.args, self.t, self.partitions)
+            send_sentinels(self.bootstrap, self.topic, self.t, self.partitions)
             self.last = time.monotonic()
 
 

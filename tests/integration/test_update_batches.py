@@ -1,6 +1,7 @@
 """jobs/jvm UpdateBatches in a Flink job of its own: feature updates packed into records of many,
 nothing lost, repeated or reordered, no record beyond its size in bytes but by its last update,
-ids beyond ASCII kept as UTF-8, and what is buffered at the end of the input sent (the job's own operators feed it in the other tests)."""
+ids beyond ASCII kept as UTF-8, and what is buffered at the end of the input sent (the job's own
+operators feed it in the other tests)."""
 from __future__ import annotations
 
 import orjson
