@@ -179,7 +179,9 @@ def video_metadata(cfg: Config, t_env, stmts, job: str, uploads_file: str | None
     else:
         t_env.execute_sql(sql.upload_kafka_source_ddl(cfg, "uploads_raw", topics.uploads, consumer_group(cfg, job)))
         origin = topics.uploads
-    t_env.execute_sql(sql.uploads_routed_view_sql("uploads_routed", "uploads_raw", has_offsets=uploads_file is None))
+    t_env.execute_sql(sql.uploads_routed_view_sql("uploads_parsed", "uploads_raw", has_offsets=uploads_file is None))
+    # one read of the topic for the join and the dead letters alike (as for the engagement stream)
+    t_env.create_temporary_view("uploads_routed", single_stream(t_env, t_env.from_path("uploads_parsed")))
     views = t_env.sql_query(sql.join_views_sql(ENGAGEMENT_VIEW))
     uploads = t_env.sql_query(sql.join_uploads_sql("uploads_routed"))
     joined = as_of_upload_join(t_env, views, uploads)
