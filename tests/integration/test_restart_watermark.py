@@ -6,7 +6,6 @@ without a trace (the CI failure of test_hard_kill_and_restart_from_checkpoint: o
 from __future__ import annotations
 
 import signal
-import time
 
 import orjson
 import pytest
@@ -53,11 +52,10 @@ def _views_taken_in(client, cfg) -> dict:
             "trends": max(listed, default=None)}
 
 
-def _wait_taken_in(client, cfg, views: int, timeout: float, trickle=lambda: None) -> None:
+def _wait_taken_in(client, cfg, views: int, timeout: float) -> None:
     seen = {}
 
     def every_family():
-        trickle()
         seen.update(_views_taken_in(client, cfg))
         return set(seen.values()) == {views}
 
@@ -70,26 +68,11 @@ def _wait_taken_in(client, cfg, views: int, timeout: float, trickle=lambda: None
 # Each topic's partitions, and the source idle timeout. With one partition and parallelism 2, one
 # source subtask has no partition: it goes idle after the timeout (without one the job would not
 # start: jobs/source_partitions.py), saves no watermark floor, and must not hold the floor down.
+# There the stream falls silent once the sentinels are read and goes idle before the uploads
+# source (no upload here; idle after `enrichment.metadata_wait`): the metadata join must then move
+# on to the views' watermark (jobs/jvm AsOfUploadJoin), or the spike family waits for the next event.
 LAYOUTS = {"two-partitions": {},
            "one-partition-idle-source": {"kafka.partitions": 1, "flink.source_idle_timeout": "2s"}}
-
-
-class Trickle:
-    """Live traffic past the views, a sentinel a second (each a millisecond later), where sources
-    may go idle. WHY: a stream that falls silent goes idle within the timeout, before the uploads
-    source (no upload in this test) goes idle after `enrichment.metadata_wait`; the metadata join
-    then sees every input idle and its waiting views stay until the next event (seen: the spike
-    family took in nothing in 180 s, engagement and trends did). Live traffic never falls silent."""
-
-    def __init__(self, bootstrap: str, topic: str, partitions: int, start: int, active: bool):
-        self.bootstrap, self.topic, self.partitions = bootstrap, topic, partitions
-        self.t, self.active, self.last = start, active, 0.0
-
-    def __call__(self) -> None:
-        if self.active and time.monotonic() - self.last >= 1.0:
-            self.t += 1
-            send_sentinels(self.bootstrap, self.topic, self.t, self.partitions)
-            self.last = time.monotonic()
 
 
 @pytest.mark.parametrize("layout_name", LAYOUTS)
@@ -100,13 +83,12 @@ def test_view_behind_the_restored_watermark_counts_in_every_family(stack, tmp_pa
     _produce(stack.bootstrap, topic, [(0, _view("v-early", T0 + 100, "u1")),
                                       (1 % partitions, _view("v-early", T0 + 200, "u2"))])
     send_sentinels(stack.bootstrap, topic, T0 + 300_000, partitions)  # the watermark goes 5 min past the views
-    idle = bool(cfg.flink.source_idle_timeout)
 
     first = start_fyp(path, "run", "features", "--fresh", log=tmp_path / "run1.log")
     try:
         # the views' step, minute and spike interval have closed in every window aggregation: their
         # watermarks are past T0 + 1 min ...
-        _wait_taken_in(client, cfg, 2, 180, Trickle(stack.bootstrap, topic, partitions, T0 + 300_000, idle))
+        _wait_taken_in(client, cfg, 2, 180)
         # ... and a checkpoint taken after that holds them
         before = latest_checkpoint(cfg.checkpoint_dir / "features")
         wait_for(lambda: latest_checkpoint(cfg.checkpoint_dir / "features") not in (None, before), 60,
@@ -119,7 +101,7 @@ def test_view_behind_the_restored_watermark_counts_in_every_family(stack, tmp_pa
     second = start_fyp(path, "run", "features", log=tmp_path / "run2.log")
     try:
         send_sentinels(stack.bootstrap, topic, T0 + 310_000, partitions)
-        _wait_taken_in(client, cfg, 3, 120, Trickle(stack.bootstrap, topic, partitions, T0 + 310_000, idle))
+        _wait_taken_in(client, cfg, 3, 120)
         assert replay.stored_group(cfg, client, VIDEO_ENGAGEMENT)["v-early"][1]["views_1h"] == 3
     finally:
         kill_group(second, signal.SIGTERM)

@@ -18,6 +18,7 @@ import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 import org.apache.flink.streaming.api.functions.co.KeyedCoProcessFunction;
 import org.apache.flink.streaming.api.operators.co.KeyedCoProcessOperator;
 import org.apache.flink.streaming.api.watermark.Watermark;
+import org.apache.flink.streaming.runtime.watermarkstatus.WatermarkStatus;
 import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.data.utils.JoinedRowData;
@@ -252,11 +253,39 @@ public class AsOfUploadJoin extends KeyedCoProcessFunction<String, RowData, RowD
         return found;
     }
 
-    /** The join's operator: Flink's, which also tells the function the uploads input's own
-     * watermark (a two-input operator sees each input's; the function only their minimum). */
+    /**
+     * The join's operator: Flink's, which also tells the function the uploads input's own
+     * watermark (a two-input operator sees each input's; the function only their minimum), and
+     * which moves on to the views' watermark when both inputs have gone idle.
+     *
+     * <p>WHY the last: the uploads count as idle after `enrichment.metadata_wait` without one, and
+     * with `flink.source_idle_timeout` a silent engagement stream goes idle too, often first. Flink
+     * then keeps the smaller watermark of the two inputs, the uploads' old one, for as long as both
+     * stay idle, and the views waiting for it stayed until the next event (the spike family took
+     * in nothing in 180 s of test_restart_watermark). With the uploads idle, views stop waiting for
+     * them: the order in which the two inputs went idle must not matter. Flink's own rule within
+     * one input is the same: when every channel is idle, the largest watermark among them goes on.
+     */
     static class UploadsWatermark extends KeyedCoProcessOperator<String, RowData, RowData, RowData> {
+        private transient long viewsWatermark = Long.MIN_VALUE;
+        private transient long processed = Long.MIN_VALUE;  // the highest watermark this operator went to
+        private transient boolean viewsIdle, uploadsIdle;
+
         UploadsWatermark(AsOfUploadJoin join) {
             super(join);
+        }
+
+        @Override
+        public void open() throws Exception {
+            super.open();
+            viewsWatermark = processed = Long.MIN_VALUE;
+            viewsIdle = uploadsIdle = false;
+        }
+
+        @Override
+        public void processWatermark1(Watermark mark) throws Exception {
+            viewsWatermark = Math.max(viewsWatermark, mark.getTimestamp());
+            super.processWatermark1(mark);
         }
 
         @Override
@@ -264,6 +293,24 @@ public class AsOfUploadJoin extends KeyedCoProcessFunction<String, RowData, RowD
             AsOfUploadJoin join = (AsOfUploadJoin) userFunction;
             join.uploadsWatermark = Math.max(join.uploadsWatermark, mark.getTimestamp());
             super.processWatermark2(mark);
+        }
+
+        @Override
+        public void processWatermark(Watermark mark) throws Exception {
+            // after a move to the views' watermark, the inputs' minimum catches up from below
+            if (mark.getTimestamp() <= processed) return;
+            processed = mark.getTimestamp();
+            super.processWatermark(mark);
+        }
+
+        @Override
+        protected void processWatermarkStatus(WatermarkStatus status, int index) throws Exception {
+            if (index == 0) viewsIdle = status.isIdle();
+            else uploadsIdle = status.isIdle();
+            if (viewsIdle && uploadsIdle && viewsWatermark > processed) {
+                processWatermark(new Watermark(viewsWatermark));  // before the idle status goes downstream
+            }
+            super.processWatermarkStatus(status, index);
         }
     }
 
