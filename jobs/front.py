@@ -101,9 +101,10 @@ def prepare(cfg: Config, job: JobHandle, label: str, needs: list[Needs], input_f
 
 def single_stream(t_env, table, rowtime: str = "event_rowtime"):
     """`table` as one node of the job, whatever number of queries read it. The planner copies a view
-    into every query that reads it; a view whose rows depend on the watermark (a CURRENT_WATERMARK
-    test) would then be computed by each copy against its own watermark timeline
-    and could disagree with itself. Through a DataStream, every reader shares one computation. The
+    into every query that reads it, its source included: each copy reads and parses the input
+    again, and a view whose rows depend on the watermark (a CURRENT_WATERMARK test) would be
+    computed by each copy against its own watermark timeline and could disagree with itself.
+    Through a DataStream, every reader shares one computation. The
     result has the columns of `table` (its time attribute as a plain timestamp) and `rowtime`, the
     records' time attribute, with the upstream watermark."""
     return _with_rowtime(t_env, internal_rows(t_env, table), rowtime)
@@ -181,7 +182,7 @@ def video_metadata(cfg: Config, t_env, stmts, job: str, uploads_file: str | None
         origin = topics.uploads
     t_env.execute_sql(sql.uploads_routed_view_sql("uploads_parsed", "uploads_raw", has_offsets=uploads_file is None))
     # one read of the topic for the join and the dead letters alike (as for the engagement stream)
-    t_env.create_temporary_view("uploads_routed", single_stream(t_env, t_env.from_path("uploads_parsed")))
+    t_env.create_temporary_view("uploads_routed", single_stream(t_env, t_env.from_path("uploads_parsed"), "rowtime"))
     views = t_env.sql_query(sql.join_views_sql(ENGAGEMENT_VIEW))
     uploads = t_env.sql_query(sql.join_uploads_sql("uploads_routed"))
     joined = as_of_upload_join(t_env, views, uploads)
