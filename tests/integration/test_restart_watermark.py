@@ -70,7 +70,9 @@ def _wait_taken_in(client, cfg, views: int, timeout: float) -> None:
 # start: jobs/source_partitions.py), saves no watermark floor, and must not hold the floor down.
 # There the stream falls silent once the sentinels are read and goes idle before the uploads
 # source (no upload here; idle after `enrichment.metadata_wait`): the metadata join must then move
-# on to the views' watermark (jobs/jvm AsOfUploadJoin), or the spike family waits for the next event.
+# on to the views' watermark (jobs/jvm AsOfUploadJoin), or the spike family waits for the next event;
+# and the checkpoint is taken with every source subtask idle, so the floor must come from the
+# watermark they sent before going idle, or the view after the restart is lost in every family.
 LAYOUTS = {"two-partitions": {},
            "one-partition-idle-source": {"kafka.partitions": 1, "flink.source_idle_timeout": "2s"}}
 

@@ -267,8 +267,9 @@ public class AsOfUploadJoin extends KeyedCoProcessFunction<String, RowData, RowD
      * one input is the same: when every channel is idle, the largest watermark among them goes on.
      */
     static class UploadsWatermark extends KeyedCoProcessOperator<String, RowData, RowData, RowData> {
-        private transient long viewsWatermark = Long.MIN_VALUE;
-        private transient long processed = Long.MIN_VALUE;  // the highest watermark this operator went to
+        // set in open(): the operator reaches the task serialized, without its transient fields
+        private transient long viewsWatermark;
+        private transient long processed;  // the highest watermark this operator went to
         private transient boolean viewsIdle, uploadsIdle;
 
         UploadsWatermark(AsOfUploadJoin join) {
