@@ -4,7 +4,8 @@ each window with velocity (operators/trends.py) -> feature-updates topic.
 Graph (one Flink job):
   engagement events (shared front: parse, validate, route; dead letters and late events out)
     -> per (region, video, minute) trend-score sums (TUMBLE, JVM), and per (video, minute) for
-       GLOBAL rolled up from them; corrections (behind the watermark, within the allowed lateness) one by one
+       GLOBAL rolled up from them; corrections (behind the watermark, within the allowed
+       lateness) one by one
     -> JVM, keyed by region: sliding sums per video over minute tiles, re-ranked each minute
        (jobs/jvm TopBySlidingScore, typed state) -> update messages
     -> feature-updates topic
