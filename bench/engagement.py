@@ -10,6 +10,10 @@ Flink -> feature writer -> Redis.
    minus the view's event time.
 3. Memory: peak resident memory of the job's process tree (driver, JVM, Python workers), sampled
    every 0.5 s, plus broker and Redis.
+4. Checkpoints during the live traffic, from Flink's REST API: when each started, how long it took,
+   what it wrote; and for each of the slowest probe views, how long after it was sent the next
+   checkpoint started (the heap state is written in full each time, and that takes the cores from
+   the job: docs/benchmarks.md).
 Writes bench/results/engagement.json.
 """
 from __future__ import annotations
@@ -30,6 +34,8 @@ import yaml
 from confluent_kafka import Producer
 
 from stack import procs
+from stack.daemons import free_port
+from stack.flink_rest import RestError, checkpoint_stats, running_job_id
 from featurestore import layout
 from featurestore.reader import FeatureReader
 from settings.config import REPO_ROOT, load_config
@@ -64,6 +70,40 @@ def bench_config(base: str | None, tag: str, parallelism: int, flink_overrides: 
     cfg = load_config(path)
     ensure_topics(cfg)
     return cfg, path
+
+
+class CheckpointWatch(threading.Thread):
+    """The running job's completed checkpoints, read every 2 s from its REST API (the history it
+    serves holds only the last few)."""
+
+    def __init__(self, rest_url: str):
+        super().__init__(daemon=True)
+        self.rest_url = rest_url
+        self.stop = threading.Event()
+        self.completed: dict = {}  # id -> {"started_ms", "ms", "mb"}
+
+    def run(self):
+        while not self.stop.wait(2.0):
+            try:
+                job = running_job_id(self.rest_url)
+                history = checkpoint_stats(self.rest_url, job)["history"] if job else []
+            except (RestError, OSError):
+                continue  # not up yet, or restarting
+            for c in history:
+                if c["status"] == "COMPLETED":
+                    self.completed[c["id"]] = {"started_ms": c["trigger_timestamp"], "ms": c["end_to_end_duration"],
+                                               "mb": round(c["checkpointed_size"] / 1e6, 1)}
+
+    def report(self, from_ms: float, to_ms: float) -> dict:
+        during = [c for c in list(self.completed.values()) if from_ms <= c["started_ms"] <= to_ms]
+        return {"completed": len(during),
+                "ms_median": round(statistics.median(c["ms"] for c in during)) if during else None,
+                "ms_max": max((c["ms"] for c in during), default=None),
+                "mb_median": statistics.median(c["mb"] for c in during) if during else None}
+
+    def next_start_after(self, ms: float) -> float | None:
+        # list(): one C call, so the watch thread cannot change the dict while it is read
+        return min((c["started_ms"] for c in list(self.completed.values()) if c["started_ms"] >= ms), default=None)
 
 
 class MemorySampler(threading.Thread):
@@ -135,7 +175,10 @@ def run(args) -> dict:
     overrides = {k: v for k, v in (("bundle_time", args.bundle_time), ("bundle_size", args.bundle_size),
                                    ("buffer_timeout", args.buffer_timeout),
                                    ("watermark_interval", args.watermark_interval)) if v}
+    rest_port = free_port()
+    overrides["extra"] = {**load_config(args.config).flink.extra, "rest.port": str(rest_port)}
     cfg, cfg_path = bench_config(args.config, tag, args.parallelism, overrides)
+    checkpoints = CheckpointWatch(f"http://127.0.0.1:{rest_port}")
     client = redis.Redis.from_url(cfg.redis.url)
     client.delete(*(layout.entity_key(VIDEO_ENGAGEMENT, v) for v in (PROBE, "zz-marker-1", "zz-marker-2")))
     # Two backlogs over the same catalog: the first starts the job from cold state (every video
@@ -159,6 +202,7 @@ def run(args) -> dict:
             pids[name] = int(pf.read_text())
     sampler = MemorySampler(pids)
     sampler.start()
+    checkpoints.start()
     t_start = time.monotonic()
     result: dict = {}
     try:
@@ -184,11 +228,14 @@ def run(args) -> dict:
         result["backlog"] = {"job": args.job, "event_time_rate": args.event_rate, "parallelism": args.parallelism,
                              "catalog_videos": args.videos}
         live = LiveTraffic(cfg, args.live_rate, args.live_seconds, videos=[k.decode() for k in warm_keys[:50000]])
+        live_from = time.time() * 1000
         live.start()
         live.join()
-        result["freshness"] = live.report()
+        result["freshness"] = live.report(checkpoints)
+        result["checkpoints_during_live"] = checkpoints.report(live_from, time.time() * 1000)
     finally:
         sampler.stop.set()
+        checkpoints.stop.set()
         procs.stop_group_leader(job)
     result["memory_peak_mb"] = {k: round(v / 2**20) for k, v in sorted(sampler.peak.items())}
     result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
@@ -250,13 +297,18 @@ class LiveTraffic(threading.Thread):
                     self.seen.setdefault(k, now)
             time.sleep(0.002)
 
-    def report(self) -> dict:
+    def report(self, checkpoints: CheckpointWatch) -> dict:
         by_probe = [(self.seen[k] - self.sent_probe[k - 1], self.sent_probe[k - 1])
                     for k in range(1, len(self.sent_probe) + 1) if k in self.seen]
         lags = sorted(lag for lag, _ in by_probe)
-        # where in the minute the slowest probe views were sent: per-minute work (the spike
-        # family's interval) lands on the steps just after a minute's end
-        slowest = [{"ms": round(lag), "second_of_minute": round(sent % 60_000 / 1000, 1)}
+        # where in the minute the slowest probe views were sent (per-minute work, the spike
+        # family's interval, lands on the steps just after a minute's end), and how soon after
+        # them a checkpoint started (their step closes 1-1.5 s after they are sent)
+        def next_checkpoint(sent):
+            started = checkpoints.next_start_after(sent)
+            return None if started is None else round(started - sent)
+        slowest = [{"ms": round(lag), "second_of_minute": round(sent % 60_000 / 1000, 1),
+                    "ms_to_next_checkpoint": next_checkpoint(sent)}
                    for lag, sent in sorted(by_probe, reverse=True)[:5]]
         q = lambda p: round(lags[min(len(lags) - 1, int(p * len(lags)))]) if lags else None
         return {"input_rate_events_per_second": self.rate, "seconds": self.seconds, "events_sent": self.sent,
