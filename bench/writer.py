@@ -1,5 +1,6 @@
 """The feature writer's Python work per update, apart from Redis and Kafka: decode, newest per key,
-encode, offline log (its Parquet files in a temporary folder).
+encode, offline log (its Parquet files in a temporary folder); then its writes into the config's
+Redis (the local stack's: `make up`).
 
 Input: the update records of a sparse engagement backfill, generated: `--updates` engagement
 updates (1h/6h/24h windows, mixed int and float values) over `--videos` videos, each video's
@@ -7,7 +8,9 @@ updates a second apart, packed as the job packs them (JSON arrays of about 32 KB
 of `--poll-records` records as the writer reads them. Each case runs in a process of its own (the
 collector's state is the process's): `python_default` with Python's thresholds, `rare_full` with
 the writer's policy (services/gc_policy.py). Reports each step's seconds and the collector's
-time per generation (gc.callbacks). Writes bench/results/writer.json.
+time per generation (gc.callbacks). Last, `FeatureWriter.write` of batches of `--redis-batches`
+engagement updates into Redis (keys `bench-writer-*`, 60 s TTL): the median wall time per update
+over 20 batches of each size. Writes bench/results/writer.json.
 
     .venv/bin/python -m bench.writer [--config C] [--updates 1400000] [--videos 250000]
 """
@@ -18,6 +21,7 @@ import gc
 import os
 import platform
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,9 +34,11 @@ from bench.engagement import RESULTS
 from featurestore.offline_log import OfflineLog
 from featurestore.updates import FeatureUpdate, decode_updates, encode_records, latest_per_entity
 from featurestore.layout import RowCodec
+from featurestore.writer import FeatureWriter
 from operators.feature_groups import groups_for
 from services.gc_policy import rare_full_collections
 from settings.config import load_config
+from settings.connections import redis_client
 
 GROUP = "video_engagement"
 CASES = ("python_default", "rare_full")
@@ -102,17 +108,41 @@ def run_case(case: str, groups: dict, records: list[bytes], poll_records: int) -
             "gc_seconds": [round(s, 2) for s in gc_seconds], "gc_collections": gc_counts}
 
 
+def redis_writes(cfg, groups: dict, batch_sizes: list[int], repeats: int = 20) -> dict:
+    """Median microseconds per update of FeatureWriter.write, per batch size; every batch newer
+    than the last, so every key is written."""
+    writer = FeatureWriter(redis_client(cfg, "writer"), groups, {name: 60_000 for name in groups})
+    rng = random.Random(11)
+    group = groups[GROUP]
+    values = [rng.randrange(100) if f.dtype == "int" else round(rng.random(), 10) for f in group.features]
+    as_of = int(time.time() * 1000)
+    out = {}
+    for size in batch_sizes:
+        seconds = []
+        for _ in range(repeats):
+            as_of += 1
+            batch = [FeatureUpdate(GROUP, f"bench-writer-{i}", as_of, 1, values) for i in range(size)]
+            t0 = time.perf_counter()
+            written = writer.write(batch)
+            seconds.append(time.perf_counter() - t0)
+            assert written == size, (written, size)
+        out[f"us_per_update_batch_{size}"] = round(1e6 * statistics.median(seconds) / size, 2)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config")
     ap.add_argument("--updates", type=int, default=1_400_000)
     ap.add_argument("--videos", type=int, default=250_000)
     ap.add_argument("--poll-records", type=int, default=2000, help="records per poll (featurestore.writer.batch_max)")
+    ap.add_argument("--redis-batches", default="500,5000", help="batch sizes of the Redis writes, comma-separated")
     ap.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)  # one case, in a child process
     ap.add_argument("--records", help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(RESULTS / "writer.json"))
     args = ap.parse_args()
-    groups = groups_for(load_config(args.config))
+    cfg = load_config(args.config)
+    groups = groups_for(cfg)
     if args.case:
         records = orjson.loads(Path(args.records).read_bytes())
         print(orjson.dumps(run_case(args.case, groups, [r.encode() for r in records], args.poll_records)).decode())
@@ -130,6 +160,8 @@ def main():
                                   "--poll-records", str(args.poll_records)], check=True, capture_output=True)
             result[case] = orjson.loads(out.stdout.splitlines()[-1])
             print(case, result[case], flush=True)
+        result["redis_write"] = redis_writes(cfg, groups, [int(n) for n in args.redis_batches.split(",")])
+        print("redis_write", result["redis_write"], flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     print(f"wrote {args.out}")

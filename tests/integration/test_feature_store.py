@@ -80,6 +80,31 @@ def test_a_batch_of_many_keys_is_written_per_key_in_script_calls_of_several(stac
     assert 5_000 < client.pttl(layout.entity_key(eg.name, "b1")) <= 60_000
 
 
+def test_positions_are_stored_only_after_every_key_of_the_batch_is_acknowledged(stack):
+    """A script call that Redis refuses (here a key of the layout holding a hash) fails the batch:
+    the positions stay where they were, so a restarted writer reads the batch again; the keys of
+    the other calls are written (harmless, versioned) and the connection stays usable."""
+    cfg, _ = stack.config("store-refused")
+    groups = groups_for(cfg)
+    g = groups[VIDEO_ENGAGEMENT]
+    client = stack.redis(cfg)
+    w = FeatureWriter(client, groups, {VIDEO_ENGAGEMENT: 60_000})
+    client.hset(layout.entity_key(g.name, "r5"), "not", "a feature row")
+    n = 3 * layout.WRITE_KEYS_PER_CALL
+    batch = [FeatureUpdate(g.name, f"r{i}", 2000, 1, _values(g, i)) for i in range(n)]
+    assert w.write([], {"t@x:0": 10}, writer="refused") == 0
+    with pytest.raises(redis_lib.ResponseError, match="WRONGTYPE"):
+        w.write(batch, {"t@x:0": 99}, writer="refused")
+    assert w.read_offsets("refused") == {"t@x:0": 10}
+    # the calls after the refused one ran: their keys are stored
+    rows = FeatureReader(client, groups).get("video", [f"r{i}" for i in range(n - 3, n)], ["views_1h"])
+    assert [r.values["views_1h"] for r in rows] == [n - 3, n - 2, n - 1]
+    client.delete(layout.entity_key(g.name, "r5"))
+    # the refused call stopped at r5 (a script is not rolled back): from r5 to the call's end are new
+    assert w.write(batch, {"t@x:0": 99}, writer="refused") == layout.WRITE_KEYS_PER_CALL - 5
+    assert w.read_offsets("refused") == {"t@x:0": 99}
+
+
 def test_writer_service_survives_a_redis_outage_without_losing_updates(stack, tmp_path):
     """A separate Redis is stopped while updates flow; the writer retries, the updates wait in
     Kafka, and after Redis returns every entity ends at its newest version."""
