@@ -154,8 +154,9 @@ class FlinkConfig(Section):
     state_cache_size: int = Field(100_000, ge=1)
     # how often sources emit watermarks, and the longest a record waits in a network buffer: both
     # are in every feature's freshness (docs/benchmarks.md: 100 / 20 ms against 200 / 100 ms took the
-    # combined job's p99 at 20K events/s from 2.26-3.79 s to 2.11-2.21 s; backfill rates unchanged)
-    watermark_interval: Duration = Field(100, gt=0)
+    # combined job's p99 at 20K events/s from 2.26-3.79 s to 2.11-2.21 s; a 20 ms watermark against
+    # 100 ms then took its p50 down in five alternating pairs out of five; backfill rates unchanged)
+    watermark_interval: Duration = Field(20, gt=0)
     buffer_timeout: Duration = 20
     # process: a worker per subtask | loopback: in the driver
     python_worker_mode: Literal["process", "loopback"] = "process"
