@@ -14,6 +14,10 @@ Flink -> feature writer -> Redis.
    what it wrote; and for each of the slowest probe views, how long after it was sent the next
    checkpoint started (the heap state is written in full each time, and that takes the cores from
    the job: docs/benchmarks.md).
+5. Where a probe view's time goes after its step could close: the probe's updates on the
+   feature-updates topic carry the time the job's sink produced them (the records' Kafka
+   timestamps), which splits it into the job's part (from the step's end plus the watermark delay
+   to the update record) and the writer's (from the record to Redis).
 Writes bench/results/engagement.json.
 """
 from __future__ import annotations
@@ -31,13 +35,14 @@ from pathlib import Path
 import orjson
 import redis
 import yaml
-from confluent_kafka import Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from stack import procs
 from stack.daemons import free_port
 from stack.flink_rest import RestError, checkpoint_stats, running_job_id
 from featurestore import layout
 from featurestore.reader import FeatureReader
+from featurestore.updates import decode_updates
 from settings.config import REPO_ROOT, load_config
 from fyp.generator import output
 from settings.kafka_clients import client_config
@@ -119,6 +124,31 @@ class MemorySampler(threading.Thread):
                 for k, v in procs.tree_rss(pid).items():
                     key = f"{name}.{k}"
                     self.peak[key] = max(self.peak.get(key, 0), v)
+
+
+def probe_update_records(cfg) -> list[tuple[int, int]]:
+    """(views_1h, the record's Kafka timestamp in ms) of each of the probe's engagement updates on the
+    feature-updates topic, in the order they were made (one subtask's, so one partition's). The
+    timestamp is the job's: its Kafka sink stamps a record when it produces it."""
+    at = groups_for(cfg)[VIDEO_ENGAGEMENT].names.index("views_1h")
+    topic = cfg.kafka.topics.feature_updates
+    consumer = Consumer(client_config(cfg.kafka, {"group.id": f"bench-probe-{time.time_ns()}",
+                                                  "enable.auto.commit": False, "fetch.wait.max.ms": 50}))
+    try:
+        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        found, quiet = [], 0
+        # the topic's end by reading (tansu's ListOffsets answer counts batches, not records)
+        while quiet < 3:
+            messages = consumer.consume(1000, 1.0)
+            quiet = 0 if messages else quiet + 1
+            for m in messages:
+                if m.error() is None and m.value() and PROBE.encode() in m.value():
+                    found += [(u.values[at], m.timestamp()[1]) for u in decode_updates(m.value())
+                              if u.entity_id == PROBE and u.group == VIDEO_ENGAGEMENT]
+        return found
+    finally:
+        consumer.close()
 
 
 def writes(client) -> int:
@@ -231,7 +261,7 @@ def run(args) -> dict:
         live_from = time.time() * 1000
         live.start()
         live.join()
-        result["freshness"] = live.report(checkpoints)
+        result["freshness"] = live.report(checkpoints, probe_update_records(cfg))
         result["checkpoints_during_live"] = checkpoints.report(live_from, time.time() * 1000)
     finally:
         sampler.stop.set()
@@ -297,10 +327,11 @@ class LiveTraffic(threading.Thread):
                     self.seen.setdefault(k, now)
             time.sleep(0.002)
 
-    def report(self, checkpoints: CheckpointWatch) -> dict:
+    def report(self, checkpoints: CheckpointWatch, updates: list[tuple[int, int]]) -> dict:
         by_probe = [(self.seen[k] - self.sent_probe[k - 1], self.sent_probe[k - 1])
                     for k in range(1, len(self.sent_probe) + 1) if k in self.seen]
         lags = sorted(lag for lag, _ in by_probe)
+        parts = self.split(updates)
         # where in the minute the slowest probe views were sent (per-minute work, the spike
         # family's interval, lands on the steps just after a minute's end), and how soon after
         # them a checkpoint started (their step closes 1-1.5 s after they are sent)
@@ -308,13 +339,37 @@ class LiveTraffic(threading.Thread):
             started = checkpoints.next_start_after(sent)
             return None if started is None else round(started - sent)
         slowest = [{"ms": round(lag), "second_of_minute": round(sent % 60_000 / 1000, 1),
-                    "ms_to_next_checkpoint": next_checkpoint(sent)}
+                    "ms_to_next_checkpoint": next_checkpoint(sent),
+                    "ms_job": parts.get(sent, (None, None))[0], "ms_writer": parts.get(sent, (None, None))[1]}
                    for lag, sent in sorted(by_probe, reverse=True)[:5]]
         q = lambda p: round(lags[min(len(lags) - 1, int(p * len(lags)))]) if lags else None
+
+        def quantiles(xs):
+            xs = sorted(xs)
+            return {"p50": xs[len(xs) // 2], "p99": xs[min(len(xs) - 1, int(0.99 * len(xs)))]} if xs else None
         return {"input_rate_events_per_second": self.rate, "seconds": self.seconds, "events_sent": self.sent,
                 "probe_views": len(self.sent_probe), "probe_views_seen": len(lags),
                 "freshness_ms_p50": q(0.5), "freshness_ms_p99": q(0.99), "freshness_ms_max": round(lags[-1]) if lags else None,
-                "freshness_ms_mean": round(statistics.mean(lags)) if lags else None, "slowest_probe_views": slowest}
+                "freshness_ms_mean": round(statistics.mean(lags)) if lags else None,
+                "job_ms": quantiles([j for j, _ in parts.values()]),
+                "writer_ms": quantiles([w for _, w in parts.values()]),
+                "slowest_probe_views": slowest}
+
+    def split(self, updates: list[tuple[int, int]]) -> dict:
+        """Per probe view seen (by its send time): (the job's part: from its step's end plus the
+        watermark delay to the first update record counting it; the writer's: from that record
+        to Redis), in ms."""
+        e = self.cfg.engagement
+        parts, i = {}, 0
+        for k in range(1, len(self.sent_probe) + 1):
+            while i < len(updates) and updates[i][0] < k:
+                i += 1
+            if i == len(updates) or k not in self.seen:
+                continue
+            sent, produced = self.sent_probe[k - 1], updates[i][1]
+            closable = (sent // e.emit_interval + 1) * e.emit_interval + e.max_out_of_orderness
+            parts[sent] = (round(produced - closable), round(self.seen[k] - produced))
+        return parts
 
 
 def main():
