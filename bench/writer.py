@@ -10,7 +10,10 @@ collector's state is the process's): `python_default` with Python's thresholds, 
 the writer's policy (services/gc_policy.py). Reports each step's seconds and the collector's
 time per generation (gc.callbacks). Last, `FeatureWriter.write` of batches of `--redis-batches`
 engagement updates into Redis (keys `bench-writer-*`, 60 s TTL): the median wall time per update
-over 20 batches of each size. Writes bench/results/writer.json.
+over 20 batches of each size. And how long a thread of the writer's process waits for the GIL
+while the offline log flushes 50,000 rows beside it (`flush_gil_gaps_ms`: the longest and the
+99th percentile of the gaps between the 1 ms ticks of a thread that sleeps 1 ms at a time).
+Writes bench/results/writer.json.
 
     .venv/bin/python -m bench.writer [--config C] [--updates 1400000] [--videos 250000]
 """
@@ -25,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -130,6 +134,44 @@ def redis_writes(cfg, groups: dict, batch_sizes: list[int], repeats: int = 20) -
     return out
 
 
+def flush_gil_gaps(groups: dict, rows: int = 50_000) -> dict:
+    """The gaps a 1 ms ticker thread sees while the offline log flushes `rows` engagement updates
+    on its own thread (the writer's thread waits as long for the GIL), with the writer's collector
+    policy."""
+    rare_full_collections()
+    updates = []
+    for raw in make_records(groups, rows, rows):
+        updates += decode_updates(raw.encode())
+    gaps, stop = [], threading.Event()
+
+    def tick():
+        last = time.perf_counter()
+        while not stop.is_set():
+            time.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    with tempfile.TemporaryDirectory() as folder:
+        log = OfflineLog(folder, groups, flush_rows=10 * rows)
+        for at in range(0, len(updates), 5000):
+            log.append(updates[at:at + 5000], 1_782_000_000_000, {"bench:0": at})
+        ticker = threading.Thread(target=tick)
+        ticker.start()
+        time.sleep(0.2)
+        gaps.clear()
+        began = time.perf_counter()
+        log.flush()
+        log.wait()
+        seconds = time.perf_counter() - began
+        stop.set()
+        ticker.join()
+        log.close()
+    gaps.sort()
+    return {"rows": len(updates), "flush_seconds": round(seconds, 3), "max": round(1000 * gaps[-1], 1),
+            "p99": round(1000 * gaps[int(0.99 * len(gaps))], 1)}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config")
@@ -162,6 +204,8 @@ def main():
             print(case, result[case], flush=True)
         result["redis_write"] = redis_writes(cfg, groups, [int(n) for n in args.redis_batches.split(",")])
         print("redis_write", result["redis_write"], flush=True)
+        result["flush_gil_gaps_ms"] = flush_gil_gaps(groups)
+        print("flush_gil_gaps_ms", result["flush_gil_gaps_ms"], flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     print(f"wrote {args.out}")

@@ -369,3 +369,27 @@ def test_a_numeric_group_logs_the_values_the_checked_way_would(tmp_path, monkeyp
     monkeypatch.setattr(OfflineLog, "_numeric_columns", lambda *a: None)
     for name, rows in batches.items():
         pd.testing.assert_frame_equal(fast[name], logged(tmp_path / "checked" / name, rows))
+
+
+def test_a_file_built_in_slices_holds_every_row_in_order_with_its_write_time(tmp_path, monkeypatch):
+    """A file's columns are built a slice of rows at a time (the GIL is let go in between); slices
+    cut across the writer's batches must log the same rows, in the same order, each with its
+    batch's write time, as one slice does."""
+    batches = [([up(f"e{i}-{k}", 10 * i + k, k, i * 100 + k) for k in range(n)], 1000 + i)
+               for i, n in enumerate((1, 5, 0, 7, 2))]
+
+    def logged(root, rows_per_slice):
+        monkeypatch.setattr("featurestore.offline_log.ROWS_PER_SLICE", rows_per_slice)
+        log = OfflineLog(root, GROUPS)
+        for updates, written_at in batches:
+            log.append(updates, written_at, {})
+        log.close()
+        (file,) = read_manifest(root)["files"]
+        return store(root).scan("g"), file
+
+    whole, _ = logged(tmp_path / "whole", 4096)
+    sliced, file = logged(tmp_path / "sliced", 3)
+    assert len(whole) == 15 and list(whole["written_at"]) == [1000] + [1001] * 5 + [1003] * 7 + [1004] * 2
+    assert list(whole["entity_id"]) == [u.entity_id for updates, _ in batches for u in updates]
+    pd.testing.assert_frame_equal(whole, sliced)
+    assert file["rows"] == 15
