@@ -64,10 +64,10 @@ class FeatureWriter:
         it is encoded, the replies read after the last. WHY not a pipeline: redis-py packs a whole
         pipeline before sending any of it, so Redis idled while Python encoded the batch, and no
         key of a batch was stored before the last was encoded. Sent as they come, Redis runs a call
-        while Python encodes the next: a batch of 5,000 updates in 5.4 instead of 9.7 us an update
-        (docs/benchmarks.md), and the first keys land first. EVAL, not EVALSHA: Redis keeps the
-        compiled script by its hash either way, and a Redis that restarted (losing its scripts)
-        mid-batch cannot fail a call with NOSCRIPT."""
+        while Python encodes the next: a batch of 5,000 updates in 4.7-6.3 instead of 9.1-11.9 us an
+        update (docs/benchmarks.md, the feature writer), and the first keys land first. EVAL, not
+        EVALSHA: Redis keeps the compiled script by its hash either way, and a Redis that restarted
+        (losing its scripts) mid-batch cannot fail a call with NOSCRIPT."""
         if not updates:
             return 0
         pool = self.client.connection_pool
