@@ -254,7 +254,7 @@ class OfflineLog:
     def _write_file(self, group: str, hour: str, chunks: list[tuple[int, list[FeatureUpdate]]]) -> dict:
         g = self.groups[group]
         # WHY in slices, letting the GIL go between them: each conversion below is one C call over
-        # all its rows, which holds the GIL throughout (up to 45-49 ms for 50,000 engagement rows),
+        # all its rows, which holds the GIL throughout (up to about 50 ms for 50,000 engagement rows),
         # and the feature writer's thread, in the same process, waited that long for it at each
         # step of a flush (python -m bench.writer, `flush_gil_gaps_ms`)
         tables = []

@@ -1,9 +1,9 @@
 """The feature writer service: feature-updates topic -> Redis, losing nothing.
 
 Reads a batch (services/partition_reader.py), keeps the newest version per key, writes it
-(featurestore/writer.py), and once Redis has acknowledged every key stores the positions it consumed
-up to. If Redis is down the same batch is
-retried with backoff (the pipeline slows down, the updates wait in Kafka); if the process dies, it
+(featurestore/writer.py), and once Redis has acknowledged every key stores the positions it
+consumed up to. If Redis is down the same batch is retried with backoff (the pipeline slows down,
+the updates wait in Kafka); if the process dies, it
 resumes from the stored positions and the versioned write makes any repeat harmless. One writer
 process per writer name: it reads every partition of the topic (partitions added later need a
 restart).
