@@ -126,6 +126,20 @@ class MemorySampler(threading.Thread):
                     self.peak[key] = max(self.peak.get(key, 0), v)
 
 
+def cpu_used(trees: dict) -> tuple[float, dict]:
+    """(now, CPU seconds used so far per process tree and kind of process, and by this process:
+    the live sender and the Redis poller)."""
+    used = {f"{name}.{k}": v for name, pid in trees.items() for k, v in procs.tree_cpu_seconds(pid).items()}
+    used["bench.sender"] = procs.cpu_seconds(os.getpid())
+    return time.monotonic(), used
+
+
+def cores_between(start: tuple[float, dict], end: tuple[float, dict]) -> dict:
+    """Cores used on average between two `cpu_used` readings, per process tree and kind."""
+    seconds = end[0] - start[0]
+    return {k: round((v - start[1].get(k, 0.0)) / seconds, 2) for k, v in sorted(end[1].items())}
+
+
 def probe_update_records(cfg) -> list[tuple[int, int]]:
     """(views_1h, the record's Kafka timestamp in ms) of each of the probe's engagement updates on the
     feature-updates topic, in the order they were made (one subtask's, so one partition's). The
@@ -257,10 +271,12 @@ def run(args) -> dict:
         print(result["warm_state"], flush=True)
         result["backlog"] = {"job": args.job, "event_time_rate": args.event_rate, "parallelism": args.parallelism,
                              "catalog_videos": args.videos}
-        live = LiveTraffic(cfg, args.live_rate, args.live_seconds, videos=[k.decode() for k in warm_keys[:50000]])
+        live = LiveTraffic(cfg, args.live_rate, args.live_seconds, args.send_interval_ms / 1000, videos=[k.decode() for k in warm_keys[:50000]])
         live_from = time.time() * 1000
+        live.pids = pids
         live.start()
         live.join()
+        result["cpu_cores_during_live"] = live.cpu
         result["freshness"] = live.report(checkpoints, probe_update_records(cfg))
         result["checkpoints_during_live"] = checkpoints.report(live_from, time.time() * 1000)
     finally:
@@ -278,38 +294,50 @@ def run(args) -> dict:
     return result
 
 
+# The live sender sends its events in ticks of 20 ms (a tick's events share one event time and leave
+# in one produce request). WHY not smaller ticks: the local broker (tansu 0.6.0, memory storage)
+# lists every stored batch of a partition on each fetch that returns data and rewrites an index of
+# every batch's timestamp on each produce, so its CPU grows with the batches a run has sent: 30 s
+# of 20K events/s in ticks of 5 ms took it 0.37-0.40 of a core, in ticks of 20 ms 0.20-0.25, taken
+# from the job on the same 2 cores (docs/benchmarks.md).
+SEND_INTERVAL_MS = 20
+
+
 class LiveTraffic(threading.Thread):
     """Events at `rate` per second with event time = send time, and a probe video polled in Redis."""
 
-    def __init__(self, cfg, rate: int, seconds: int, videos: list):
+    def __init__(self, cfg, rate: int, seconds: int, interval_s: float, videos: list):
         super().__init__(daemon=True)
-        self.cfg, self.rate, self.seconds, self.videos = cfg, rate, seconds, videos
+        self.cfg, self.rate, self.seconds, self.interval_s, self.videos = cfg, rate, seconds, interval_s, videos
+        self.pids: dict = {}  # process trees whose CPU use during the traffic is reported, by name
+        self.cpu: dict = {}
         self.sent_probe: list = []  # event time of probe view k (1-based count k)
         self.seen: dict = {}  # k -> wall ms when Redis first showed views >= k
 
     def run(self):
         poller = threading.Thread(target=self._poll, daemon=True)
         poller.start()
-        p = Producer(client_config(self.cfg.kafka, {"linger.ms": 1}))
+        p = Producer(client_config(self.cfg.kafka, {"linger.ms": 5}))
         topic = self.cfg.kafka.topics.engagement
         end = time.time() + self.seconds
         i = 0
         next_probe = time.time()
-        tick = 0.005
+        cpu_from = cpu_used(self.pids)
         while time.time() < end:
             t = time.time()
             now_ms = int(t * 1000)
-            for _ in range(max(1, int(self.rate * tick))):
-                v = self.videos[i % len(self.videos)]
-                p.produce(topic, event(v, now_ms, i), key=v.encode())
-                i += 1
-            if t >= next_probe:
+            if t >= next_probe:  # first in its tick: the probe does not wait for the tick's other events
                 self.sent_probe.append(now_ms)
                 p.produce(topic, event(PROBE, now_ms, -len(self.sent_probe)), key=PROBE.encode())
                 next_probe += 0.1
+            for _ in range(max(1, int(self.rate * self.interval_s))):
+                v = self.videos[i % len(self.videos)]
+                p.produce(topic, event(v, now_ms, i), key=v.encode())
+                i += 1
             p.poll(0)
-            time.sleep(max(0.0, tick - (time.time() - t)))
+            time.sleep(max(0.0, self.interval_s - (time.time() - t)))
         p.flush(30)
+        self.cpu = cores_between(cpu_from, cpu_used(self.pids))
         self.sent = i
         time.sleep(5)
         self.done = True
@@ -381,6 +409,8 @@ def main():
     ap.add_argument("--videos", type=int, default=100_000)
     ap.add_argument("--event-rate", type=int, default=150_000, help="events per second of event time in the backlog")
     ap.add_argument("--live-rate", type=int, default=20_000)
+    ap.add_argument("--send-interval-ms", type=float, default=SEND_INTERVAL_MS,
+                    help="the live sender sends a tick's events every this many ms")
     ap.add_argument("--live-seconds", type=int, default=30)
     ap.add_argument("--parallelism", type=int, default=2)
     ap.add_argument("--timeout", type=int, default=900)

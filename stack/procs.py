@@ -33,6 +33,28 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far (0 once it is gone)."""
+    import os
+
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> dict:
+    """CPU seconds used so far by the live processes of the tree of `pid`, per kind of process and
+    in total (a process that has ended no longer counts)."""
+    by_kind: dict = {}
+    for p in tree(pid):
+        k = kind(p)
+        by_kind[k] = by_kind.get(k, 0.0) + cpu_seconds(p)
+    by_kind["total"] = sum(by_kind.values())
+    return by_kind
+
+
 def kind(pid: int) -> str:
     try:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()

@@ -1,0 +1,32 @@
+"""The benchmarks' CPU use of a process tree counts its children's CPU, each process once."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from bench.engagement import cores_between, cpu_used
+
+SPIN = ("import time\nt = time.process_time()\nwhile time.process_time() - t < {s}: pass\n"
+        "print(1, flush=True)\ntime.sleep(60)")
+
+
+def test_a_trees_cpu_counts_the_cpu_its_child_used():
+    parent = subprocess.Popen([sys.executable, "-c",
+                               "import subprocess, sys; "
+                               f"subprocess.run([sys.executable, '-c', {SPIN.format(s=0.6)!r}])"],
+                              stdout=subprocess.PIPE)
+    try:
+        start = cpu_used({"tree": parent.pid})
+        assert parent.stdout.readline().strip() == b"1"  # the child spun for 0.6 s of CPU, then sleeps
+        end = cpu_used({"tree": parent.pid})
+        used = end[1]["tree.total"] - start[1]["tree.total"]
+        assert 0.5 <= used < 1.5  # the child's 0.6 s, not counted twice
+        assert end[1]["tree.python_driver"] == end[1]["tree.total"]
+        cores = cores_between(start, end)
+        assert cores["tree.total"] == round(used / (end[0] - start[0]), 2)
+    finally:
+        for p in subprocess.run(["pgrep", "-P", str(parent.pid)], capture_output=True, text=True).stdout.split():
+            subprocess.run(["kill", p])
+        parent.kill()
+        parent.wait()
