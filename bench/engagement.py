@@ -23,6 +23,7 @@ Writes bench/results/engagement.json.
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import platform
 import statistics
@@ -124,6 +125,12 @@ class MemorySampler(threading.Thread):
                 for k, v in procs.tree_rss(pid).items():
                     key = f"{name}.{k}"
                     self.peak[key] = max(self.peak.get(key, 0), v)
+
+
+def utc(ms: float) -> str:
+    """A wall-clock time in ms as UTC, to the ms (as the JVM's `-Xlog:gc:...:time` and Flink's logs
+    give times), so slow views can be matched with what the logs say happened then."""
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).isoformat(timespec="milliseconds")
 
 
 def cpu_used(trees: dict) -> tuple[float, dict]:
@@ -366,7 +373,7 @@ class LiveTraffic(threading.Thread):
         def next_checkpoint(sent):
             started = checkpoints.next_start_after(sent)
             return None if started is None else round(started - sent)
-        slowest = [{"ms": round(lag), "second_of_minute": round(sent % 60_000 / 1000, 1),
+        slowest = [{"ms": round(lag), "sent_at": utc(sent), "second_of_minute": round(sent % 60_000 / 1000, 1),
                     "ms_to_next_checkpoint": next_checkpoint(sent),
                     "ms_job": parts.get(sent, (None, None))[0], "ms_writer": parts.get(sent, (None, None))[1]}
                    for lag, sent in sorted(by_probe, reverse=True)[:5]]
@@ -376,6 +383,8 @@ class LiveTraffic(threading.Thread):
             xs = sorted(xs)
             return {"p50": xs[len(xs) // 2], "p99": xs[min(len(xs) - 1, int(0.99 * len(xs)))]} if xs else None
         return {"input_rate_events_per_second": self.rate, "seconds": self.seconds, "events_sent": self.sent,
+                "sent_from": utc(self.sent_probe[0]) if self.sent_probe else None,
+                "sent_to": utc(self.sent_probe[-1]) if self.sent_probe else None,
                 "probe_views": len(self.sent_probe), "probe_views_seen": len(lags),
                 "freshness_ms_p50": q(0.5), "freshness_ms_p99": q(0.99), "freshness_ms_max": round(lags[-1]) if lags else None,
                 "freshness_ms_mean": round(statistics.mean(lags)) if lags else None,
