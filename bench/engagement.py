@@ -278,9 +278,9 @@ def run(args) -> dict:
         print(result["warm_state"], flush=True)
         result["backlog"] = {"job": args.job, "event_time_rate": args.event_rate, "parallelism": args.parallelism,
                              "catalog_videos": args.videos}
-        live = LiveTraffic(cfg, args.live_rate, args.live_seconds, args.send_interval_ms / 1000, videos=[k.decode() for k in warm_keys[:50000]])
+        live = LiveTraffic(cfg, args.live_rate, args.live_seconds, args.send_interval_ms / 1000,
+                           videos=[k.decode() for k in warm_keys[:50000]], pids=pids)
         live_from = time.time() * 1000
-        live.pids = pids
         live.start()
         live.join()
         result["cpu_cores_during_live"] = live.cpu
@@ -313,10 +313,10 @@ SEND_INTERVAL_MS = 20
 class LiveTraffic(threading.Thread):
     """Events at `rate` per second with event time = send time, and a probe video polled in Redis."""
 
-    def __init__(self, cfg, rate: int, seconds: int, interval_s: float, videos: list):
+    def __init__(self, cfg, rate: int, seconds: int, interval_s: float, videos: list, pids: dict):
         super().__init__(daemon=True)
         self.cfg, self.rate, self.seconds, self.interval_s, self.videos = cfg, rate, seconds, interval_s, videos
-        self.pids: dict = {}  # process trees whose CPU use during the traffic is reported, by name
+        self.pids = pids  # process trees whose CPU use during the traffic is reported, by name
         self.cpu: dict = {}
         self.sent_probe: list = []  # event time of probe view k (1-based count k)
         self.seen: dict = {}  # k -> wall ms when Redis first showed views >= k

@@ -47,10 +47,15 @@ def cpu_seconds(pid: int) -> float:
 def tree_cpu_seconds(pid: int) -> dict:
     """CPU seconds used so far by the live processes of the tree of `pid`, per kind of process and
     in total (a process that has ended no longer counts)."""
+    return _per_kind(pid, cpu_seconds)
+
+
+def _per_kind(pid: int, measure) -> dict:
+    """`measure` of each process of the tree of `pid`, summed per kind of process and in total."""
     by_kind: dict = {}
     for p in tree(pid):
         k = kind(p)
-        by_kind[k] = by_kind.get(k, 0.0) + cpu_seconds(p)
+        by_kind[k] = by_kind.get(k, 0) + measure(p)
     by_kind["total"] = sum(by_kind.values())
     return by_kind
 
@@ -68,12 +73,7 @@ def kind(pid: int) -> str:
 
 
 def tree_rss(pid: int) -> dict:
-    by_kind: dict = {}
-    for p in tree(pid):
-        k = kind(p)
-        by_kind[k] = by_kind.get(k, 0) + rss_bytes(p)
-    by_kind["total"] = sum(v for k, v in by_kind.items())
-    return by_kind
+    return _per_kind(pid, rss_bytes)
 
 
 def terminate_descendants(pid: int, grace_s: float = 10.0) -> None:

@@ -21,10 +21,12 @@ def test_a_trees_cpu_counts_the_cpu_its_child_used():
         assert parent.stdout.readline().strip() == b"1"  # the child spun for 0.6 s of CPU, then sleeps
         end = cpu_used({"tree": parent.pid})
         used = end[1]["tree.total"] - start[1]["tree.total"]
-        assert 0.5 <= used < 1.5  # the child's 0.6 s, not counted twice
+        # the child's 0.6 s and two interpreters' start-up, counted once (twice would be 1.2 s or more)
+        assert 0.55 <= used < 1.0
         assert end[1]["tree.python_driver"] == end[1]["tree.total"]
-        cores = cores_between(start, end)
-        assert cores["tree.total"] == round(used / (end[0] - start[0]), 2)
+        assert end[1]["bench.sender"] - start[1]["bench.sender"] < 0.3  # this process only waited
+        cores = cores_between(start, end)["tree.total"]
+        assert 0.2 <= cores <= 1.05  # one process spinning: at most one core
     finally:
         for p in subprocess.run(["pgrep", "-P", str(parent.pid)], capture_output=True, text=True).stdout.split():
             subprocess.run(["kill", p])
