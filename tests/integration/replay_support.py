@@ -11,11 +11,12 @@ import orjson
 
 from featurestore import layout
 from featurestore.reader import FeatureReader
+from featurestore.updates import decode_updates
 from fyp.generator.output import write_jsonl
 from operators.feature_groups import groups_for
 from tests.conftest import fyp_command, kill_group, start_fyp, wait_for_no_problems
 from stack.daemons import free_port
-from tests.integration.engagement_support import SENTINEL_PREFIX, produce, scrape
+from tests.integration.engagement_support import SENTINEL_PREFIX, produce, scrape, topic_records
 
 
 def stored_group(cfg, client, group: str) -> dict:
@@ -66,26 +67,43 @@ def catch_up(stack, tmp: Path, job: str, payloads: list, sentinel_ms: int, ready
 def differences(a: dict, b: dict, limit: int = 10) -> list[str]:
     """Keys (entities, or kinds of output) whose stored values differ between two runs (exactly,
     not within a tolerance)."""
-    keys = sorted(set(a) | set(b))
-    return [f"{k}: {a.get(k)} != {b.get(k)}" for k in keys if a.get(k) != b.get(k)][:limit]
+    differ = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    head = [f"{len(differ)} keys differ"] if len(differ) > limit else []
+    return head + [f"{k}: {a.get(k)} != {b.get(k)}" for k in differ[:limit]]
+
+
+def updates_sent(stack, cfg) -> dict:
+    """Every feature update a run's job sent, sentinels left out: "update <group> <entity> <as_of>"
+    -> its [absorbed, values] (sorted, should an entity have more than one at an as-of time)."""
+    out: dict = {}
+    for raw, _ in topic_records(stack.bootstrap, cfg.kafka.topics.feature_updates, idle_s=1.0):
+        for u in decode_updates(raw):
+            if not u.entity_id.startswith(SENTINEL_PREFIX) and u.entity_id != "u-sentinel":
+                out.setdefault(f"update {u.group} {u.entity_id} {u.as_of}", []).append(orjson.dumps([u.absorbed, u.values]))
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def assert_four_runs_identical(stack, tmp: Path, job: str, payloads: list, sentinel_ms: int, stored, check,
                                uploads: list | None = None, timeout: float = 300, metrics=None,
-                               **overrides) -> dict:
+                               with_updates: bool = False, **overrides) -> dict:
     """Backfill twice, catch up twice; `stored(cfg)` is what a run left (compared exactly between
     runs), `check(stored)` its problems against the oracle (none allowed), `metrics` those of a
-    catch-up's /metrics (see catch_up). Returns the first."""
+    catch-up's /metrics (see catch_up). `with_updates`: every update the job sent is compared too
+    (updates_sent), not only the values at the end. Returns the first."""
     runs = {}
+
+    def result(cfg):
+        return {**stored(cfg), **(updates_sent(stack, cfg) if with_updates else {})}
+
     for k in (1, 2):
         cfg, _ = backfill(stack, tmp, job, payloads, uploads, **overrides)
-        runs[f"backfill {k}"] = got = stored(cfg)
+        runs[f"backfill {k}"] = got = result(cfg)
         problems = check(got)
         assert not problems, f"{job} backfill {k}:\n" + "\n".join(map(str, problems[:20]))
     for k in (1, 2):
         cfg = catch_up(stack, tmp, job, payloads, sentinel_ms, lambda c: check(stored(c)), uploads, timeout,
                        metrics, **overrides)
-        runs[f"catch-up {k}"] = stored(cfg)
+        runs[f"catch-up {k}"] = result(cfg)
     first = runs["backfill 1"]
     for name, run in runs.items():
         diff = differences(first, run)

@@ -1,7 +1,8 @@
 """The combined job (`features`): every family from one read of the stream, one writer, the
 notifier and the alerter beside it. A backfill and a stream that catches up the same backlog at
-full speed, each run twice on fresh state, store identical values (compared exactly), and each
-family equals its own oracle: every feature a function of the events alone."""
+full speed, each run twice on fresh state, store identical values and send identical updates
+(compared exactly), and each family equals its own oracle, at the end and in the updates on the
+way there: every feature a function of the events alone."""
 from __future__ import annotations
 
 import orjson
@@ -97,5 +98,36 @@ def test_backfill_and_catch_up_twice_equal_every_family_oracle(stack, tmp_path):
 
     first = replay.assert_four_runs_identical(stack, tmp_path, "features", traffic.payloads,
                                               step_end - 1 + e.max_out_of_orderness, stored, check,
-                                              uploads=traffic.uploads, metrics=metrics, **overrides)
+                                              uploads=traffic.uploads, metrics=metrics, with_updates=True,
+                                              **overrides)
     assert len(first["notifications"]) == len(crossings) >= 10
+    assert not intermediate_problems(cfg0, traffic.payloads, events, first)
+
+
+def intermediate_problems(cfg, payloads, events, run: dict, samples: int = 12) -> list[str]:
+    """Updates sent on the way to the end, each against its oracle as of its own time: a sample of
+    the engagement updates (spread over the run) and every region's trends at a sample of minutes.
+    A value as of T counts no event at or after T, however the watermark moved."""
+    groups = groups_for(cfg)
+    sent: dict = {}
+    for key, versions in run.items():
+        if key.startswith("update "):
+            _, group, entity, as_of = key.split(" ")
+            sent.setdefault(group, []).append((int(as_of), entity, orjson.loads(versions[-1])[1]))
+    problems = []
+    engagement = sorted(sent[VIDEO_ENGAGEMENT])
+    names = groups[VIDEO_ENGAGEMENT].names
+    for as_of, video, values in engagement[:: max(1, len(engagement) // samples)]:
+        want, _ = expected_features(cfg, payloads, as_of)
+        got = {video: dict(zip(names, values))}
+        if video in want.index:
+            problems += oracle.compare(want.loc[[video]], got)
+        elif any(v for n, v in got[video].items() if n.startswith("views")):
+            problems.append(f"{video} as of {as_of}: views {got[video]}, none expected")
+    minutes = sorted({t for t, _, _ in sent[REGION_TRENDS]})
+    names = groups[REGION_TRENDS].names
+    for as_of in minutes[:: max(1, len(minutes) // samples)]:
+        want = oracle_trends.trends(events, as_of, cfg.trends.window_ms, 5, vars(cfg.trends.weights))
+        got = {r: dict(zip(names, v)) for t, r, v in sent[REGION_TRENDS] if t == as_of}
+        problems += oracle_trends.compare({r: x for r, x in want.items() if r in got}, got)
+    return problems

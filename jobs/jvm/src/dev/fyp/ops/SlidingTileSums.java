@@ -133,6 +133,7 @@ public class SlidingTileSums extends KeyedProcessFunction<String, Row, Row> {
             vec[i] = v == null ? 0L : ((Number) v).longValue();
         }
         long tile = Math.floorDiv(start, windows.tileMs());
+        if (st != null) expireBefore(ctx.getCurrentKey(), meta, sums, asOf, out);
         windows.add(meta, sums, tiles, tile, vec, asOf);
         arm(ctx.timerService(), meta);
         store(meta, sums);
@@ -161,6 +162,21 @@ public class SlidingTileSums extends KeyedProcessFunction<String, Row, Row> {
             store(meta, sums);
         }
         if (changed) out.collect(update(ctx.getCurrentKey(), meta, sums));
+    }
+
+    /**
+     * The updates of the entity's expiries before `asOf`, each as of its own step, as its timer
+     * would have made them. Whether that timer fires before a row of a later step arrives depends
+     * on how far the watermark moved at once (with the upstream window's rows and the watermark in
+     * one jump, the row comes first), so without this the updates between two runs of the same
+     * events differ (the stored values at the end do not).
+     */
+    private void expireBefore(String key, long[] meta, long[] sums, long asOf, Collector<Row> out) throws Exception {
+        for (long at = windows.nextExpiry(meta, tiles); at != TileWindows.NONE; at = windows.nextExpiry(meta, tiles)) {
+            long expiryAsOf = windows.asOfAtWatermark(at);
+            if (expiryAsOf >= asOf) return;
+            if (windows.advance(meta, sums, tiles, expiryAsOf)) out.collect(update(key, meta, sums));
+        }
     }
 
     /** The entity's [meta, sums] in this build's layout (null when it has no state). State kept

@@ -14,6 +14,7 @@ import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.streaming.api.TimerService;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.types.Row;
 import org.apache.flink.util.Collector;
@@ -30,7 +31,13 @@ import org.apache.flink.util.Collector;
  * <p>Input rows: (partition, item, minute_start_ms, score_units, views). Output rows: (partition,
  * update message), one per partition and closed minute, in featurestore/updates.py's format:
  * {"g": group, "id": partition, "t": as_of, "n": 0, "v": [list per window..., items tracked]}.
- * One timer per partition (a watermark that jumps ahead gives one update, not one per minute).
+ * One timer per partition, at the end of its next minute.
+ *
+ * <p>The same events give the same updates on every run, however the watermark moves: a minute is
+ * ranked on its own when the watermark has moved past several at once, and a row of a minute the
+ * watermark has not closed yet (an upstream subtask ahead of the others sends its rows before the
+ * partition's watermark, the minimum over all of them, gets there) is kept but counted only from
+ * the ranking of its own minute on. A row of a minute already ranked (a correction) counts at once.
  */
 public class TopBySlidingScore extends KeyedProcessFunction<String, Row, Row> {
     static final long MINUTE_MS = 60_000L;
@@ -72,6 +79,9 @@ public class TopBySlidingScore extends KeyedProcessFunction<String, Row, Row> {
         public long[] views;   // per window
         public long[] tiles;   // tile index, score, views; `size` triples in use
         public int size;
+        // tiles below this index are in `score` and `views`, the others wait for their minute's
+        // ranking; NONE (the serializer's instance) in state of a build that counted every tile at once
+        public long counted = NONE;
 
         public ItemTiles() {}
 
@@ -81,6 +91,7 @@ public class TopBySlidingScore extends KeyedProcessFunction<String, Row, Row> {
             score = new long[windows];
             views = new long[windows];
             tiles = new long[3 * 4];
+            counted = 0;
         }
     }
 
@@ -100,12 +111,15 @@ public class TopBySlidingScore extends KeyedProcessFunction<String, Row, Row> {
         long minuteStart = (Long) row.getField(2);
         ItemTiles it = items.get(item);
         if (it == null) it = new ItemTiles(windowsMs.length);
+        else if (it.counted == NONE) it.counted = legacyCounted(it, m[0]);
         advance(it, m[0]);
         add(it, Math.floorDiv(minuteStart, MINUTE_MS), ((Number) row.getField(3)).longValue(),
                 ((Number) row.getField(4)).longValue());
         items.put(item, it);
-        if (m[1] == NONE) {
-            m[1] = (Math.floorDiv(minuteStart, MINUTE_MS) + 1) * MINUTE_MS - 1;
+        long due = (Math.floorDiv(minuteStart, MINUTE_MS) + 1) * MINUTE_MS - 1;
+        // a partition not ranked yet starts with its earliest minute, whichever row came first
+        if (m[1] == NONE || (m[0] == 0 && due < m[1])) {
+            m[1] = due;
             ctx.timerService().registerEventTimeTimer(m[1]);
         }
         meta.update(m);
@@ -114,33 +128,43 @@ public class TopBySlidingScore extends KeyedProcessFunction<String, Row, Row> {
     @Override
     public void onTimer(long timestamp, OnTimerContext ctx, Collector<Row> out) throws Exception {
         long[] m = meta.value();
-        if (m == null) return;
+        if (m == null || m[1] != timestamp) return;  // a later first minute, replaced by an earlier one
         m[1] = NONE;
-        long wm = ctx.timerService().currentWatermark();
-        if (wm == Long.MAX_VALUE) {
-            // end of a bounded input: the lists stay as of the end of its newest minute
-            if (endOfInputAsOf == NONE || timestamp >= endOfInputAsOf) {
-                meta.update(m);
-                return;
-            }
-            wm = endOfInputAsOf - 1;
+        if (ctx.timerService().currentWatermark() == Long.MAX_VALUE
+                && (endOfInputAsOf == NONE || timestamp >= endOfInputAsOf)) {
+            meta.update(m);  // end of a bounded input: the lists stay as of the end of its newest minute
+            return;
         }
-        long asOf = (Math.max(wm, timestamp) + 1) / MINUTE_MS * MINUTE_MS;
-        m[0] = Math.max(m[0], asOf);
+        // the next minute's timer, registered at or behind the watermark, fires in this same advance
+        rank(ctx.getCurrentKey(), m, timestamp, ctx.timerService(), out);
+    }
+
+    /**
+     * Ranks the partition as of the end of the minute whose last millisecond is `due`, emits the
+     * update and arms the next minute's timer; when no item is left, clears the partition's state
+     * and returns false.
+     */
+    private boolean rank(String partition, long[] m, long due, TimerService timers, Collector<Row> out)
+            throws Exception {
+        m[0] = Math.max(m[0], (due + 1) / MINUTE_MS * MINUTE_MS);
         List<List<Object[]>> ranked = new ArrayList<>();
         for (int r = 0; r < reportedMs.length; r++) ranked.add(new ArrayList<>());
         int tracked = 0;
         Iterator<Map.Entry<String, ItemTiles>> entries = items.iterator();
         List<String> gone = new ArrayList<>();
+        boolean live = false;
         while (entries.hasNext()) {
             Map.Entry<String, ItemTiles> e = entries.next();
             ItemTiles it = e.getValue();
+            if (it.counted == NONE) it.counted = legacyCounted(it, m[0]);
             advance(it, m[0]);
             if (it.size == 0) {
                 gone.add(e.getKey());
                 continue;
             }
             items.put(e.getKey(), it);
+            live = true;
+            if (!hasCounted(it)) continue;  // only tiles of minutes after this one: not tracked yet
             tracked++;
             for (int r = 0; r < reportedMs.length; r++) {
                 long s = it.score[current[r]];
@@ -148,15 +172,16 @@ public class TopBySlidingScore extends KeyedProcessFunction<String, Row, Row> {
             }
         }
         for (String g : gone) items.remove(g);
-        if (tracked > 0) {
-            m[1] = m[0] + MINUTE_MS - 1;
-            ctx.timerService().registerEventTimeTimer(m[1]);
-            meta.update(m);
-        } else {
+        out.collect(Row.of(partition, message(partition, m[0], ranked, tracked)));
+        if (!live) {
             items.clear();
             meta.clear();
+            return false;
         }
-        out.collect(Row.of(ctx.getCurrentKey(), message(ctx.getCurrentKey(), m[0], ranked, tracked)));
+        m[1] = m[0] + MINUTE_MS - 1;
+        timers.registerEventTimeTimer(m[1]);
+        meta.update(m);
+        return true;
     }
 
     /** Keeps the best k of (score desc, item asc), sorted. */
@@ -201,6 +226,16 @@ public class TopBySlidingScore extends KeyedProcessFunction<String, Row, Row> {
         return ExactDivision.of(u, 1, UNITS);
     }
 
+    /** State of a build before `counted`: every stored tile was in the sums. */
+    private static long legacyCounted(ItemTiles it, long asOf) {
+        long upTo = Math.floorDiv(asOf, MINUTE_MS);
+        for (int t = 0; t < it.size; t++) upTo = Math.max(upTo, it.tiles[3 * t] + 1);
+        return upTo;
+    }
+
+    /** Moves the item's windows to asOf (a whole minute): counted tiles that fell out are subtracted,
+     * waiting tiles of minutes before asOf are added; a tile that leaves the longest window leaves
+     * the state. */
     private void advance(ItemTiles it, long asOf) {
         for (int w = 0; w < windowsMs.length; w++) {
             long newFirst = Math.floorDiv(asOf + MINUTE_MS - 1, MINUTE_MS) - windowsMs[w] / MINUTE_MS;
@@ -212,11 +247,19 @@ public class TopBySlidingScore extends KeyedProcessFunction<String, Row, Row> {
             it.first[w] = newFirst;
             for (int t = 0; t < it.size; t++) {
                 long j = it.tiles[3 * t];
-                if (j >= oldFirst && j < newFirst) {
+                if (j >= oldFirst && j < newFirst && j < it.counted) {
                     it.score[w] -= it.tiles[3 * t + 1];
                     it.views[w] -= it.tiles[3 * t + 2];
                 }
             }
+        }
+        long upTo = Math.floorDiv(asOf, MINUTE_MS);
+        if (upTo > it.counted) {
+            for (int t = 0; t < it.size; t++) {
+                long j = it.tiles[3 * t];
+                if (j >= it.counted && j < upTo) count(it, j, it.tiles[3 * t + 1], it.tiles[3 * t + 2]);
+            }
+            it.counted = upTo;
         }
         // tiles that left the longest window leave the state
         int kept = 0;
@@ -229,7 +272,8 @@ public class TopBySlidingScore extends KeyedProcessFunction<String, Row, Row> {
         it.size = kept;
     }
 
-    private void add(ItemTiles it, long tile, long score, long views) {
+    /** Adds a tile's score and views to every window it is in. Returns whether it is in any. */
+    private boolean count(ItemTiles it, long tile, long score, long views) {
         boolean counted = false;
         for (int w = 0; w < windowsMs.length; w++) {
             if (tile >= it.first[w]) {
@@ -238,7 +282,12 @@ public class TopBySlidingScore extends KeyedProcessFunction<String, Row, Row> {
                 counted = true;
             }
         }
-        if (!counted) return;  // older than every window
+        return counted;
+    }
+
+    /** A row of `tile`: counted now when its minute has been ranked, else kept until it is. */
+    private void add(ItemTiles it, long tile, long score, long views) {
+        if (tile < it.counted && !count(it, tile, score, views)) return;  // older than every window
         for (int t = 0; t < it.size; t++) {
             if (it.tiles[3 * t] == tile) {
                 it.tiles[3 * t + 1] += score;
@@ -251,5 +300,10 @@ public class TopBySlidingScore extends KeyedProcessFunction<String, Row, Row> {
         it.tiles[3 * it.size + 1] = score;
         it.tiles[3 * it.size + 2] = views;
         it.size++;
+    }
+
+    private static boolean hasCounted(ItemTiles it) {
+        for (int t = 0; t < it.size; t++) if (it.tiles[3 * t] < it.counted) return true;
+        return false;
     }
 }
