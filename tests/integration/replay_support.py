@@ -1,5 +1,5 @@
-"""Running one family's job the four ways a replay test compares: a backfill over files, twice, and
-a stream that catches up a backlog at full speed, twice; each on fresh topics and a fresh Redis
+"""Running one family's job the ways a replay test compares: a backfill over files and a stream that
+catches up a backlog at full speed, each once or twice; each on fresh topics and a fresh Redis
 database."""
 from __future__ import annotations
 
@@ -83,24 +83,24 @@ def updates_sent(stack, cfg) -> dict:
     return {k: sorted(v) for k, v in out.items()}
 
 
-def assert_four_runs_identical(stack, tmp: Path, job: str, payloads: list, sentinel_ms: int, stored, check,
-                               uploads: list | None = None, timeout: float = 300, metrics=None,
-                               with_updates: bool = False, **overrides) -> dict:
-    """Backfill twice, catch up twice; `stored(cfg)` is what a run left (compared exactly between
-    runs), `check(stored)` its problems against the oracle (none allowed), `metrics` those of a
-    catch-up's /metrics (see catch_up). `with_updates`: every update the job sent is compared too
-    (updates_sent), not only the values at the end. Returns the first."""
+def assert_runs_identical(stack, tmp: Path, job: str, payloads: list, sentinel_ms: int, stored, check,
+                          uploads: list | None = None, timeout: float = 300, metrics=None,
+                          with_updates: bool = False, repeats: int = 2, **overrides) -> dict:
+    """Backfill `repeats` times, then catch up as often; `stored(cfg)` is what a run left (compared
+    exactly between runs), `check(stored)` its problems against the oracle (none allowed), `metrics`
+    those of a catch-up's /metrics (see catch_up). `with_updates`: every update the job sent is
+    compared too (updates_sent), not only the values at the end. Returns the first backfill's."""
     runs = {}
 
     def result(cfg):
         return {**stored(cfg), **(updates_sent(stack, cfg) if with_updates else {})}
 
-    for k in (1, 2):
+    for k in range(1, repeats + 1):
         cfg, _ = backfill(stack, tmp, job, payloads, uploads, **overrides)
         runs[f"backfill {k}"] = got = result(cfg)
         problems = check(got)
         assert not problems, f"{job} backfill {k}:\n" + "\n".join(map(str, problems[:20]))
-    for k in (1, 2):
+    for k in range(1, repeats + 1):
         cfg = catch_up(stack, tmp, job, payloads, sentinel_ms, lambda c: check(stored(c)), uploads, timeout,
                        metrics, **overrides)
         runs[f"catch-up {k}"] = result(cfg)

@@ -172,6 +172,8 @@ public class SlidingTileSums extends KeyedProcessFunction<String, Row, Row> {
      * events differ (the stored values at the end do not).
      */
     private void expireBefore(String key, long[] meta, long[] sums, long asOf, Collector<Row> out) throws Exception {
+        long armed = tiles.armed();  // at or before the next expiry: most rows need no more than this
+        if (armed == TileWindows.NONE || windows.asOfAtWatermark(armed) >= asOf) return;
         for (long at = windows.nextExpiry(meta, tiles); at != TileWindows.NONE; at = windows.nextExpiry(meta, tiles)) {
             long expiryAsOf = windows.asOfAtWatermark(at);
             if (expiryAsOf >= asOf) return;
