@@ -127,7 +127,7 @@ def intermediate_problems(cfg, payloads, events, run: dict, samples: int = 12) -
     minutes = sorted({t for t, _, _ in sent[REGION_TRENDS]})
     names = groups[REGION_TRENDS].names
     for as_of in minutes[:: max(1, len(minutes) // samples)]:
-        want = oracle_trends.trends(events, as_of, cfg.trends.window_ms, 5, vars(cfg.trends.weights))
+        want = oracle_trends.trends(events, as_of, cfg.trends.window_ms, cfg.trends.top_k, vars(cfg.trends.weights))
         got = {r: dict(zip(names, v)) for t, r, v in sent[REGION_TRENDS] if t == as_of}
         problems += oracle_trends.compare({r: x for r, x in want.items() if r in got}, got)
     return problems

@@ -1,5 +1,5 @@
 """Every feature a function of the events alone: a backfill over files and a stream that catches up
-the same backlog at full speed, each run twice on fresh topics and a fresh Redis database, store
+the same backlog at full speed, each on fresh topics and a fresh Redis database, store
 identical values (compared exactly), equal to each family's independent oracle. Every family is
 replayed in the combined job (test_combined_job.py: the same wiring as its own job; each way twice);
 here interests alone over data made for its rules, each way once. The catch-up's sentinel moves the

@@ -141,10 +141,9 @@ public class TopBySlidingScore extends KeyedProcessFunction<String, Row, Row> {
 
     /**
      * Ranks the partition as of the end of the minute whose last millisecond is `due`, emits the
-     * update and arms the next minute's timer; when no item is left, clears the partition's state
-     * and returns false.
+     * update and arms the next minute's timer; when no item is left, clears the partition's state.
      */
-    private boolean rank(String partition, long[] m, long due, TimerService timers, Collector<Row> out)
+    private void rank(String partition, long[] m, long due, TimerService timers, Collector<Row> out)
             throws Exception {
         m[0] = Math.max(m[0], (due + 1) / MINUTE_MS * MINUTE_MS);
         List<List<Object[]>> ranked = new ArrayList<>();
@@ -176,12 +175,11 @@ public class TopBySlidingScore extends KeyedProcessFunction<String, Row, Row> {
         if (!live) {
             items.clear();
             meta.clear();
-            return false;
+            return;
         }
         m[1] = m[0] + MINUTE_MS - 1;
         timers.registerEventTimeTimer(m[1]);
         meta.update(m);
-        return true;
     }
 
     /** Keeps the best k of (score desc, item asc), sorted. */
