@@ -65,13 +65,15 @@ def flink_settings(cfg: Config, job_name: str, streaming_checkpoints: bool, rest
 
 
 GC_OPTIONS = {"parallel": "-XX:+UseParallelGC", "g1": "-XX:+UseG1GC"}
+JIT_OPTIONS = {"tiered": "", "c1": " -XX:TieredStopAtLevel=1"}
 
 
 def set_local_jvm_options(cfg: Config) -> None:
     """Sets the heap and the garbage collector of the JVM PyFlink starts for this process (on its
-    first use: later calls change nothing) to `flink.local_heap` and `flink.local_gc`, unless
-    JVM_ARGS is already set."""
-    os.environ.setdefault("JVM_ARGS", f"-Xmx{cfg.flink.local_heap} {GC_OPTIONS[cfg.flink.local_gc]}")
+    first use: later calls change nothing) to `flink.local_heap` and `flink.local_gc`, and its JIT
+    to `flink.local_jit`, unless JVM_ARGS is already set."""
+    f = cfg.flink
+    os.environ.setdefault("JVM_ARGS", f"-Xmx{f.local_heap} {GC_OPTIONS[f.local_gc]}{JIT_OPTIONS[f.local_jit]}")
 
 
 def create_environments(cfg: Config, job_name: str, streaming_checkpoints: bool, restore_from: Path | None = None):

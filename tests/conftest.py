@@ -51,7 +51,8 @@ class Stack:
             "redis": {"url": f"redis://127.0.0.1:{self.redis_port}/{self.db}"},
             "stack": {"state_dir": str(state), "artifacts_dir": str(ARTIFACTS),
                       "broker_port": self.broker_port, "redis_port": self.redis_port},
-            "flink": {"parallelism": 2, "checkpoint_interval": "2s", "watermark_emit": "on-event"},
+            # c1: the JIT that gets the tests' short jobs going sooner (docs/testing.md)
+            "flink": {"parallelism": 2, "checkpoint_interval": "2s", "watermark_emit": "on-event", "local_jit": "c1"},
         }
         for dotted, value in overrides.items():
             node = raw

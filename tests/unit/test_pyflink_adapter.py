@@ -47,7 +47,7 @@ def test_pyflink_internals_the_adapter_uses_are_there():
     keyed.process(Echo(), output_type=row)  # PyFlink builds its keyed operator on it
 
 
-def test_the_local_jvm_takes_its_heap_from_the_config_unless_jvm_args_are_set(monkeypatch):
+def test_the_local_jvm_takes_its_heap_and_jit_from_the_config_unless_jvm_args_are_set(monkeypatch):
     """jobs/flink_env.set_local_jvm_options passes flink.local_heap to the JVM PyFlink starts, through
     the JVM_ARGS that PyFlink's local gateway launcher puts on the java command line."""
     import inspect
@@ -64,6 +64,9 @@ def test_the_local_jvm_takes_its_heap_from_the_config_unless_jvm_args_are_set(mo
     monkeypatch.delenv("JVM_ARGS", raising=False)
     set_local_jvm_options(cfg)
     assert os.environ["JVM_ARGS"] == "-Xmx3g -XX:+UseParallelGC"
+    monkeypatch.delenv("JVM_ARGS")
+    set_local_jvm_options(load_config(None, {"flink.local_heap": "3g", "flink.local_jit": "c1"}))
+    assert os.environ["JVM_ARGS"] == "-Xmx3g -XX:+UseParallelGC -XX:TieredStopAtLevel=1"
     monkeypatch.setenv("JVM_ARGS", "-Xmx9g -Dmine=1")
     set_local_jvm_options(cfg)
     assert os.environ["JVM_ARGS"] == "-Xmx9g -Dmine=1"
