@@ -153,7 +153,7 @@ class FlinkConfig(Section):
     bundle_size: int = Field(5000, ge=1)
     state_cache_size: int = Field(100_000, ge=1)
     # how often sources emit watermarks, and the longest a record waits in a network buffer: both
-    # are in every feature's freshness (docs/benchmarks.md: 100 / 20 ms against 200 / 100 ms took the
+    # are in every feature's freshness (measured on 2 cores: 100 / 20 ms against 200 / 100 ms took the
     # combined job's p99 at 20K events/s from 2.26-3.79 s to 2.11-2.21 s; a 20 ms watermark against
     # 100 ms then took its p50 down in five alternating pairs out of five; backfill rates unchanged)
     watermark_interval: Duration = Field(20, gt=0)
@@ -180,7 +180,7 @@ class FlinkConfig(Section):
     local_heap: str = Field("4g", pattern=r"^[1-9][0-9]*[mMgG]$")
     # Its garbage collector. The parallel collector costs the jobs less CPU than G1 (the JDK's
     # default): every family over 2M events ran 12 % faster on 2 cores, in 3.3 GB instead of 4.3
-    # (docs/benchmarks.md), with the same freshness at 20K events/s live.
+    # (measured with `python -m bench.floor`), with the same freshness at 20K events/s live.
     local_gc: Literal["parallel", "g1"] = "parallel"
     # Its JIT compilers. "tiered" (the JDK's default) runs long jobs fastest; "c1" stops at the
     # quick compiler, which gets a short job going sooner (the planner's and the runtime's code is
