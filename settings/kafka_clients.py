@@ -68,7 +68,9 @@ def client_config(kafka: KafkaConfig, extra: dict | None = None, environ=None) -
     """Settings for confluent_kafka Producer / Consumer / AdminClient: bootstrap and security,
     then `extra` (group.id, acks, ...)."""
     s = kafka.security
-    conf = {"bootstrap.servers": kafka.bootstrap}
+    # log_level 5: librdkafka's notices, warnings and errors reach the log; its info lines (6, its
+    # default: e.g. "Purging 1 unserved events from background queue" as every producer closes) not
+    conf = {"bootstrap.servers": kafka.bootstrap, "log_level": 5}
     if s.protocol != "PLAINTEXT":
         conf["security.protocol"] = s.protocol
     if _is_sasl(kafka):

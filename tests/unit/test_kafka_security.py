@@ -31,7 +31,7 @@ def pem(tmp_path):
 
 def test_plaintext_is_the_default_and_adds_nothing(tmp_path):
     cfg = config(tmp_path, {})
-    assert client_config(cfg.kafka, environ={}) == {"bootstrap.servers": "b:9093"}
+    assert client_config(cfg.kafka, environ={}) == {"bootstrap.servers": "b:9093", "log_level": 5}
     assert flink_properties(cfg.kafka, environ={}) == {"properties.bootstrap.servers": "b:9093"}
 
 
@@ -39,7 +39,7 @@ def test_ssl_maps_to_both_clients(tmp_path, pem):
     cfg = config(tmp_path, {"protocol": "SSL", "ssl_ca_file": pem["ca.pem"], "ssl_cert_file": pem["client.pem"]})
     env = {KEY_PASSWORD_ENV: "kp"}
     assert client_config(cfg.kafka, {"group.id": "g"}, environ=env) == {
-        "bootstrap.servers": "b:9093", "security.protocol": "SSL", "ssl.ca.location": pem["ca.pem"],
+        "bootstrap.servers": "b:9093", "log_level": 5, "security.protocol": "SSL", "ssl.ca.location": pem["ca.pem"],
         "ssl.certificate.location": pem["client.pem"], "ssl.key.location": pem["client.pem"],
         "ssl.key.password": "kp", "ssl.endpoint.identification.algorithm": "https", "group.id": "g"}
     assert flink_properties(cfg.kafka, environ=env) == {
