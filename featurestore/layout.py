@@ -186,8 +186,9 @@ def encode_value(value) -> str:
 # keys were written. The stored version is read from the value's head, ["<schema>",<_ts>,<_n>,...;
 # integers up to 2^53 are exact in Lua.
 # WHY several keys per call: a call costs Redis more than the writes it makes (one key per call:
-# 10.4 us per key in Redis's commandstats), and the writer packs one command instead of one per key. Calls stay short (WRITE_KEYS_PER_CALL keys), so a
-# reader's request never waits behind a long script.
+# 10.4 us per key in Redis's commandstats), and the writer packs one command instead of one per
+# key. Calls stay short (WRITE_KEYS_PER_CALL keys), so a reader's request never waits behind a long
+# script.
 WRITE_KEYS_PER_CALL = 100
 WRITE_SCRIPT = """
 local written = 0

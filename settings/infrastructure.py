@@ -179,8 +179,8 @@ class FlinkConfig(Section):
     # then the user's); a job on a Flink cluster has `cluster.taskmanager_memory` instead.
     local_heap: str = Field("4g", pattern=r"^[1-9][0-9]*[mMgG]$")
     # Its garbage collector. The parallel collector costs the jobs less CPU than G1 (the JDK's
-    # default): every family over 2M events ran 12 % faster on 2 cores, in 3.3 GB instead of 4.3
-    # (measured with `python -m bench.floor`), with the same freshness at 20K events/s live.
+    # default): every family over 2M events ran 12 % faster on 2 cores, in 3.3 GB instead of 4.3,
+    # with the same freshness at 20K events/s live.
     local_gc: Literal["parallel", "g1"] = "parallel"
     # Its JIT compilers. "tiered" (the JDK's default) runs long jobs fastest; "c1" stops at the
     # quick compiler, which gets a short job going sooner (the planner's and the runtime's code is

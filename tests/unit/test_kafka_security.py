@@ -29,7 +29,7 @@ def pem(tmp_path):
     return files
 
 
-def test_plaintext_is_the_default_and_adds_nothing(tmp_path):
+def test_plaintext_is_the_default_and_adds_no_security_settings(tmp_path):
     cfg = config(tmp_path, {})
     assert client_config(cfg.kafka, environ={}) == {"bootstrap.servers": "b:9093", "log_level": 5}
     assert flink_properties(cfg.kafka, environ={}) == {"properties.bootstrap.servers": "b:9093"}
