@@ -48,8 +48,9 @@ def test_pyflink_internals_the_adapter_uses_are_there():
 
 
 def test_the_local_jvm_takes_its_heap_and_jit_from_the_config_unless_jvm_args_are_set(monkeypatch):
-    """jobs/flink_env.set_local_jvm_options passes flink.local_heap to the JVM PyFlink starts, through
-    the JVM_ARGS that PyFlink's local gateway launcher puts on the java command line."""
+    """jobs/flink_env.set_local_jvm_options passes flink.local_heap, local_gc and local_jit to the JVM
+    PyFlink starts, through the JVM_ARGS that PyFlink's local gateway launcher puts on the java
+    command line."""
     import inspect
     import os
 
