@@ -7,7 +7,6 @@ import math
 import random
 
 import pytest
-from py4j.java_gateway import get_field
 
 from operators.sliding_tiles import TileGeometry
 
@@ -35,13 +34,16 @@ def test_expiry_timer_is_the_first_step_that_excludes_the_tile():
 
 
 class JvmTiles:
-    """One entity's state in the job's JVM operator (jobs/jvm TileWindows), driven directly."""
+    """One entity's state in the job's JVM operator (jobs/jvm TileWindows), driven directly; its
+    tiles in a TreeMap, or `packed` in one long array as the operator stores them (PackedTiles)."""
 
-    def __init__(self, width: int):
+    def __init__(self, width: int, packed: bool = False):
         from tests.unit.jvm_ops import ops
 
         self.win = ops().TileWindows(TILE, STEP, long_array(WINDOWS), width)
-        self.meta, self.sums, self.tiles = self.win.newMeta(), self.win.newSums(), ops().TileWindows.MemoryTiles()
+        self.meta, self.sums = self.win.newMeta(), self.win.newSums()
+        self.tiles = (ops().PackedTiles.fresh(self.win.layout(), self.meta, self.sums) if packed
+                      else ops().TileWindows.MemoryTiles())
         self.width = width
 
     def add(self, tile: int, vec, as_of: int) -> int:
@@ -62,7 +64,7 @@ class JvmTiles:
         return [self.sums[w * self.width + value] for w in range(len(WINDOWS))]
 
     def tile_indexes(self) -> list[int]:
-        return list(get_field(self.tiles, "map").keySet())
+        return list(self.tiles.indexes(NONE, 2**63 - 1))
 
 
 def long_array(values):
@@ -80,10 +82,11 @@ def brute(contribs, as_of):
     return out
 
 
+@pytest.mark.parametrize("packed", [False, True], ids=["tree-map", "packed"])
 @pytest.mark.parametrize("seed", range(10))
-def test_running_sums_equal_brute_force(seed):
+def test_running_sums_equal_brute_force(seed, packed):
     rng = random.Random(seed)
-    st = JvmTiles(width=2)
+    st = JvmTiles(width=2, packed=packed)
     t0 = 1_700_000_000_000 - 1_700_000_000_000 % TILE
     now = t0
     seen = []  # (event_time, views) that the state absorbed
@@ -131,9 +134,12 @@ def test_the_jvm_geometry_is_the_documented_one():
         assert st.win.stepEnd(t) == GEO.step_end(t) and st.win.asOfAtWatermark(t) == GEO.as_of_at_watermark(t)
 
 
-def test_state_of_another_declaration_moves_over_with_new_windows_summed_from_the_tiles():
+@pytest.mark.parametrize("packed", [False, True], ids=["tree-map", "packed"])
+def test_state_of_another_declaration_moves_over_with_new_windows_summed_from_the_tiles(packed):
     """A savepoint of a build with windows 1h and 24h restored where 1h, 6h and 24h are declared,
-    and a value appended: the 6h window is summed from the stored tiles, the new value starts at 0."""
+    and a value appended: the 6h window is summed from the stored tiles, the new value starts at 0.
+    `packed`: the old state as the operator stores it (PackedTiles, as a build before it kept it in
+    five states is moved into it), moved over as the operator does on load."""
     from tests.unit.jvm_ops import ops
 
     old = ops().TileWindows(TILE, STEP, long_array([3_600_000, 86_400_000]), 1)
@@ -146,13 +152,53 @@ def test_state_of_another_declaration_moves_over_with_new_windows_summed_from_th
         seen.append((as_of - STEP, n))
         old.add(meta, sums, tiles, (as_of - STEP) // TILE, long_array([n]), as_of)
     new = JvmTiles(width=2)
-    moved = new.win.relayout(old.layout(), meta, sums, tiles)
-    new.meta, new.sums, new.tiles = moved[0], moved[1], tiles
+    if packed:
+        kept = ops().PackedTiles.withTiles(old.layout(), meta, sums, NONE, tiles)
+        moved = ops().PackedTiles.of(kept.packed()).inLayoutOf(new.win, new.win.layout())
+        assert moved.hasLayout(new.win.layout()) and len(moved.get(moved.first(NONE))) == 2
+        new.meta, new.sums, new.tiles = moved.meta(), moved.sums(), moved
+    else:
+        moved = new.win.relayout(old.layout(), meta, sums, tiles)
+        new.meta, new.sums, new.tiles = moved[0], moved[1], tiles
     assert new.window_sums(0) == brute(seen, as_of) and new.window_sums(1) == [0, 0, 0]
     # the moved state's one timer: the first instant a stored tile leaves any of the new windows
     counted = [(j, w) for j in new.tile_indexes() for w, length in enumerate(WINDOWS)
                if j >= GEO.first_tile(as_of, length)]
     assert new.win.nextExpiry(new.meta, new.tiles) == min(GEO.expiry_times(j)[w] for j, w in counted)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_packed_tiles_hold_what_a_map_holds_and_survive_their_array(seed):
+    """The operator's one-array state (PackedTiles) against a TreeMap under random puts, updates in
+    place and removals; read back from its array alone (as after a checkpoint), nothing changes."""
+    from tests.unit.jvm_ops import ops
+
+    rng = random.Random(seed)
+    win = ops().TileWindows(TILE, STEP, long_array(WINDOWS), 3)
+    meta, sums = win.newMeta(), win.newSums()
+    packed, model = ops().PackedTiles.fresh(win.layout(), meta, sums), {}
+    for step in range(250):
+        tile = rng.randrange(0, 40)
+        if rng.random() < 0.35:
+            packed.remove(tile)
+            model.pop(tile, None)
+        else:
+            vec = [rng.randrange(0, 1000) for _ in range(3)]
+            packed.put(tile, long_array(vec))
+            model[tile] = vec
+        if rng.random() < 0.1:
+            packed.arm(step)
+        if rng.random() < 0.2:
+            packed = ops().PackedTiles.of(packed.packed())
+        lo, hi = sorted(rng.randrange(-5, 45) for _ in range(2))
+        assert list(packed.indexes(lo, hi)) == sorted(j for j in model if lo <= j < hi)
+        assert packed.first(lo) == min((j for j in model if j >= lo), default=NONE)
+        assert all(list(packed.get(j)) == v for j, v in model.items())
+        assert packed.get(41) is None and packed.isEmpty() == (not model)
+    restored = ops().PackedTiles.of(packed.packed())
+    assert restored.armed() == packed.armed() and restored.hasLayout(win.layout())
+    assert list(restored.meta()) == list(meta) and list(restored.sums()) == list(sums)
+    assert not restored.hasLayout(ops().TileWindows(TILE, STEP, long_array(WINDOWS[:2]), 3).layout())
 
 
 def _run_with_timers(seed: int, one_timer: bool) -> list:

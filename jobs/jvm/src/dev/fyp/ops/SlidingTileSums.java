@@ -34,11 +34,13 @@ import org.apache.flink.util.Collector;
  * i, j, .. divided by (the sum of value d, or 1 when d is -1) * scale, correctly rounded, 0.0 when
  * that is 0 or when value z has a sum of 0).
  *
- * <p>State has declared types (long arrays; the stored tiles' indexes sorted beside them, so that a
- * window that moves reads only the tiles that are there) and records the layout it was kept in, so a savepoint
- * restores under another declaration ({@link TileWindows#relayout}: a window added is summed from
- * the stored tiles). Every sum is an integer, so the order in which tiles are added and removed
- * never changes a value.
+ * <p>State has declared types: one long array per entity ({@link PackedTiles}: the layout it was
+ * kept in, meta, sums, the armed timer and the tiles of the longest window, their indexes sorted so
+ * that a window that moves reads only the tiles that are there). Because it records its layout, a
+ * savepoint restores under another declaration ({@link TileWindows#relayout}: a window added is
+ * summed from the stored tiles); state of a build that kept five states per entity is moved into
+ * the array on first use. Every sum is an integer, so the order in which tiles are added and
+ * removed never changes a value.
  */
 public class SlidingTileSums extends KeyedProcessFunction<String, Row, Row> {
     private static final String KIND_TILE = "T";
@@ -51,14 +53,15 @@ public class SlidingTileSums extends KeyedProcessFunction<String, Row, Row> {
     private final int[] denominators, zeroUnless;  // per feature: value index or -1
     private final long[] scales;  // per feature; 0 marks a plain sum
 
+    private transient ValueState<long[]> entityState;
+    // the states of a build before PackedTiles, read only to move an entity's state into entityState
     private transient ValueState<long[]> metaState;
     private transient ValueState<long[]> sumsState;
     private transient ValueState<long[]> layoutState;
     private transient MapState<Long, long[]> tilesState;
     private transient ValueState<long[]> indexState;
-    private transient StateTiles tiles;
+    private transient PackedTiles tiles;  // the current key's state, set by load
     private final long[] layout;  // windows.layout(), once
-    private transient boolean layoutStored;  // the current key's state records `layout` (set by load)
 
     /** endOfInputAsOf: for a bounded input, the as-of time past which the final watermark must not
      * move windows (Long.MIN_VALUE: do not move them at the end at all). */
@@ -109,7 +112,8 @@ public class SlidingTileSums extends KeyedProcessFunction<String, Row, Row> {
                 new MapStateDescriptor<>("tiles", Types.LONG, PrimitiveArrayTypeInfo.LONG_PRIMITIVE_ARRAY_TYPE_INFO));
         indexState = getRuntimeContext().getState(
                 new ValueStateDescriptor<>("index", PrimitiveArrayTypeInfo.LONG_PRIMITIVE_ARRAY_TYPE_INFO));
-        tiles = new StateTiles();
+        entityState = getRuntimeContext().getState(
+                new ValueStateDescriptor<>("entity", PrimitiveArrayTypeInfo.LONG_PRIMITIVE_ARRAY_TYPE_INFO));
     }
 
     @Override
@@ -117,6 +121,7 @@ public class SlidingTileSums extends KeyedProcessFunction<String, Row, Row> {
         long[][] st = load();
         long[] meta = st == null ? windows.newMeta() : st[0];
         long[] sums = st == null ? windows.newSums() : st[1];
+        if (st == null) tiles = PackedTiles.fresh(layout, meta, sums);
         long start = (Long) row.getField(1);
         long asOf;
         if (KIND_TILE.equals(row.getField(2))) {
@@ -152,11 +157,7 @@ public class SlidingTileSums extends KeyedProcessFunction<String, Row, Row> {
         if (tiles.armed() == timestamp) tiles.arm(TileWindows.NONE);  // this one has fired
         boolean changed = windows.advance(meta, sums, tiles, windows.asOfAtWatermark(timestamp));
         if (tiles.isEmpty()) {
-            metaState.clear();
-            sumsState.clear();
-            layoutState.clear();
-            tilesState.clear();
-            indexState.clear();
+            entityState.clear();
         } else {
             arm(ctx.timerService(), meta);
             store(meta, sums);
@@ -181,23 +182,36 @@ public class SlidingTileSums extends KeyedProcessFunction<String, Row, Row> {
         }
     }
 
-    /** The entity's [meta, sums] in this build's layout (null when it has no state). State kept
-     * under another feature declaration (a savepoint of an earlier build) is moved over once. */
+    /** The entity's [meta, sums] in this build's layout (null when it has no state), its tiles in
+     * `tiles`. State kept under another feature declaration (a savepoint of an earlier build) is
+     * moved over once. */
     private long[][] load() throws Exception {
-        layoutStored = false;
+        long[] packed = entityState.value();
+        tiles = packed != null ? PackedTiles.of(packed) : unpacked();
+        if (tiles == null) return null;
+        tiles = tiles.inLayoutOf(windows, layout);
+        return new long[][] {tiles.meta(), tiles.sums()};
+    }
+
+    /** The current key's state as a build before PackedTiles kept it (meta, sums, layout, a map of
+     * tiles, an index [armed timer, tile indexes]), packed in its own layout and cleared there; null
+     * when there is none. Builds before the index registered a timer per tile: those still fire,
+     * with nothing to do. */
+    private PackedTiles unpacked() throws Exception {
         long[] meta = metaState.value();
-        if (meta == null) {
-            tiles.reset();
-            return null;
-        }
-        tiles.load();
-        long[] sums = sumsState.value();
+        if (meta == null) return null;
         long[] stored = layoutState.value();
-        if (stored == null || Arrays.equals(stored, layout)) {
-            layoutStored = stored != null;
-            return new long[][] {meta, sums};
-        }
-        return windows.relayout(stored, meta, sums, tiles);
+        TileWindows.MemoryTiles kept = new TileWindows.MemoryTiles();
+        for (java.util.Map.Entry<Long, long[]> tile : tilesState.entries()) kept.put(tile.getKey(), tile.getValue());
+        long[] index = indexState.value();
+        PackedTiles moved = PackedTiles.withTiles(stored == null ? layout : stored, meta, sumsState.value(),
+                index == null ? TileWindows.NONE : index[0], kept);
+        metaState.clear();
+        sumsState.clear();
+        layoutState.clear();
+        tilesState.clear();
+        indexState.clear();
+        return moved;
     }
 
     /** Makes sure a timer fires at or before the entity's next expiry. A timer armed earlier than
@@ -212,112 +226,9 @@ public class SlidingTileSums extends KeyedProcessFunction<String, Row, Row> {
     }
 
     private void store(long[] meta, long[] sums) throws Exception {
-        metaState.update(meta);
-        sumsState.update(sums);
-        if (!layoutStored) layoutState.update(layout);  // a new key, or state moved over from another layout
-        tiles.store();
-    }
-
-    /**
-     * The current key's tiles: Flink's map state, and beside it a value state [armed timer, stored
-     * tile indexes ascending], read once per call and written back when it changed. A window that
-     * moves reads only the tiles that are there (a sparse entity's absent tiles cost nothing).
-     */
-    private final class StateTiles implements TileWindows.Tiles {
-        private long[] index;
-        private boolean dirty;
-
-        void reset() {
-            index = new long[] {TileWindows.NONE};
-            dirty = true;
-        }
-
-        void load() throws Exception {
-            index = indexState.value();
-            dirty = false;
-            if (index != null) return;
-            // state of a build before the index: its per-tile timers are still registered, and fire
-            // with nothing to do
-            long[] keys = new long[0];
-            int n = 0;
-            for (Long k : tilesState.keys()) {
-                if (n == keys.length) keys = Arrays.copyOf(keys, Math.max(8, 2 * n));
-                keys[n++] = k;
-            }
-            Arrays.sort(keys, 0, n);
-            index = new long[1 + n];
-            index[0] = TileWindows.NONE;
-            System.arraycopy(keys, 0, index, 1, n);
-            dirty = true;
-        }
-
-        void store() throws Exception {
-            if (dirty) indexState.update(index);
-            dirty = false;
-        }
-
-        long armed() {
-            return index[0];
-        }
-
-        void arm(long at) {
-            index[0] = at;
-            dirty = true;
-        }
-
-        boolean isEmpty() {
-            return index.length == 1;
-        }
-
-        /** Position of `tile` in index[1..], or -(insertion point) - 1. */
-        private int find(long tile) {
-            return Arrays.binarySearch(index, 1, index.length, tile);
-        }
-
-        private int lowerBound(long tile) {
-            int at = find(tile);
-            return at >= 0 ? at : -at - 1;
-        }
-
-        public long[] get(long tile) throws Exception {
-            return tilesState.get(tile);
-        }
-
-        public void put(long tile, long[] values) throws Exception {
-            int at = find(tile);
-            if (at < 0) {
-                int ins = -at - 1;
-                long[] grown = new long[index.length + 1];
-                System.arraycopy(index, 0, grown, 0, ins);
-                grown[ins] = tile;
-                System.arraycopy(index, ins, grown, ins + 1, index.length - ins);
-                index = grown;
-                dirty = true;
-            }
-            tilesState.put(tile, values);
-        }
-
-        public void remove(long tile) throws Exception {
-            int at = find(tile);
-            if (at >= 0) {
-                long[] shrunk = new long[index.length - 1];
-                System.arraycopy(index, 0, shrunk, 0, at);
-                System.arraycopy(index, at + 1, shrunk, at, index.length - at - 1);
-                index = shrunk;
-                dirty = true;
-            }
-            tilesState.remove(tile);
-        }
-
-        public long[] indexes(long from, long to) {
-            int lo = lowerBound(from), hi = lowerBound(to);
-            return lo >= hi ? new long[0] : Arrays.copyOfRange(index, lo, hi);
-        }
-
-        public long first(long from) {
-            int lo = lowerBound(from);
-            return lo < index.length ? index[lo] : TileWindows.NONE;
-        }
+        tiles.setMeta(meta);
+        tiles.setSums(sums);
+        entityState.update(tiles.packed());
     }
 
     private Row update(String key, long[] meta, long[] sums) {
