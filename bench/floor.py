@@ -11,7 +11,9 @@ fill: the rate must hold).
 3. `fyp backfill features --input --uploads`: every family in the combined job.
 events/s = N / the Flink job's net run time; for our jobs also N / the time from submitting the job
 until its last update is in Redis (`events_per_s_to_redis`: the writer drained to the end markers);
-peak resident memory of the process tree (driver, JVM, Python workers), sampled every 0.5 s.
+peak resident memory of the process tree (driver, JVM, Python workers), sampled every 0.5 s; CPU
+seconds from the job's first task to the run's end per group of threads (bench/thread_cpu.py:
+the JIT, the collector, each operator chain, the driver with the writer, the broker, Redis).
 Writes bench/results/floor.json.
 """
 from __future__ import annotations
@@ -28,6 +30,7 @@ import orjson
 
 from bench.engagement import RESULTS, bench_config
 from bench.feature_jobs import TreeMemory, stats_of
+from bench.thread_cpu import ThreadCpu
 from jobs.flink_env import set_local_jvm_options
 from settings.config import REPO_ROOT, load_config
 from fyp.generator import output
@@ -76,7 +79,7 @@ for s in stmts[:-1]:
 result = t.execute_sql(stmts[-1]).get_job_client().get_job_execution_result().result()
 print(orjson.dumps({{"job_seconds": result.get_net_runtime() / 1000}}).decode())
 """
-    return _timed("floor", [sys.executable, "-c", script], n, args.folder / "floor.log")
+    return _timed("floor", [sys.executable, "-c", script], n, args.folder / "floor.log", args.beside)
 
 
 FRONT_SCRIPT = """
@@ -98,7 +101,7 @@ def run_front(args, events: Path, n: int) -> dict:
     """The jobs' shared front alone (jobs/front.py: source, validation and parse, routing, dead
     letters) into a blackhole: what the front costs against the floor."""
     script = FRONT_SCRIPT.format(config=args.config, path=str(events.resolve()))
-    return _timed("front", [sys.executable, "-c", script], n, args.folder / "front.log")
+    return _timed("front", [sys.executable, "-c", script], n, args.folder / "front.log", args.beside)
 
 
 def run_backfill(args, job: str, events: Path, uploads: Path, n: int, tag: str) -> dict:
@@ -106,17 +109,23 @@ def run_backfill(args, job: str, events: Path, uploads: Path, n: int, tag: str) 
     cmd = [sys.executable, "-m", "fyp.cli", "--config", str(path), "backfill", job, "--input", str(events)]
     if job != "engagement":
         cmd += ["--uploads", str(uploads)]
-    return _timed(f"fyp backfill {job}", cmd, n, cfg.state_dir / "bench" / f"{tag}-{job}" / "backfill.log")
+    return _timed(f"fyp backfill {job}", cmd, n, cfg.state_dir / "bench" / f"{tag}-{job}" / "backfill.log",
+                  args.beside)
 
 
-def _timed(label: str, cmd, n: int, log: Path) -> dict:
+def _timed(label: str, cmd, n: int, log: Path, beside: dict) -> dict:
+    """Runs `cmd`; its Flink job's events/s, memory, and CPU with that of the processes `beside`."""
     log.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(cmd, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True,
                             cwd=REPO_ROOT)
     mem = TreeMemory([proc.pid])
     mem.start()
+    cpu = ThreadCpu(proc.pid, beside)
+    cpu.start()
     proc.wait()
     mem.stop.set()
+    cpu.stop.set()
+    cpu.join()
     if proc.returncode:
         raise SystemExit(f"{label} failed: see {log}")
     stats = stats_of(log)
@@ -126,6 +135,8 @@ def _timed(label: str, cmd, n: int, log: Path) -> dict:
     if "seconds" in stats:  # a backfill: also until its last update is in Redis (the writer drained)
         res.update(to_redis_seconds=stats["seconds"], events_per_s_to_redis=round(n / stats["seconds"]))
     print(label, res, flush=True)
+    res["cpu_seconds_from_job_start"] = cpu.result()
+    print("  CPU seconds from the job's start:", res["cpu_seconds_from_job_start"], flush=True)
     return res
 
 
@@ -151,7 +162,13 @@ def main():
         dense = make_input(args.folder, "dense", args.events, args.videos, args.events / args.event_rate)
         sparse = make_input(args.folder, "sparse", args.events, args.videos, args.sparse_hours * 3600)
     # the floor job and ours in JVMs of the same heap and collector (flink.local_heap, local_gc)
-    set_local_jvm_options(load_config(args.config))
+    cfg = load_config(args.config)
+    set_local_jvm_options(cfg)
+    args.beside = {}  # the broker and Redis: their CPU counts with each job's (bench/thread_cpu.py)
+    for name, process in (("broker", "tansu"), ("redis", "redis")):
+        pid_file = cfg.state_dir / "run" / f"{process}.pid"
+        if pid_file.exists():
+            args.beside[name] = int(pid_file.read_text())
     floor = run_floor(args, dense[0], dense[2])
     front_alone = run_front(args, dense[0], dense[2])
     engagement = run_backfill(args, "engagement", *dense, tag)
@@ -159,7 +176,7 @@ def main():
     combined = run_backfill(args, "features", *dense, tag)
     result = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "args": {k: v for k, v in vars(args).items() if k not in ("out", "folder")},
+        "args": {k: v for k, v in vars(args).items() if k not in ("out", "folder", "beside")},
         "floor": floor, "front": front_alone, "engagement": engagement, "engagement_sparse": engagement_sparse, "features": combined,
         "front_share_of_floor": round(front_alone["events_per_s"] / floor["events_per_s"], 3),
         "engagement_share_of_floor": round(engagement["events_per_s"] / floor["events_per_s"], 3),

@@ -44,6 +44,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_seconds(pid: int) -> dict:
+    """CPU seconds each live thread of process `pid` has used so far, by thread id: (its name as
+    the kernel keeps it, at most 15 characters; seconds)."""
+    import os
+
+    out = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        name, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat.rsplit(")", 1)[1].split()
+        out[int(task.name)] = (name, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+    return out
+
+
 def tree_cpu_seconds(pid: int) -> dict:
     """CPU seconds used so far by the live processes of the tree of `pid`, per kind of process and
     in total (a process that has ended no longer counts)."""

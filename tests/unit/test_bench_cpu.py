@@ -32,3 +32,37 @@ def test_a_trees_cpu_counts_the_cpu_its_child_used():
             subprocess.run(["kill", p])
         parent.kill()
         parent.wait()
+
+
+NAMED_SPIN = """
+import ctypes, threading, time
+def spin(name, seconds):
+    ctypes.CDLL(None).prctl(15, name.encode(), 0, 0, 0)  # PR_SET_NAME: the thread's name in /proc
+    t = time.thread_time()
+    while time.thread_time() - t < seconds: pass
+warm = threading.Thread(target=spin, args=("warm-up", 0.4)); warm.start(); warm.join()
+time.sleep(0.6)
+work = threading.Thread(target=spin, args=("Source: work", 0.8)); work.start(); work.join()
+time.sleep(0.6)
+"""
+
+
+def test_cpu_is_counted_per_thread_group_from_the_start_of_the_job():
+    """bench/thread_cpu.py: a process spins a thread for 0.4 s, then its 'job' thread for 0.8 s;
+    only what ran after the job's thread appeared counts, in that thread's group."""
+    from bench.thread_cpu import ThreadCpu, thread_group
+
+    proc = subprocess.Popen([sys.executable, "-c", NAMED_SPIN])
+    sampler = ThreadCpu(proc.pid, {}, interval_s=0.05, started=lambda kind, name: name.startswith("Source: "))
+    sampler.start()
+    proc.wait()
+    sampler.stop.set()
+    sampler.join()
+    used = sampler.result()
+    assert 0.6 <= used["python_driver"] <= 1.0, used  # the work thread's 0.8 s, not the warm-up's
+    assert 1.0 <= used["seconds"] < 5, used
+    assert thread_group("jvm", "C2 CompilerThre") == "jvm.jit" == thread_group("jvm", "C1 CompilerThre")
+    assert thread_group("jvm", "GC Thread#1") == "jvm.gc"
+    assert thread_group("jvm", "GlobalWindowAgg") == "jvm.GlobalWindowAgg"
+    assert thread_group("jvm", "Thread-12") == "jvm.Thread-N"
+    assert thread_group("broker", "tokio-rt-worker") == "broker"
