@@ -161,9 +161,10 @@ def main():
     else:
         dense = make_input(args.folder, "dense", args.events, args.videos, args.events / args.event_rate)
         sparse = make_input(args.folder, "sparse", args.events, args.videos, args.sparse_hours * 3600)
-    # the floor job and ours in JVMs of the same heap and collector (flink.local_heap, local_gc)
+    # the floor job and ours in JVMs of the same heap, collector and JIT (flink.local_heap, local_gc,
+    # local_jit as for a backfill)
     cfg = load_config(args.config)
-    set_local_jvm_options(cfg)
+    set_local_jvm_options(cfg, bounded=True)
     args.beside = {}  # the broker and Redis: their CPU counts with each job's (bench/thread_cpu.py)
     for name, process in (("broker", "tansu"), ("redis", "redis")):
         pid_file = cfg.state_dir / "run" / f"{process}.pid"

@@ -171,7 +171,7 @@ def end_of_input_as_of(cfg: Config, path: str | Path) -> int | None:
     """As-of time of a bounded input's final features: the end of the step holding its newest
     valid event. The file is read in the driver's JVM, each record validated by the job's own
     schema code (jobs/jvm NewestEventTime): in Python this pass cost about 13 µs a line."""
-    set_local_jvm_options(cfg)  # this may be the first use of the JVM that will run the job
+    set_local_jvm_options(cfg, bounded=True)  # this may be the first use of the JVM that will run the job
     newest = jvm_with_jars(job_jars(cfg.artifacts_dir)).dev.fyp.udf.NewestEventTime.of(
         str(Path(path).resolve()), EVENT_TIME_FIELD, ENGAGEMENT_V1.descriptor_json())
     if newest == NO_END:

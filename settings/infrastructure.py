@@ -182,10 +182,13 @@ class FlinkConfig(Section):
     # default): every family over 2M events ran 12 % faster on 2 cores, in 3.3 GB instead of 4.3,
     # with the same freshness at 20K events/s live.
     local_gc: Literal["parallel", "g1"] = "parallel"
-    # Its JIT compilers. "tiered" (the JDK's default) runs long jobs fastest; "c1" stops at the
-    # quick compiler, which gets a short job going sooner (the planner's and the runtime's code is
-    # cold in every new JVM) and runs a long one slower. The tests use "c1" (docs/testing.md).
-    local_jit: Literal["tiered", "c1"] = "tiered"
+    # Its JIT compilers. "lean-c2" (jobs/flink_env.py JIT_OPTIONS) has the optimizing compiler
+    # take fewer and smaller methods than the JDK's default ("tiered"): backfills ran 4-22 % faster
+    # on 2 cores (docs/benchmarks.md). "auto" takes lean-c2 for a backfill and tiered for a
+    # streaming job (jobs/flink_env.py jit_of). "c1" stops at the quick compiler, which gets a
+    # short job going sooner (the planner's and the runtime's code is cold in every new JVM) and
+    # runs a long one slower. The tests use "c1" (docs/testing.md).
+    local_jit: Literal["auto", "lean-c2", "tiered", "c1"] = "auto"
 
 
 class ClusterConfig(Section):

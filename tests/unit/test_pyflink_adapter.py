@@ -2,6 +2,8 @@
 message when a PyFlink upgrade moves them, before any job does."""
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -63,11 +65,21 @@ def test_the_local_jvm_takes_its_heap_and_jit_from_the_config_unless_jvm_args_ar
     assert "JVM_ARGS" in launcher, "PyFlink's local gateway no longer reads JVM_ARGS: flink.local_heap has no effect"
     cfg = load_config(None, {"flink.local_heap": "3g"})
     monkeypatch.delenv("JVM_ARGS", raising=False)
-    set_local_jvm_options(cfg)
+    set_local_jvm_options(cfg, bounded=False)  # auto: the JDK's tiered JIT for a streaming job
     assert os.environ["JVM_ARGS"] == "-Xmx3g -XX:+UseParallelGC"
     monkeypatch.delenv("JVM_ARGS")
-    set_local_jvm_options(load_config(None, {"flink.local_heap": "3g", "flink.local_jit": "c1"}))
+    set_local_jvm_options(cfg, bounded=True)  # and lean-c2 for a backfill
+    assert os.environ["JVM_ARGS"] == ("-Xmx3g -XX:+UseParallelGC -XX:Tier4InvocationThreshold=15000"
+                                      " -XX:Tier4CompileThreshold=45000 -XX:MaxInlineLevel=9 -XX:FreqInlineSize=200")
+    # the JDK the jobs run on takes these options (one it no longer knew would stop the JVM)
+    java = subprocess.run(["java", *os.environ["JVM_ARGS"].split(), "-version"], capture_output=True, text=True)
+    assert java.returncode == 0, java.stderr
+    monkeypatch.delenv("JVM_ARGS")
+    set_local_jvm_options(load_config(None, {"flink.local_heap": "3g", "flink.local_jit": "tiered"}), bounded=True)
+    assert os.environ["JVM_ARGS"] == "-Xmx3g -XX:+UseParallelGC"
+    monkeypatch.delenv("JVM_ARGS")
+    set_local_jvm_options(load_config(None, {"flink.local_heap": "3g", "flink.local_jit": "c1"}), bounded=False)
     assert os.environ["JVM_ARGS"] == "-Xmx3g -XX:+UseParallelGC -XX:TieredStopAtLevel=1"
     monkeypatch.setenv("JVM_ARGS", "-Xmx9g -Dmine=1")
-    set_local_jvm_options(cfg)
+    set_local_jvm_options(cfg, bounded=True)
     assert os.environ["JVM_ARGS"] == "-Xmx9g -Dmine=1"
