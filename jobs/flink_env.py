@@ -81,7 +81,7 @@ JIT_OPTIONS = {
 def jit_of(cfg: Config, bounded: bool) -> str:
     """The JIT the local JVM runs with: flink.local_jit, where "auto" is lean-c2 for a bounded job
     (a backfill: throughput) and tiered for a streaming one (its steady state is what freshness is
-    measured on, and four alternating runs at 20K events/s gave lean-c2 no better p99)."""
+    measured on, and four alternating pairs at 20K events/s gave lean-c2 no better p99)."""
     jit = cfg.flink.local_jit
     if jit == "auto":
         return "lean-c2" if bounded else "tiered"
