@@ -70,6 +70,9 @@ def bench_config(base: str | None, tag: str, parallelism: int, flink_overrides: 
     raw.setdefault("flink", {})["parallelism"] = parallelism
     raw["flink"].update(flink_overrides)
     raw["flink"]["checkpoint_dir"] = str(cfg.state_dir / "bench" / tag / "checkpoints")
+    # an offline log of the run's own, as a fresh deployment has: in a shared one, a run that
+    # crossed an hour merged the hour's files of every earlier run (featurestore/offline_log.py)
+    raw.setdefault("offline", {})["root"] = str(cfg.state_dir / "bench" / tag / "offline")
     path = cfg.state_dir / "bench" / tag / "config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(raw))
@@ -165,7 +168,7 @@ def probe_update_records(cfg) -> list[tuple[int, int]]:
             quiet = 0 if messages else quiet + 1
             for m in messages:
                 if m.error() is None and m.value() and PROBE.encode() in m.value():
-                    found += [(u.values[at], m.timestamp()[1]) for u in decode_updates(m.value())
+                    found += [(u.value_list[at], m.timestamp()[1]) for u in decode_updates(m.value())
                               if u.entity_id == PROBE and u.group == VIDEO_ENGAGEMENT]
         return found
     finally:

@@ -50,7 +50,8 @@ CASES = ("python_default", "rare_full")
 
 def make_records(groups: dict, n_updates: int, n_videos: int, seed: int = 7) -> list[str]:
     """Engagement updates as the job sends them: per step, the videos with views, each with
-    the three windows' counts (ints) and ratios (floats)."""
+    the three windows' counts (ints) and ratios (floats, to the last digit as divisions give
+    them), the values as the text of their array (featurestore/updates.py)."""
     rng = random.Random(seed)
     group = groups[GROUP]
     per_window = len(group.features) // 3
@@ -62,9 +63,9 @@ def make_records(groups: dict, n_updates: int, n_videos: int, seed: int = 7) -> 
         for _ in range(min(200, n_updates - len(updates))):
             video = f"v{rng.randrange(n_videos):07d}"
             absorbed[video] = absorbed.get(video, 0) + 1
-            window = [rng.randrange(100) if f.dtype == "int" else round(rng.random(), 10)
+            window = [rng.randrange(100) if f.dtype == "int" else rng.randrange(1, 1000) / rng.randrange(1, 1000)
                       for f in group.features[:per_window]]
-            updates.append(FeatureUpdate(GROUP, video, t, absorbed[video], window * 3))
+            updates.append(FeatureUpdate(GROUP, video, t, absorbed[video], orjson.dumps(window * 3).decode()))
     return encode_records(updates)
 
 
@@ -118,7 +119,8 @@ def redis_writes(cfg, groups: dict, batch_sizes: list[int], repeats: int = 20) -
     writer = FeatureWriter(redis_client(cfg, "writer"), groups, {name: 60_000 for name in groups})
     rng = random.Random(11)
     group = groups[GROUP]
-    values = [rng.randrange(100) if f.dtype == "int" else round(rng.random(), 10) for f in group.features]
+    values = orjson.dumps([rng.randrange(100) if f.dtype == "int" else rng.randrange(1, 1000) / rng.randrange(1, 1000)
+                           for f in group.features]).decode()
     as_of = int(time.time() * 1000)
     out = {}
     for size in batch_sizes:

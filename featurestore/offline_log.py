@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from featurestore import layout
@@ -49,6 +50,7 @@ META_COLUMNS = (("entity_id", pa.string()), ("as_of", pa.int64()), ("absorbed", 
                 ("written_at", pa.int64()))
 EXACT_IN_FLOAT = 2**53  # integers below it convert to float64 and back unchanged
 ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "str": pa.string(), "json": pa.string()}
+_CSV_BYTES = layout.NUMBER_BYTES + b",\n"  # the characters of numbers' texts as CSV rows
 
 
 class OfflineLogError(RuntimeError):
@@ -60,6 +62,16 @@ def arrow_schema(group: FeatureGroup, features=None) -> pa.Schema:
     feature (json features hold the compact JSON text the online store holds)."""
     names = group.names if features is None else features
     return pa.schema([*META_COLUMNS, *((n, ARROW_TYPES[group.dtype(n)]) for n in names)])
+
+
+def parquet_options(group: FeatureGroup) -> dict:
+    """How a group's files are written: zstd, and dictionary pages only for the entity ids and
+    string features. WHY not Arrow's default (a dictionary for every column): numbers that rarely
+    repeat (counts, rates) filled a dictionary per column only to fall back to plain pages, and
+    writing took twice as long for larger files (200,000 updates of a sparse engagement backfill:
+    1.93 against 0.91 us a row, 93 against 84 bytes)."""
+    return {"compression": "zstd",
+            "use_dictionary": ["entity_id", *(f.name for f in group.features if f.dtype == "str")]}
 
 
 def hour_of(ms: int) -> str:
@@ -278,7 +290,13 @@ class OfflineLog:
             counts.append(len(updates))
         columns = [pa.array(ids, pa.string()), pa.array(as_ofs, pa.int64()), pa.array(absorbeds, pa.int64()),
                    pa.array(np.repeat(np.array([wt for wt, _ in chunks], np.int64), counts), pa.int64())]
-        numeric = self._numeric_columns(g, value_rows)
+        numeric = self._text_columns(g, value_rows)
+        if numeric is None:
+            # values sent as text (featurestore/updates.py) that did not read as columns: as lists
+            if any(type(v) is str for v in value_rows):
+                n = len(g.features)
+                value_rows = [layout.values_of_text(v, n) if type(v) is str else v for v in value_rows]
+            numeric = self._numeric_columns(g, value_rows)
         if numeric is not None:
             columns += numeric
         else:
@@ -296,7 +314,7 @@ class OfflineLog:
         path = self.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as f:
-            pq.write_table(table, f, compression="zstd")
+            pq.write_table(table, f, **parquet_options(self.groups[group]))
             f.flush()
             os.fsync(f.fileno())
         return {"path": rel, "group": group, "hour": hour, "rows": table.num_rows,
@@ -343,7 +361,7 @@ class OfflineLog:
         rel = f"group={group}/hour={hour}/part-{min(f['min_written_at'] for f in files)}-{uuid.uuid4().hex[:12]}.parquet"
         path = self.root / rel
         with open(path, "wb") as out:
-            with pq.ParquetWriter(out, schema, compression="zstd") as writer:
+            with pq.ParquetWriter(out, schema, **parquet_options(self.groups[group])) as writer:
                 for p in paths:
                     table = pq.read_table(p)
                     for field in schema:
@@ -355,6 +373,38 @@ class OfflineLog:
         return {"path": rel, "group": group, "hour": hour, "rows": sum(f["rows"] for f in files),
                 **{k: min(f[k] for f in files) for k in ("min_written_at", "min_as_of")},
                 **{k: max(f[k] for f in files) for k in ("max_written_at", "max_as_of")}}
+
+    def _text_columns(self, group: FeatureGroup, value_rows: list) -> list[pa.Array] | None:
+        """The columns of a group of numbers whose every row came as the text of its values (as the
+        JVM sends them), read in one call of Arrow's CSV reader (each text's numbers are a CSV line;
+        the GIL is let go while it reads): 1.7 us a row where parsing each text into a list and
+        converting the lists took 3.5. None when a row is not such a text
+        or a value does not read as its column's type (2.5 for an int): the caller then reads the
+        texts one by one and takes the checked way, so the log holds what it would hold had the
+        values come as lists."""
+        if not value_rows or any(f.dtype not in ("int", "float") for f in group.features):
+            return None
+        if not all(type(v) is str and v[:1] == "[" and v[-1:] == "]" for v in value_rows):
+            return None
+        body = "\n".join([v[1:-1] for v in value_rows]).encode()
+        # numbers only (the reader would take "nan" or "inf"); the count of values per row and
+        # their types the reader checks (a row of other length, an empty or a non-integral int fails)
+        if body.translate(None, _CSV_BYTES):
+            return None
+        names = [f"c{i}" for i in range(len(group.features))]  # any names: the rows have none
+        try:
+            table = pa_csv.read_csv(
+                pa.py_buffer(body),
+                read_options=pa_csv.ReadOptions(column_names=names, use_threads=False, block_size=len(body) + 1),
+                parse_options=pa_csv.ParseOptions(newlines_in_values=False),
+                convert_options=pa_csv.ConvertOptions(
+                    column_types={c: ARROW_TYPES[f.dtype] for c, f in zip(names, group.features)},
+                    null_values=[], strings_can_be_null=False))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return None
+        if table.num_rows != len(value_rows):
+            return None
+        return [table.column(c).combine_chunks() for c in names]
 
     def _numeric_columns(self, group: FeatureGroup, value_rows: list) -> list[pa.Array] | None:
         """The columns of a group whose features are all numbers, converted in one C call (the

@@ -8,6 +8,12 @@ UpdateBatches). The writer stores them. Each is absolute (not a delta), so apply
 twice, or an older one after a newer one, changes nothing. The version is (as_of, absorbed):
 `absorbed` counts the events the producer's state has taken in, so of two updates with the same
 as-of time the one that saw more events wins, however a restart regrouped them.
+
+"v" may also be the JSON text of the values array, as a string: the JVM's operators send a group
+of numbers so ({"v":"[12,3,0.25,...]"}; jobs/jvm SlidingTileSums), and the writer stores that text
+as it came (featurestore/layout.py RowCodec.encode): parsing every number into Python and
+formatting it again was most of the writer's time per update. `FeatureUpdate.value_list` gives the
+values either way.
 """
 from __future__ import annotations
 
@@ -22,11 +28,16 @@ class FeatureUpdate(NamedTuple):
     entity_id: str
     as_of: int
     absorbed: int
-    values: list
+    values: list | str  # the values, or the JSON text of their array (see above)
 
     @property
     def version(self) -> tuple[int, int]:
         return (self.as_of, self.absorbed)
+
+    @property
+    def value_list(self) -> list:
+        """The values as a list, whether the message held them as an array or as its text."""
+        return orjson.loads(self.values) if type(self.values) is str else self.values
 
 
 _FIELDS = itemgetter("g", "id", "t", "n", "v")  # FeatureUpdate's fields in a message, in order

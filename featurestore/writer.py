@@ -51,7 +51,7 @@ class FeatureWriter:
     def _command(self, u: FeatureUpdate, now: int) -> tuple[str, list]:
         """(key, script arguments) of one update."""
         group = self.groups[u.group]
-        if len(u.values) != len(group.features):
+        if type(u.values) is not str and len(u.values) != len(group.features):
             raise ValueError(f"update for {u.group}/{u.entity_id} has {len(u.values)} values, "
                              f"group has {len(group.features)}")
         value, bad = self.codecs[u.group].encode(u.as_of, u.absorbed, now, u.values)

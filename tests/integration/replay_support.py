@@ -79,7 +79,7 @@ def updates_sent(stack, cfg) -> dict:
     for raw, _ in topic_records(stack.bootstrap, cfg.kafka.topics.feature_updates, idle_s=1.0):
         for u in decode_updates(raw):
             if not u.entity_id.startswith(SENTINEL_PREFIX) and u.entity_id != "u-sentinel":
-                out.setdefault(f"update {u.group} {u.entity_id} {u.as_of}", []).append(orjson.dumps([u.absorbed, u.values]))
+                out.setdefault(f"update {u.group} {u.entity_id} {u.as_of}", []).append(orjson.dumps([u.absorbed, u.value_list]))
     return {k: sorted(v) for k, v in out.items()}
 
 

@@ -1,5 +1,6 @@
 import dataclasses
 import random
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -114,3 +115,60 @@ def test_spec_example_value_is_what_the_writer_writes():
     codec = layout.RowCodec(GROUPS["video_spikes"])
     values, as_of, absorbed, written_at = codec.decode(example)
     assert codec.encode(as_of, absorbed, written_at, values)[0] == example
+
+
+def _java_float(x: float) -> str:
+    """A positive float as the JVM's Json.number writes it: the shortest digits (as Python's repr),
+    in Java's Double.toString form (0.001 to 1e7 as a decimal with a fraction, else 1.0E-5, 1.23E10)."""
+    _, digits, exponent = Decimal(repr(x)).as_tuple()
+    d = "".join(map(str, digits)).rstrip("0") or "0"
+    point = len(digits) + exponent  # digits before the decimal point
+    if 1e-3 <= x < 1e7:
+        whole, frac = (d[:point].ljust(point, "0"), d[point:]) if point > 0 else ("0", "0" * -point + d)
+        return f"{whole or '0'}.{frac or '0'}"
+    return f"{d[0]}.{d[1:] or '0'}E{point - 1}"
+
+
+def test_values_sent_as_text_are_stored_as_they_came_and_read_as_the_list_would_be():
+    """A group of numbers whose values came as the JSON text of their array (the JVM's form) is
+    stored with that text as it is; readers get the same values, of the same types, as from the
+    list; a text that is not an array of the group's numbers goes the checked way."""
+    g = GROUPS["video_engagement"]
+    codec = layout.RowCodec(g)
+    assert codec.numeric and not layout.RowCodec(GROUPS["video_spikes"]).numeric
+    rng = random.Random(3)
+    for _ in range(300):
+        values = [rng.randint(0, 10**12) if f.dtype == "int" else rng.random() * 10.0 ** rng.randint(-12, 12)
+                  for f in g.features]
+        text = "[" + ",".join(str(v) if isinstance(v, int) else _java_float(v) for v in values) + "]"
+        raw, bad = codec.encode(7, 3, 9, text)
+        assert bad == [] and raw.endswith("," + text[1:])  # passed through
+        got = codec.decode(raw)
+        assert got == (values, 7, 3, 9) and list(map(type, got[0])) == list(map(type, values))
+        assert FeatureUpdate(g.name, "v", 7, 3, text).value_list == values
+    n = len(g.features)
+    ones = ["1"] * n
+    # the check is of the shape and the characters, not of each number's type: the JVM writes ints
+    # from longs, and a float where an int goes is stored as it came
+    assert g.features[0].dtype == "int" and codec.decode(codec.encode(7, 3, 9, "[" + ",".join(["2.5"] + ones[1:]) + "]")[0])[0][0] == 2.5
+    bad_texts = {"null": ["null"] + ones[1:], "string": ['"a"'] + ones[1:],
+                 "too few": ones[1:], "too many": ones + ["1"]}
+    for why, items in bad_texts.items():
+        raw, bad = codec.encode(7, 3, 9, "[" + ",".join(items) + "]")
+        values = codec.decode(raw)[0]
+        assert len(values) == n, why
+        if why.startswith("too"):  # not the group's array: every value stored as null
+            assert values == [None] * n and len(bad) == n, why
+        else:
+            assert values[0] is None and values[1:] == [1 if f.dtype == "int" else 1.0 for f in g.features[1:]], why
+            assert [name for name, _ in bad] == [g.features[0].name], why
+    nan = "[" + ",".join(["NaN"] + ones[1:]) + "]"  # not JSON: no value of it is read
+    for text in (nan, "[" + ",".join(ones[:-1]) + ",]", "[" + ",,".join(ones[:2]) + "]", "not json", "[]"):
+        raw, bad = codec.encode(7, 3, 9, text)
+        assert codec.decode(raw)[0] == [None] * n and len(bad) == n, text
+
+
+def test_updates_with_values_as_text_round_trip_through_records():
+    updates = [FeatureUpdate("video_engagement", f"v{i}", i, i, "[" + ",".join([str(i)] * 3) + "]") for i in range(50)]
+    back = [u for r in encode_records(updates, max_chars=300) for u in decode_updates(r.encode())]
+    assert back == updates and back[4].value_list == [4, 4, 4]

@@ -3,8 +3,10 @@ manifest's commit and orphan rules, flushing, and where a restarted writer resum
 from __future__ import annotations
 
 import json
+import random
 import threading
 
+import orjson
 import pandas as pd
 import pytest
 
@@ -393,3 +395,37 @@ def test_a_file_built_in_slices_holds_every_row_in_order_with_its_write_time(tmp
     assert list(whole["entity_id"]) == [u.entity_id for updates, _ in batches for u in updates]
     pd.testing.assert_frame_equal(whole, sliced)
     assert file["rows"] == 15
+
+
+def test_values_sent_as_text_are_logged_as_the_same_values_sent_as_lists(tmp_path, monkeypatch):
+    """A group of numbers whose values came as the text of their array (the JVM's form) is read in
+    one CSV call; it must log exactly what the lists log: every float to the last bit, whatever its
+    notation (1.0E-5 as the JVM writes it, 1e-05 as Python does), ints beyond 2^53; and a batch
+    with a text that does not read as the columns' types (a float for an int, NaN, a value short)
+    is logged as the checked way logs those values."""
+    num = FeatureGroup("num", "video", 1, (Feature("i", "int"), Feature("f", "float"), Feature("g", "float")))
+    rng = random.Random(11)
+    floats = [rng.random() * 10.0 ** rng.randint(-20, 20) for _ in range(400)]
+    lists = [[rng.randint(-2**62, 2**62), x, -x] for x in floats]
+    java = [f"[{i},{x!r},{-x!r}]".replace("e-", "E-").replace("e+", "E") for i, x, _ in lists]
+    texts = {"python": [orjson.dumps(v).decode() for v in lists], "java": java}
+    bad = {"float for int": "[2.5,1.0,2.0]", "nan": "[1,NaN,2.0]", "short": "[1,2.0]", "null": "[1,null,2.0]"}
+
+    def logged(root, rows):
+        log = OfflineLog(root, {"num": num})
+        log.append([FeatureUpdate("num", f"e{k:04d}", 1, 1, v) for k, v in enumerate(rows)], 100, {})
+        log.close()
+        return OfflineStore(root, {"num": num}, {"num": TTL}).scan("num").sort_values("entity_id")
+
+    want = logged(tmp_path / "lists", lists)
+    calls = []
+    real = OfflineLog._text_columns
+    monkeypatch.setattr(OfflineLog, "_text_columns", lambda self, g, rows: calls.append(len(rows)) or real(self, g, rows))
+    for name, rows in texts.items():
+        pd.testing.assert_frame_equal(logged(tmp_path / name, rows), want)
+    assert calls == [400, 400]
+    good = [orjson.dumps(v).decode() for v in lists[:3]]
+    for k, (why, text) in enumerate(bad.items()):
+        got = logged(tmp_path / f"bad{k}", good + [text])
+        pd.testing.assert_frame_equal(got, logged(tmp_path / f"checked{k}", lists[:3] + [layout.values_of_text(text, 3)]))
+        assert got.iloc[3].isna().any(), why

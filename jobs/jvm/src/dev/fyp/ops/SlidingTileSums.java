@@ -28,8 +28,10 @@ import org.apache.flink.util.Collector;
  * <p>Input rows: (entity_id, tile_start_ms, kind, v_0 .. v_{width-1}) with BIGINT values, v_0 the
  * number of events; kind "T" is the sum of one closed emit step, "C" one event behind the watermark
  * within the allowed lateness (a correction). Output rows: (entity_id, update message), whenever a
- * sum changes: {"g": group, "id": entity, "t": as_of, "n": absorbed, "v": [features of each
- * window]}, the features per window as the group declares them (operators/engagement.py FEATURES,
+ * sum changes: {"g": group, "id": entity, "t": as_of, "n": absorbed, "v": "[features of each
+ * window]"}, the values array as a JSON string (its text: the writer stores it as it is, without
+ * parsing and formatting each number again; featurestore/updates.py), the features per window as
+ * the group declares them (operators/engagement.py FEATURES,
  * compiled into `spec`: "s:i" a window's sum of value i; "r:i,j,..:d:scale:z" the sum of values
  * i, j, .. divided by (the sum of value d, or 1 when d is -1) * scale, correctly rounded, 0.0 when
  * that is 0 or when value z has a sum of 0).
@@ -235,7 +237,7 @@ public class SlidingTileSums extends KeyedProcessFunction<String, Row, Row> {
         StringBuilder sb = new StringBuilder(64 + 24 * nWindows * scales.length);
         sb.append("{\"g\":").append(Json.string(group)).append(",\"id\":").append(Json.string(key))
                 .append(",\"t\":").append(meta[TileWindows.AS_OF]).append(",\"n\":")
-                .append(meta[TileWindows.ABSORBED]).append(",\"v\":[");
+                .append(meta[TileWindows.ABSORBED]).append(",\"v\":\"[");
         int textFrom = 0, textTo = 0;  // the previous window's features in sb
         for (int w = 0; w < nWindows; w++) {
             int base = w * width;
@@ -265,6 +267,6 @@ public class SlidingTileSums extends KeyedProcessFunction<String, Row, Row> {
             }
             textTo = sb.length();
         }
-        return Row.of(key, sb.append("]}").toString());
+        return Row.of(key, sb.append("]\"}").toString());
     }
 }
