@@ -169,13 +169,13 @@ NUMBER_BYTES = b"0123456789.-+eE"  # every character a JSON number may have
 
 def is_number_array_text(text: str, count: int) -> bool:
     """Whether `text` has the shape of a JSON array of `count` numbers: brackets, `count` items,
-    none empty, and only the characters of numbers. WHY not a full parse: the writer stores such a
-    text as it came (the JVM formats every int and float of a numeric group), and this check is
-    what it can afford per update (0.8 us in C string methods; a typed regex took 3.9 us, parsing
-    and formatting again 2.6). It refuses the bugs a producer could make (NaN, null, a string, a
-    value too many or too few); an int written as 2.5 passes: the JVM formats ints from longs."""
-    return (text[:1] == "[" and text[-1:] == "]" and text.count(",") == count - 1 and ",," not in text
-            and text[1:2] not in ",]" and text[-2:-1] != ","
+    only the characters of numbers. WHY not a full parse: the writer stores such a text as it came
+    (the JVM formats every int and float of a numeric group), and this check is what it can afford
+    per update (about 1 us in C string methods; a typed regex took 3.9 us, parsing and formatting
+    again 2.6). It refuses the bugs a producer could make (NaN, null, a string, a value too many
+    or too few); an empty item (`1,,2`) and an int written as 2.5 pass: the JVM writes every item,
+    ints from longs."""
+    return (text.count(",") == count - 1 and text[:1] == "[" and text[-1:] == "]"
             and not text.encode().translate(None, _ARRAY_BYTES))
 
 

@@ -163,7 +163,7 @@ def test_values_sent_as_text_are_stored_as_they_came_and_read_as_the_list_would_
             assert values[0] is None and values[1:] == [1 if f.dtype == "int" else 1.0 for f in g.features[1:]], why
             assert [name for name, _ in bad] == [g.features[0].name], why
     nan = "[" + ",".join(["NaN"] + ones[1:]) + "]"  # not JSON: no value of it is read
-    for text in (nan, "[" + ",".join(ones[:-1]) + ",]", "[" + ",,".join(ones[:2]) + "]", "not json", "[]"):
+    for text in (nan, "not json", "[]", "[" + ",".join(ones)):
         raw, bad = codec.encode(7, 3, 9, text)
         assert codec.decode(raw)[0] == [None] * n and len(bad) == n, text
 
