@@ -30,7 +30,7 @@ import org.apache.flink.util.Collector;
  * within the allowed lateness (a correction). Output rows: (entity_id, update message), whenever a
  * sum changes: {"g": group, "id": entity, "t": as_of, "n": absorbed, "v": "[features of each
  * window]"}, the values array as a JSON string (its text: the writer stores it as it is, without
- * parsing and formatting each number again; featurestore/updates.py), the features per window as
+ * parsing each number; featurestore/updates.py), the features per window as
  * the group declares them (operators/engagement.py FEATURES,
  * compiled into `spec`: "s:i" a window's sum of value i; "r:i,j,..:d:scale:z" the sum of values
  * i, j, .. divided by (the sum of value d, or 1 when d is -1) * scale, correctly rounded, 0.0 when
