@@ -36,9 +36,7 @@ def writer_group(cfg: Config) -> str:
     return f"{cfg.kafka.consumer_group}-writer"
 
 
-def make_writer(cfg: Config, bounded: bool = False) -> FeatureUpdateConsumer:
-    """The feature writer service; `bounded`: beside a backfill, fetching in larger batches
-    (featurestore.writer.backfill_fetch_min_kb)."""
+def make_writer(cfg: Config) -> FeatureUpdateConsumer:
     rare_full_collections()  # this process hosts the writer (services/gc_policy.py)
     groups = groups_for(cfg)
     writer = FeatureWriter(redis_client(cfg, "writer"), groups, {g: cfg.ttl_ms(g) for g in groups})
@@ -57,8 +55,6 @@ def make_writer(cfg: Config, bounded: bool = False) -> FeatureUpdateConsumer:
         return FeatureUpdateConsumer(client_config(cfg.kafka), cfg.kafka.topics.feature_updates, writer_group(cfg), writer,
                                      batch_max=w.batch_max, poll_timeout_ms=w.poll_timeout,
                                      fetch_ahead_kb=w.fetch_ahead_kb,
-                                     fetch_min_kb=w.backfill_fetch_min_kb if bounded else None,
-                                     fetch_wait_ms=w.backfill_fetch_wait if bounded else 50,
                                      backoff_max_ms=w.retry_backoff_max, offline_log=offline_log)
     except BaseException:
         if offline_log is not None:
@@ -74,21 +70,20 @@ def make_notifier(cfg: Config):
                              f"{cfg.kafka.consumer_group}-notifier", cfg.ttl_ms("video_milestones"))
 
 
-def make_services(cfg: Config, job: str, bounded: bool = False) -> list:
+def make_services(cfg: Config, job: str) -> list:
     """The services beside the job that take its output: the feature writer; for milestones the
-    notifier instead; for spikes also the alerter; for the combined job all three. `bounded`:
-    beside a backfill."""
+    notifier instead; for spikes also the alerter; for the combined job all three."""
     if job == "features":
         from services.alerts.alerter import make_alerter
 
-        return [make_writer(cfg, bounded), make_notifier(cfg), make_alerter(cfg)]
+        return [make_writer(cfg), make_notifier(cfg), make_alerter(cfg)]
     if job == "milestones":
         return [make_notifier(cfg)]
     if job == "spikes":
         from services.alerts.alerter import make_alerter
 
-        return [make_writer(cfg, bounded), make_alerter(cfg)]
-    return [make_writer(cfg, bounded)]
+        return [make_writer(cfg), make_alerter(cfg)]
+    return [make_writer(cfg)]
 
 
 def _job_module(job: str):
@@ -214,7 +209,7 @@ def run_backfill(cfg: Config, job: str, input_path: str, uploads_path: str | Non
         if uploads_path is None:
             raise SystemExit(f"backfill {job} needs --uploads FILE (upload events, JSON lines)")
         handle = front.start(module.build(cfg, input_file=input_path, uploads_file=uploads_path))
-    services = make_services(cfg, job, bounded=True)
+    services = make_services(cfg, job)
     stop = threading.Event()
     threads = [threading.Thread(target=s.run, args=(stop,), daemon=True) for s in services]
     for thread in threads:

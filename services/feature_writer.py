@@ -32,8 +32,7 @@ log = logging.getLogger("fyp.writer")
 class FeatureUpdateConsumer:
     def __init__(self, kafka: dict, topic: str, group_id: str, writer: FeatureWriter,
                  batch_max: int = 2000, poll_timeout_ms: int = 50, backoff_max_ms: int = 5000,
-                 on_write=None, offline_log: OfflineLog | None = None, fetch_ahead_kb: int | None = None,
-                 fetch_min_kb: int | None = None, fetch_wait_ms: int = 50):
+                 on_write=None, offline_log: OfflineLog | None = None, fetch_ahead_kb: int | None = None):
         self.topic = topic
         self.writer = writer
         self.offline_log = offline_log  # every consumed update is appended after its Redis write
@@ -51,8 +50,7 @@ class FeatureUpdateConsumer:
         self._high_noted_at = 0.0
         self.name = group_id
         self.reader = PartitionReader(kafka, topic, group_id, writer.client, self._with_retry, batch_max,
-                                      poll_timeout_ms, fetch_ahead_kb, fetch_min_kb=fetch_min_kb,
-                                      fetch_wait_ms=fetch_wait_ms)
+                                      poll_timeout_ms, fetch_ahead_kb)
         stored = self.reader.stored
         if self.offline_log is not None:
             self._log_from = self.offline_log.positions

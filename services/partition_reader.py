@@ -88,13 +88,10 @@ def take_ready(consumer, most: int, timeout: float) -> list:
 
 class PartitionReader:
     def __init__(self, kafka: dict, topic: str, name: str, client, retry: Callable, batch_max: int = 2000,
-                 poll_timeout_ms: int = 50, fetch_ahead_kb: int | None = None, gap_patience_s: float = 10.0,
-                 fetch_min_kb: int | None = None, fetch_wait_ms: int = 50):
+                 poll_timeout_ms: int = 50, fetch_ahead_kb: int | None = None, gap_patience_s: float = 10.0):
         """kafka: connection settings (settings.kafka_clients.client_config); client: the Redis holding
         the positions; retry(call): the service's retry of Redis calls; fetch_ahead_kb: how much
-        the client fetches ahead of the service per partition (None: librdkafka's default);
-        fetch_min_kb / fetch_wait_ms: the broker answers a fetch once it has that much for it or
-        that time has passed (None: as soon as it has anything)."""
+        the client fetches ahead of the service per partition (None: librdkafka's default)."""
         self.kafka, self.topic, self.name = dict(kafka), topic, name
         self.batch_max, self.poll_timeout = batch_max, poll_timeout_ms / 1000
         self.stats = {"position_resets": 0, "consumer_errors": 0, "gap_rereads": 0, "offsets_skipped": 0}
@@ -104,11 +101,9 @@ class PartitionReader:
         self.incarnation = topic_id(kafka, topic)
         ahead = {} if fetch_ahead_kb is None else {"queued.max.messages.kbytes": fetch_ahead_kb,
                                                     "max.partition.fetch.bytes": fetch_ahead_kb * 1024}
-        if fetch_min_kb is not None:
-            ahead["fetch.min.bytes"] = fetch_min_kb * 1024
         self.consumer = Consumer({**kafka, "group.id": name,  # identification only: no subscribe, no commits
                                   "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                                  "fetch.wait.max.ms": fetch_wait_ms, **ahead})
+                                  "fetch.wait.max.ms": 50, **ahead})
         meta = self.consumer.list_topics(topic, timeout=30)
         self.partitions = sorted(meta.topics[topic].partitions) if topic in meta.topics else []
         if not self.partitions:

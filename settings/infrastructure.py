@@ -225,12 +225,6 @@ class WriterConfig(Section):
     # records fetched ahead of the writer, per partition (librdkafka's queued.max.messages.kbytes
     # and max.partition.fetch.bytes): bounds the writer's memory while Redis is slow
     fetch_ahead_kb: int = Field(16384, ge=1)
-    # In a backfill (nobody reads the values before it ends) the broker holds each fetch until this
-    # much is there (librdkafka's fetch.min.bytes) or backfill_fetch_wait has passed: larger
-    # batches, fewer fetches, and more versions of a key met in one batch, so fewer Redis writes
-    # (docs/benchmarks.md). A live writer fetches what is there at once: freshness first.
-    backfill_fetch_min_kb: int = Field(4096, ge=1)
-    backfill_fetch_wait: Duration = Field(300, gt=0)
 
 
 FEATURE_TTL_GROUPS = ("video_engagement", "user_interests", "region_trends", "video_milestones", "video_spikes",

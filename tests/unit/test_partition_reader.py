@@ -157,34 +157,3 @@ def test_a_partition_read_from_its_beginning_expects_its_first_offset(monkeypatc
     broker = RacingBroker({0: list(range(100, 110))}, late={(0, 100)})  # retention deleted 0-99
     reader = racing_reader(monkeypatch, broker, patience_s=3600)
     assert [o for _, o in read_all(reader, polls=10)] == list(range(100, 110))
-
-
-def test_a_backfills_writer_asks_the_broker_for_larger_fetches_and_a_live_one_does_not(monkeypatch):
-    """Beside a backfill the writer's fetches wait for featurestore.writer.backfill_fetch_min_kb
-    (or backfill_fetch_wait); a live writer's are answered as soon as anything is there."""
-    from fyp import runner
-    from settings.config import load_config
-
-    confs = []
-
-    class Redis:
-        def hgetall(self, key):
-            return {}
-
-        def register_script(self, script):
-            return None
-
-    def consumer(conf):
-        confs.append(conf)
-        return RacingBroker({0: [0]}, late=set())
-
-    monkeypatch.setattr(partition_reader, "Consumer", consumer)
-    monkeypatch.setattr(partition_reader, "topic_id", lambda kafka, topic, timeout_s=30: "id")
-    monkeypatch.setattr(runner, "redis_client", lambda *a, **k: Redis())
-    cfg = load_config(overrides={"offline.enabled": False, "featurestore.writer.backfill_fetch_min_kb": 512,
-                                 "featurestore.writer.backfill_fetch_wait": "200ms"}, env={})
-    runner.make_writer(cfg)
-    runner.make_writer(cfg, bounded=True)
-    live, backfill = confs
-    assert "fetch.min.bytes" not in live and live["fetch.wait.max.ms"] == 50
-    assert backfill["fetch.min.bytes"] == 512 * 1024 and backfill["fetch.wait.max.ms"] == 200
