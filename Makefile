@@ -52,16 +52,22 @@ cluster-down:
 demo: up
 	$(FYP) --config $(CONFIG) demo
 
+# Two test processes (pytest-xdist), each with its own broker and Redis, a test file at a time:
+# the tests wait on outages, paced streams and the JVM's start (planning uses one core), and
+# the other process fills those waits (docs/testing.md: 1,298 s for tests/integration alone,
+# 819 s with two).
+PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
+
 # The default run (and CI's): every test, crash, restart, outage and savepoint tests included.
 # test-fast leaves out the `long` ones (the crash, restart and outage tests) while working.
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 tests
+	$(PYTEST) --durations=15 tests
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not long" tests
+	$(PYTEST) -m "not long" tests
 
 test-unit: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
+	$(PYTEST) tests/unit
 
 bench: up
 	$(BIN)/python -m bench.floor --config $(CONFIG)
