@@ -4,6 +4,7 @@ project started (checked by pid file and command line)."""
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -116,10 +117,42 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+# Ports free_port hands out: below the kernel's ephemeral range, from here up
+FREE_PORTS_FROM = 10_000
+_given: set[int] = set()  # by free_port in this process
+
+
+def free_port_range() -> range:
+    """The loopback ports free_port chooses from: FREE_PORTS_FROM up to the kernel's ephemeral range.
+    WHY not the kernel's own choice (a bind to port 0): that is an ephemeral port, from the range
+    the kernel also hands out as the local port of every outgoing connection (each Kafka, Redis and
+    Flink client here makes many), so one of them could take the port before the service bound it,
+    in this process or in another test process beside it."""
+    try:
+        ephemeral_from = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_from = 32_768  # Linux's default
+    return range(FREE_PORTS_FROM, max(ephemeral_from, FREE_PORTS_FROM + 1_000))
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port no socket is bound to now, for a service started next: at random from
+    free_port_range, never the same one twice in a process (a service given a port may not have
+    bound it yet)."""
+    ports = free_port_range()
+    rng = random.SystemRandom()  # two test processes must not draw the same sequence
+    for _ in range(1_000):
+        port = rng.choice(ports)
+        if port in _given:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _given.add(port)
+        return port
+    raise ServiceError(f"no free loopback port in {min(ports)}-{max(ports)} after 1,000 tries")
 
 
 def _alive_pid(svc: Service, state_dir: Path) -> int | None:
