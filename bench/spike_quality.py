@@ -12,6 +12,10 @@ Writes bench/results/spike_quality.json.
 
     python -m bench.spike_quality [--config C] [--sizes 1k,10k,100k] [--seed 1]
                                   [--dispersion 30] [--drift-per-hour 0.15]
+                                  [--news-event-at HOURS [--news-event-lift 0.5]]
+
+`--news-event-at`: three quarters of the spikes start within 12 hours after one moment (or before
+the traffic ends) and the platform's ordinary traffic rises meanwhile, as around a news event.
 """
 from __future__ import annotations
 
@@ -67,15 +71,21 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--dispersion", type=float, help="gamma shape of the per video-minute noise (default 30)")
     ap.add_argument("--drift-per-hour", type=float, help="drift of log popularity per hour (default 0.15)")
+    ap.add_argument("--news-event-at", type=float,
+                    help="hours after the start: a news event clusters the spikes after it (default: none)")
+    ap.add_argument("--news-event-lift", type=float,
+                    help="the platform's ordinary traffic rises by this share during the event (default 0.5)")
     ap.add_argument("--out", default=str(RESULTS / "spike_quality.json"))
     args = ap.parse_args()
     cfg = load_config(args.config)
     rules = SpikeRules.from_config(cfg.spikes)
     result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
               "config": cfg.source, "seed": args.seed, "sizes": {}}
+    traffic = {k: v for k, v in (("dispersion", args.dispersion), ("drift_per_hour", args.drift_per_hour),
+                                 ("event_at_hours", args.news_event_at), ("event_lift", args.news_event_lift))
+               if v is not None}
+    result["traffic"] = traffic  # what differs from CountTrafficSpec's defaults
     for name in args.sizes.split(","):
-        traffic = {k: v for k, v in (("dispersion", args.dispersion), ("drift_per_hour", args.drift_per_hour))
-                   if v is not None}
         result["sizes"][name] = run_size(name, rules, cfg.alerts.cooldown, args.seed, **traffic)
         print(name, result["sizes"][name], flush=True)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)

@@ -14,6 +14,9 @@ the platform's mean views per active video:
 - spread: a quarter of the peak in one region for 10 to 20 minutes, then the peak in five;
 - upload: a video uploaded at the onset takes off within 5 minutes (an ordinary upload grows into
   its popularity over 1 to 4 hours).
+A news event (`event_at_hours`, off by default) clusters the spikes as one does in real traffic:
+`event_share` of them start within `event_hours` after it, and the platform's ordinary traffic
+rises by `event_lift` (reached in 30 minutes, held for those hours, gone 2 hours later).
 A label's `ref_ms` is the start of the first minute in which the video's views exceed ten times
 its baseline (`baseline_views`: its expected views per minute without the spike, at the onset;
 counted as at least one).
@@ -45,6 +48,10 @@ class CountTrafficSpec:
     spikes_per_day: float = 24.0
     peak_multiple: tuple = (5.0, 50.0)  # spike peak / platform mean views per active video
     spike_minutes: tuple = (30, 90)  # how long the peak holds
+    event_at_hours: float | None = None  # a news event this long after the start; None: none
+    event_share: float = 0.75  # of the spikes, the share whose onsets follow the event
+    event_hours: float = 12.0  # within this long after it
+    event_lift: float = 0.5  # the platform's ordinary traffic rises by this share meanwhile
 
 
 @dataclass
@@ -84,6 +91,15 @@ def _season(minutes_ms: np.ndarray, spec: CountTrafficSpec) -> np.ndarray:
     return daily * weekly
 
 
+def _event_lift(t: np.ndarray, spec: CountTrafficSpec) -> np.ndarray:
+    """Per minute, the factor on the platform's ordinary traffic (1 without a news event)."""
+    if spec.event_at_hours is None:
+        return np.ones(len(t))
+    since = t - spec.event_at_hours * 60
+    held = spec.event_hours * 60
+    return 1.0 + spec.event_lift * np.clip(since / 30, 0, 1) * np.clip(1 - (since - held) / 120, 0, 1)
+
+
 def generate_counts(spec: CountTrafficSpec) -> CountTraffic:
     rng = np.random.default_rng(spec.seed)
     n_min = int(spec.hours * 60)
@@ -108,7 +124,7 @@ def generate_counts(spec: CountTrafficSpec) -> CountTraffic:
     grow[spec.videos:] = rng.uniform(60, 240, size=n_up)
     reach = np.clip((np.arange(n_min)[None, :] - born[:, None] + 1) / grow[:, None], 0, 1) ** 2
     w = np.exp(logw) * reach
-    total = spec.rate * 60 * _season(minutes, spec)
+    total = spec.rate * 60 * _season(minutes, spec) * _event_lift(np.arange(n_min), spec)
     lam = w / w.sum(axis=0, keepdims=True) * total[None, :]
     noise = rng.gamma(spec.dispersion, 1.0 / spec.dispersion, size=lam.shape) if spec.dispersion else 1.0
     counts = rng.poisson(lam * noise)
@@ -121,9 +137,13 @@ def generate_counts(spec: CountTrafficSpec) -> CountTraffic:
     obscure = np.argsort(lam.mean(axis=1))[: max(1, (spec.videos * 3) // 4)]  # the quieter three quarters
     obscure = obscure[born[obscure] == 0]
     t = np.arange(n_min)
+    clustered = round(spec.event_share * n_spikes) if spec.event_at_hours is not None else 0
     for k in range(n_spikes):
         shape = SHAPES[k % len(SHAPES)]
         onset = int(rng.integers(120, max(121, n_min - 60)))  # two hours of history before any onset
+        if k < clustered:  # drawn after the draw above, so that traffic without an event stays as it was
+            event = max(120, int(spec.event_at_hours * 60))
+            onset = int(rng.integers(event, max(event + 1, min(event + int(spec.event_hours * 60), n_min - 60))))
         hold = int(rng.integers(*spec.spike_minutes))
         peak = math.exp(rng.uniform(*np.log(spec.peak_multiple))) * active_mean[onset]
         if shape == "upload":

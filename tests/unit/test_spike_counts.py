@@ -2,6 +2,8 @@
 and the alert scoring it is judged with (anomaly/spike_eval.py)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from anomaly.spike_eval import alert_quality
@@ -46,3 +48,16 @@ def test_alert_quality_counts_recall_delays_false_alerts_and_cooldown():
     assert q["recall"] == 1.0 and q["delay_min_median"] == 3.0 and q["delay_from_10x_min_median"] == 2.0
     assert q["false_alerts"] == 2 and q["false_alerts_per_day"] == 4.0  # b's second alert is in its cooldown
     assert alert_quality(noise, labels, 12.0)["false_alerts"] == 3 and alert_quality([], labels, 1)["recall"] == 0
+
+
+def test_a_news_event_clusters_the_spikes_and_lifts_the_platform():
+    event = replace(SPEC, event_at_hours=2.0, event_hours=3.0, event_lift=0.5)
+    t, quiet = generate_counts(event), generate_counts(SPEC)
+    onsets = [(lab["onset_ms"] - t.minutes[0]) // 60_000 for lab in t.labels]
+    assert sum(120 <= o < 300 for o in onsets) >= round(0.75 * len(t.labels)) > 0
+    # ordinary videos (no spike in either run) an hour into the event: the lift on the same traffic
+    spiked = {lab["video_id"] for lab in t.labels + quiet.labels}
+    rows = [i for i, v in enumerate(t.video_ids[: SPEC.videos]) if v not in spiked]
+    during, before = slice(180, 270), slice(0, 110)
+    assert 1.4 < t.counts[rows, during].sum() / quiet.counts[rows, during].sum() < 1.6
+    assert 0.95 < t.counts[rows, before].sum() / quiet.counts[rows, before].sum() < 1.05  # before it: none
