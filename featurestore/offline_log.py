@@ -141,7 +141,7 @@ class OfflineLog:
 
     @property
     def positions(self) -> dict[str, int]:
-        """The committed positions ("topic:partition" -> next offset): every message below them is
+        """The committed positions ("topic@topic id:partition" -> next offset): every message below them is
         in a committed file (or was undecodable), and none at or above them is."""
         return dict(self._manifest["positions"])
 

@@ -4,7 +4,7 @@ Starlette on uvicorn. Each worker process has its own FeatureClient (pool, cache
 
     POST /v1/features            {"videos": [...], "video_features": [...], "user": "u1",
                                   "user_features": [...], "region": "US", "region_features": [...]}
-                                 -> FeatureResponse.to_json(): values, as_of, age_ms, source per
+                                 -> FeatureResponse.to_json(): features, as_of, age_ms, source per
                                     group, missing, degraded, error, fallback_videos
     GET  /v1/features/{entity}?ids=a,b&features=x,y   -> {"entities": [...]} (video | user | region)
     GET  /healthz                the process serves (liveness)
