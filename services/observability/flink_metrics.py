@@ -27,8 +27,9 @@ SOURCE = re.compile(r"^Source__(\w+?)_raw\[\d+\]\.numRecordsOut$")
 SINKS = {"dead_letter_sink": "fyp_job_dead_letters_total", "late_sink": "fyp_job_late_events_total",
          "feature_update_sink": "fyp_job_feature_update_records_total"}
 SINK = re.compile(r"^(\w+?)\[\d+\]__Writer\.numRecordsIn$")
-OWN_COUNTERS = ("users_created", "users_evicted", "videos_created", "videos_evicted", "transitions",
-                "feature_updates")
+OWN_COUNTERS = ("users_created", "users_evicted",  # jobs/jvm DecayedInterests
+                "intervals", "video_minutes", "transitions",  # the spike book (jobs/spikes_fn.py)
+                "feature_updates")  # jobs/jvm UpdateBatches and the spike book
 # the jobs' own counters that are families of their own (the others: fyp_job_operator_counter_total)
 OWN_FAMILIES = {"feature_updates": "fyp_job_feature_updates_total"}
 OWN = re.compile(r"^[^.]+\.(" + "|".join(OWN_COUNTERS) + r")$")

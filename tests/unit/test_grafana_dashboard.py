@@ -141,7 +141,7 @@ def flink_rest_payloads(job_name: str, jid: str = "a1b2"):
     vertex_metrics = {
         "v-src": ["Source__engagement_raw[1].numRecordsOut", "Source__uploads_raw[2].numRecordsOut",
                   "Source__engagement_raw[1].numRecordsIn"],
-        "v-ops": ["spike_detection.transitions", "spike_detection.videos_created", "spike_detection.videos_evicted",
+        "v-ops": ["spike_detection.transitions", "spike_detection.intervals", "spike_detection.video_minutes",
                   "decayed_interests_per_user.users_created", "decayed_interests_per_user.users_evicted",
                   "feature-update-batches.feature_updates"],
         "v-sinks": ["dead_letter_sink[5]__Writer.numRecordsIn", "late_sink[6]__Writer.numRecordsIn",
