@@ -8,6 +8,10 @@ alert counts, later ones for the same label are repeats. Any other alert is fals
 given from the label's onset and, where a label has one, from its `ref_ms` (the start of the
 first interval in which the video's views exceeded ten times its baseline), to the end of the
 interval the alert was raised in.
+
+Labels of one video whose spans overlap (a second surge that starts before the first has ended)
+are one episode, scored as one label from the first onset to the last end: the video never left
+its spike in between, so no second alert can be raised for it, and on-call would see one page.
 """
 from __future__ import annotations
 
@@ -22,8 +26,24 @@ def _stats(values: list[float], prefix: str) -> dict:
             f"{prefix}_max": float(max(values)) if values else None}
 
 
+def episodes(labels: list[dict]) -> list[dict]:
+    """The labels with those of one video whose [onset, end] spans overlap merged into one (the
+    first onset and `ref_ms`, the last end), in order of video and onset."""
+    merged: list[dict] = []
+    for lab in sorted(labels, key=lambda lab: (lab["video_id"], lab["onset_ms"])):
+        last = merged[-1] if merged else None
+        if last is not None and last["video_id"] == lab["video_id"] and lab["onset_ms"] <= last["end_ms"]:
+            last["end_ms"] = max(last["end_ms"], lab["end_ms"])
+            last["ref_ms"] = last.get("ref_ms") or lab.get("ref_ms")
+            continue
+        merged.append(dict(lab))
+    return merged
+
+
 def alert_quality(transitions: list[dict], labels: list[dict], traffic_hours: float,
                   grace_ms: int = 3_600_000, cooldown_ms: int = 0) -> dict:
+    given = len(labels)
+    labels = episodes(labels)
     alerts = sorted((t for t in transitions if t["state"] == SUPER_SPIKE), key=lambda t: t["at"])
     first: dict[int, int] = {}
     last_alert: dict[str, int] = {}
@@ -43,6 +63,7 @@ def alert_quality(transitions: list[dict], labels: list[dict], traffic_hours: fl
     from_ref = [(first[i] - labels[i]["ref_ms"]) / 60_000 for i in sorted(first) if labels[i].get("ref_ms")]
     return {
         "labelled_spikes": len(labels),
+        "overlapping_labels_merged": given - len(labels),
         "detected": len(first),
         "recall": len(first) / len(labels) if labels else None,
         "missed": [labels[i]["video_id"] for i in range(len(labels)) if i not in first],

@@ -61,3 +61,17 @@ def test_a_news_event_clusters_the_spikes_and_lifts_the_platform():
     during, before = slice(180, 270), slice(0, 110)
     assert 1.4 < t.counts[rows, during].sum() / quiet.counts[rows, during].sum() < 1.6
     assert 0.95 < t.counts[rows, before].sum() / quiet.counts[rows, before].sum() < 1.05  # before it: none
+
+
+def test_overlapping_labels_of_a_video_are_one_episode():
+    labels = [{"video_id": "a", "onset_ms": 0, "ref_ms": 60_000, "end_ms": 600_000},
+              {"video_id": "a", "onset_ms": 500_000, "ref_ms": 500_000, "end_ms": 900_000},  # before the first ended
+              {"video_id": "a", "onset_ms": 5_000_000, "ref_ms": 5_000_000, "end_ms": 6_000_000},  # a later surge
+              {"video_id": "b", "onset_ms": 500_000, "ref_ms": 500_000, "end_ms": 900_000}]
+    alerts = [{"state": "super_spike", "video_id": v, "at": at} for v, at in (("a", 120_000), ("b", 560_000))]
+    q = alert_quality(alerts, labels, traffic_hours=2.0)
+    assert q["labelled_spikes"] == 3 and q["overlapping_labels_merged"] == 1
+    assert q["detected"] == 2 and q["missed"] == ["a"] and q["false_alerts"] == 0  # the later surge of a
+    assert q["delay_from_10x_min_median"] == 1.0  # a from its first label's ref, b 1 min after its own
+    q = alert_quality([*alerts, {"state": "super_spike", "video_id": "a", "at": 5_100_000}], labels, 2.0)
+    assert q["recall"] == 1.0
