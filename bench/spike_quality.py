@@ -13,6 +13,7 @@ Writes bench/results/spike_quality.json.
     python -m bench.spike_quality [--config C] [--sizes 1k,10k,100k] [--seed 1]
                                   [--dispersion 30] [--drift-per-hour 0.15]
                                   [--news-event-at HOURS [--news-event-lift 0.5]]
+                                  [--shapes step,ramp,spread,upload[,viral]]
 
 `--news-event-at`: three quarters of the spikes start within 12 hours after one moment (or before
 the traffic ends) and the platform's ordinary traffic rises meanwhile, as around a news event.
@@ -31,7 +32,7 @@ import orjson
 
 from anomaly.spike_eval import alert_quality
 from bench.engagement import RESULTS
-from fyp.generator.spike_counts import CountTrafficSpec, generate_counts
+from fyp.generator.spike_counts import ALL_SHAPES, SHAPES, CountTrafficSpec, generate_counts
 from operators import spikes
 from operators.spikes import Interval, SpikeRules
 from settings.config import load_config
@@ -75,6 +76,8 @@ def main():
                     help="hours after the start: a news event clusters the spikes after it (default: none)")
     ap.add_argument("--news-event-lift", type=float,
                     help="the platform's ordinary traffic rises by this share during the event (default 0.5)")
+    ap.add_argument("--shapes", help="the spikes' shapes, in turn, of " + ",".join(ALL_SHAPES)
+                    + " (default: " + ",".join(SHAPES) + ")")
     ap.add_argument("--out", default=str(RESULTS / "spike_quality.json"))
     args = ap.parse_args()
     cfg = load_config(args.config)
@@ -82,8 +85,11 @@ def main():
     result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
               "config": cfg.source, "seed": args.seed, "sizes": {}}
     traffic = {k: v for k, v in (("dispersion", args.dispersion), ("drift_per_hour", args.drift_per_hour),
-                                 ("event_at_hours", args.news_event_at), ("event_lift", args.news_event_lift))
+                                 ("event_at_hours", args.news_event_at), ("event_lift", args.news_event_lift),
+                                 ("shapes", tuple(args.shapes.split(",")) if args.shapes else None))
                if v is not None}
+    if not set(traffic.get("shapes", ())) <= set(ALL_SHAPES):
+        ap.error(f"--shapes: of {', '.join(ALL_SHAPES)}")
     result["traffic"] = traffic  # what differs from CountTrafficSpec's defaults
     for name in args.sizes.split(","):
         result["sizes"][name] = run_size(name, rules, cfg.alerts.cooldown, args.seed, **traffic)

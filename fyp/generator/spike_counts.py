@@ -13,7 +13,9 @@ the platform's mean views per active video:
 - ramp: linear to the peak over 10 to 30 minutes;
 - spread: a quarter of the peak in one region for 10 to 20 minutes, then the peak in five;
 - upload: a video uploaded at the onset takes off within 5 minutes (an ordinary upload grows into
-  its popularity over 1 to 4 hours).
+  its popularity over 1 to 4 hours);
+- viral (only when `shapes` names it): views double every 10 to 20 minutes, from a 64th of the
+  peak to the peak (an hour or two), as a video spreading by shares does.
 A news event (`event_at_hours`, off by default) clusters the spikes as one does in real traffic:
 `event_share` of them start within `event_hours` after it, and the platform's ordinary traffic
 rises by `event_lift` (reached in 30 minutes, held for those hours, gone 2 hours later).
@@ -29,7 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 
 MINUTE_MS = 60_000
-SHAPES = ("step", "ramp", "spread", "upload")
+SHAPES = ("step", "ramp", "spread", "upload")  # the default mix
+ALL_SHAPES = SHAPES + ("viral",)
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class CountTrafficSpec:
     spikes_per_day: float = 24.0
     peak_multiple: tuple = (5.0, 50.0)  # spike peak / platform mean views per active video
     spike_minutes: tuple = (30, 90)  # how long the peak holds
+    shapes: tuple = SHAPES  # the spikes' shapes, in turn
     event_at_hours: float | None = None  # a news event this long after the start; None: none
     event_share: float = 0.75  # of the spikes, the share whose onsets follow the event
     event_hours: float = 12.0  # within this long after it
@@ -139,13 +143,14 @@ def generate_counts(spec: CountTrafficSpec) -> CountTraffic:
     t = np.arange(n_min)
     clustered = round(spec.event_share * n_spikes) if spec.event_at_hours is not None else 0
     for k in range(n_spikes):
-        shape = SHAPES[k % len(SHAPES)]
+        shape = spec.shapes[k % len(spec.shapes)]
         onset = int(rng.integers(120, max(121, n_min - 60)))  # two hours of history before any onset
         if k < clustered:  # drawn after the draw above, so that traffic without an event stays as it was
             event = max(120, int(spec.event_at_hours * 60))
             onset = int(rng.integers(event, max(event + 1, min(event + int(spec.event_hours * 60), n_min - 60))))
         hold = int(rng.integers(*spec.spike_minutes))
         peak = math.exp(rng.uniform(*np.log(spec.peak_multiple))) * active_mean[onset]
+        grow = 0  # minutes before the peak holds (viral only)
         if shape == "upload":
             row, base = n_vid - n_spikes + k, np.zeros(n_min)  # a row of its own: it exists from the onset
             up = np.clip((t - onset + 1) / 5, 0, 1)
@@ -155,19 +160,24 @@ def generate_counts(spec: CountTrafficSpec) -> CountTraffic:
             base = lam[row]
             ramp_len = int(rng.integers(10, 31)) if shape == "ramp" else 1
             up = np.clip((t - onset + 1) / ramp_len, 0, 1)
+            if shape == "viral":
+                doubling = float(rng.uniform(10, 20))
+                grow = int(6 * doubling)
+                up = np.where(t < onset, 0.0, np.minimum(1.0, 2.0 ** ((t - onset) / doubling - 6)))
             if shape == "spread":
                 first = int(rng.integers(10, 21))
                 up = np.where(t < onset + first, up * 0.25, up)
                 caps[row] = np.where(t >= onset + first, 5, np.where(t >= onset, 1, caps[row]))
-        up = np.where(t < onset + hold, up, np.clip(1 - (t - onset - hold) / 30, 0, 1))  # then fades in 30 min
+        held = onset + grow + hold
+        up = np.where(t < held, up, np.clip(1 - (t - held) / 30, 0, 1))  # then fades in 30 min
         season = _season(minutes, spec) / _season(minutes[onset:onset + 1], spec)
         counts[row] += rng.poisson(up * peak * season)
         over = np.nonzero((t >= onset) & (counts[row] > 10 * np.maximum(base, 1.0)))[0]
         labels.append({"video_id": ids[row], "shape": shape, "onset_ms": int(minutes[onset]),
                        "ref_ms": int(minutes[over[0]]) if len(over) else None,
-                       "end_ms": int(minutes[min(n_min - 1, onset + hold + 30)]),
+                       "end_ms": int(minutes[min(n_min - 1, held + 30)]),
                        "baseline_views": round(float(base[onset]), 3),
-                       "peak_views": int(counts[row, onset:onset + hold].max())})
+                       "peak_views": int(counts[row, onset:held].max())})
     regions = np.minimum(counts, caps)
     uploaded = np.full(n_vid, spec.start_ms - 30 * 86_400_000, dtype=np.int64)
     uploaded[spec.videos: n_vid - n_spikes] = minutes[born[spec.videos:]]

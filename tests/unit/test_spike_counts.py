@@ -75,3 +75,14 @@ def test_overlapping_labels_of_a_video_are_one_episode():
     assert q["delay_from_10x_min_median"] == 1.0  # a from its first label's ref, b 1 min after its own
     q = alert_quality([*alerts, {"state": "super_spike", "video_id": "a", "at": 5_100_000}], labels, 2.0)
     assert q["recall"] == 1.0
+
+
+def test_a_viral_spike_doubles_from_a_64th_of_its_peak():
+    t = generate_counts(replace(SPEC, shapes=("viral",)))
+    assert {lab["shape"] for lab in t.labels} == {"viral"}
+    for lab in t.labels:
+        row = t.video_ids.index(lab["video_id"])
+        onset = (lab["onset_ms"] - t.minutes[0]) // 60_000
+        half = onset + int(np.argmax(t.counts[row, onset:] >= lab["peak_views"] / 2))
+        # five doublings of 10 to 20 min before half the peak: not a step
+        assert 50 <= half - onset <= 120, (lab, half - onset)
