@@ -77,6 +77,7 @@ bench: up
 	$(BIN)/python -m bench.spikes --config $(CONFIG)
 	$(BIN)/python -m bench.spike_quality --config $(CONFIG)
 	$(BIN)/python -m bench.spike_quality --config $(CONFIG) --news-event-at 3 --out bench/results/spike_quality_news_event.json
+	$(BIN)/python -m bench.spike_quality --config $(CONFIG) --shapes viral --out bench/results/spike_quality_viral.json
 	$(BIN)/python -m bench.read_path --config $(CONFIG)
 	$(BIN)/python -m bench.writer --config $(CONFIG)
 

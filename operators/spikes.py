@@ -22,8 +22,10 @@ States (hysteresis; growth = views / expected):
                           z >= rise_z. The baseline is frozen at its value before the rise.
   rising -> super_spike   the interval's growth against the frozen baseline >= super_growth and
                           the z of all views since the rise against it >= super_z
-  rising -> normal        no super-spike within `rise_window` intervals: a slow climb; its level
-                          becomes the video's baseline
+  rising -> normal        no super-spike within `rise_window` intervals and its views over the
+                          short window less than `climb_growth` times those of rise_window
+                          intervals before: a slow climb; its level becomes the video's baseline
+                          (one that keeps doubling, as a viral video does, goes on rising)
   rising | super_spike -> normal
                           `calm_intervals` consecutive intervals under calm_growth x the frozen
                           baseline
@@ -73,13 +75,14 @@ class SpikeRules:
     half_life_ms: int = 3_600_000
     damping_floor: float = 0.1
     skip_weight: float = 2.0
+    climb_growth: float = 2.0  # a rise whose views grew this much over its last rise_window goes on
 
     @classmethod
     def from_config(cls, sp) -> "SpikeRules":
         return cls(sp.interval, sp.baseline_half_life, sp.floor_share_of_mean, sp.short_intervals,
                    sp.rise_growth, sp.rise_z, sp.super_growth, sp.super_z, sp.rise_window, sp.calm_growth,
                    sp.calm_intervals, sp.warmup_intervals, sp.history, sp.idle_ttl, sp.damping.massive_reach,
-                   sp.damping.half_life, sp.damping.floor, sp.damping.skip_weight)
+                   sp.damping.half_life, sp.damping.floor, sp.damping.skip_weight, sp.climb_growth)
 
     @property
     def alpha(self) -> float:
@@ -230,6 +233,12 @@ class SpikeBook:
         c["calm"][:n][spiking] = np.where(calm[spiking], c["calm"][:n][spiking] + 1, 0)
         ended = spiking & (c["calm"][:n] >= r.calm_intervals)
         slow = spiking & (state == 1) & (c["rise_age"][:n] >= r.rise_window) & ~ended
+        if r.climb_growth:
+            # still climbing: its views over the short window grew climb_growth-fold since rise_window
+            # ago (views a viral video gets from shares double every 10 to 20 minutes; without this it
+            # became its own new normal before it reached super_growth: bench.spike_quality --shapes viral)
+            then = self.series[:n, [(self.tick - r.rise_window - k) % r.history for k in range(r.short_intervals)]]
+            slow &= x < r.climb_growth * np.maximum(then.sum(axis=1), 1)
         if platform_views:
             # a slow climb's level (its views over the short window) is the video's new normal
             recent = self.series[:n, cols].sum(axis=1) / max(1, platform_views * r.short_intervals)

@@ -111,7 +111,8 @@ class SpikesConfig(Section):
     rise_z: float = Field(4.0, gt=0)  # ... and this z
     super_growth: float = Field(10.0, ge=1)  # rising -> super_spike at this growth against the frozen baseline ...
     super_z: float = Field(8.0, gt=0)  # ... and this z of the views since the rise
-    rise_window: int = Field(30, ge=1)  # a rise not super within this many intervals ends (a slow climb)
+    rise_window: int = Field(30, ge=1)  # a rise not super within this many intervals ends (a slow climb) ...
+    climb_growth: float = Field(2.0, ge=0)  # ... unless its views grew this much over them (0: it ends anyway)
     calm_growth: float = Field(3.0, ge=1)  # an interval under this growth is calm ...
     calm_intervals: int = Field(30, ge=1)  # ... and this many in a row end a spike
     warmup_intervals: int = Field(10, ge=1)  # a video with an unknown past shows this many first
@@ -123,6 +124,9 @@ class SpikesConfig(Section):
     def _growths(self):
         if self.calm_growth > self.super_growth or self.rise_growth > self.super_growth:
             raise ValueError("spikes need calm_growth <= super_growth and rise_growth <= super_growth")
+        if self.climb_growth and self.rise_window + self.short_intervals > self.history:
+            raise ValueError("spikes.climb_growth compares with the views of rise_window intervals before: "
+                             "it needs rise_window + short_intervals <= history")
         return self
 
 

@@ -65,3 +65,12 @@ def test_production_example_loads_without_secrets_in_it():
     assert cfg.kafka.security.protocol == "SASL_SSL" and cfg.kafka.security.sasl_username
     text = path.read_text().lower()
     assert "password:" not in text and "secret:" not in text  # secrets come from the environment only
+
+
+def test_a_climbing_rise_needs_its_views_of_rise_window_intervals_before_in_the_history(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("spikes:\n  rise_window: 58\n  history: 60\n")
+    with pytest.raises(ConfigError, match="climb_growth"):
+        load_config(p, env={})
+    p.write_text("spikes:\n  rise_window: 58\n  history: 60\n  climb_growth: 0\n")
+    assert load_config(p, env={}).spikes.rise_window == 58

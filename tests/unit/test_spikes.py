@@ -218,3 +218,16 @@ def test_rules_from_config():
     cfg = load_config(overrides={"spikes.rise_z": 5, "spikes.calm_intervals": 7, "spikes.idle_ttl": "1h"})
     rules = SpikeRules.from_config(cfg.spikes)
     assert rules.rise_z == 5 and rules.calm_intervals == 7 and rules.idle_ttl_ms == 3_600_000
+
+
+def test_a_viral_climb_goes_on_rising_until_it_is_super():
+    base = platform(240, 6000)
+    target = np.zeros(240, dtype=np.int64)
+    target[::10] = 1
+    target[100:] = np.minimum(6000, 20 * 2.0 ** (np.arange(140) / 25))  # doubles every 25 intervals
+    states = [s[:2] for s in states_of(replay(intervals(base, {"x": target}), RULES)[0], "x")]
+    assert (NORMAL, RISING) in states and (RISING, SUPER_SPIKE) in states
+    # the same climb with the rise ended after rise_window regardless: its level became the normal
+    stalled = SpikeRules(climb_growth=0.0)
+    states = [s[:2] for s in states_of(replay(intervals(base, {"x": target}), stalled)[0], "x")]
+    assert SUPER_SPIKE not in [s[1] for s in states] and (RISING, NORMAL) in states
