@@ -150,7 +150,7 @@ def generate_counts(spec: CountTrafficSpec) -> CountTraffic:
             onset = int(rng.integers(event, max(event + 1, min(event + int(spec.event_hours * 60), n_min - 60))))
         hold = int(rng.integers(*spec.spike_minutes))
         peak = math.exp(rng.uniform(*np.log(spec.peak_multiple))) * active_mean[onset]
-        grow = 0  # minutes before the peak holds (viral only)
+        climb = 0  # minutes before the peak holds (viral only)
         if shape == "upload":
             row, base = n_vid - n_spikes + k, np.zeros(n_min)  # a row of its own: it exists from the onset
             up = np.clip((t - onset + 1) / 5, 0, 1)
@@ -162,13 +162,13 @@ def generate_counts(spec: CountTrafficSpec) -> CountTraffic:
             up = np.clip((t - onset + 1) / ramp_len, 0, 1)
             if shape == "viral":
                 doubling = float(rng.uniform(10, 20))
-                grow = int(6 * doubling)
+                climb = int(6 * doubling)
                 up = np.where(t < onset, 0.0, np.minimum(1.0, 2.0 ** ((t - onset) / doubling - 6)))
             if shape == "spread":
                 first = int(rng.integers(10, 21))
                 up = np.where(t < onset + first, up * 0.25, up)
                 caps[row] = np.where(t >= onset + first, 5, np.where(t >= onset, 1, caps[row]))
-        held = onset + grow + hold
+        held = onset + climb + hold
         up = np.where(t < held, up, np.clip(1 - (t - held) / 30, 0, 1))  # then fades in 30 min
         season = _season(minutes, spec) / _season(minutes[onset:onset + 1], spec)
         counts[row] += rng.poisson(up * peak * season)
