@@ -233,12 +233,14 @@ class SpikeBook:
         c["calm"][:n][spiking] = np.where(calm[spiking], c["calm"][:n][spiking] + 1, 0)
         ended = spiking & (c["calm"][:n] >= r.calm_intervals)
         slow = spiking & (state == 1) & (c["rise_age"][:n] >= r.rise_window) & ~ended
-        if r.climb_growth:
+        if r.climb_growth and slow.any():
             # still climbing: its views over the short window grew climb_growth-fold since rise_window
             # ago (views a viral video gets from shares double every 10 to 20 minutes; without this it
-            # became its own new normal before it reached super_growth: bench.spike_quality --shapes viral)
-            then = self.series[:n, [(self.tick - r.rise_window - k) % r.history for k in range(r.short_intervals)]]
-            slow &= x < r.climb_growth * np.maximum(then.sum(axis=1), 1)
+            # became its own new normal before it reached super_growth: bench.spike_quality --shapes viral).
+            # Only the rises that would end are looked at: a few rows, not the whole book.
+            ending = np.nonzero(slow)[0]
+            then = self.series[ending][:, [(self.tick - r.rise_window - k) % r.history for k in range(r.short_intervals)]]
+            slow[ending] = x[ending] < r.climb_growth * np.maximum(then.sum(axis=1), 1)
         if platform_views:
             # a slow climb's level (its views over the short window) is the video's new normal
             recent = self.series[:n, cols].sum(axis=1) / max(1, platform_views * r.short_intervals)

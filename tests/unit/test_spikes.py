@@ -215,9 +215,11 @@ def test_state_bytes_restore_to_the_same_run_and_are_bounded():
 def test_rules_from_config():
     from settings.config import load_config
 
-    cfg = load_config(overrides={"spikes.rise_z": 5, "spikes.calm_intervals": 7, "spikes.idle_ttl": "1h"})
+    cfg = load_config(overrides={"spikes.rise_z": 5, "spikes.calm_intervals": 7, "spikes.idle_ttl": "1h",
+                                 "spikes.climb_growth": 3})
     rules = SpikeRules.from_config(cfg.spikes)
     assert rules.rise_z == 5 and rules.calm_intervals == 7 and rules.idle_ttl_ms == 3_600_000
+    assert rules.climb_growth == 3 and rules.skip_weight == cfg.spikes.damping.skip_weight
 
 
 def test_a_viral_climb_goes_on_rising_until_it_is_super():
