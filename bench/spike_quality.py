@@ -1,7 +1,7 @@
 """Spike alert quality across platform sizes, with one config: generated per-minute counts of a
 whole platform (fyp/generator/spike_counts.py: Zipf popularity with drift, daily and weekly
 curves, noise beyond Poisson, ordinary uploads, labelled super-spikes of four shapes: step, ramp,
-spread from one region, a new upload taking off) at 1K, 10K and 100K events/s, replayed through
+spread from one region, a new upload taking off) at 1, 1K, 10K and 100K events/s, replayed through
 the spike job's book (operators/spikes.py `replay`: what the job's Python step runs on each
 minute's batch of per-video counts and platform totals, which its windows compute).
 
@@ -10,7 +10,7 @@ delay from the first minute the video's views exceeded ten times its baseline (m
 from the onset, video-minutes per second of the book, peak memory of this process.
 Writes bench/results/spike_quality.json.
 
-    python -m bench.spike_quality [--config C] [--sizes 1k,10k,100k] [--seed 1]
+    python -m bench.spike_quality [--config C] [--sizes 1,1k,10k,100k] [--seed 1]
                                   [--dispersion 30] [--drift-per-hour 0.15]
                                   [--news-event-at HOURS [--news-event-lift 0.5]]
                                   [--shapes step,ramp,spread,upload[,viral]]
@@ -38,6 +38,8 @@ from operators.spikes import Interval, SpikeRules
 from settings.config import load_config
 
 SIZES = {  # events/s, catalog, hours of traffic (bounded by the replay's time on 2 cores)
+    # a quiet platform, as a small network's activity: about one view a minute per active video
+    "1": dict(rate=1, videos=10_000, hours=48.0),
     "1k": dict(rate=1_000, videos=3_000, hours=24.0),
     "10k": dict(rate=10_000, videos=10_000, hours=12.0),
     "100k": dict(rate=100_000, videos=20_000, hours=6.0, spikes_per_day=48.0),

@@ -8,8 +8,8 @@ cost is a few array operations per interval, not a Python call per video.
 A spike is judged against the video's own past and the platform, with no absolute rate, so one
 config serves a platform of 1K and of 100K events/s:
 - baseline: the video's share of the platform's views, exponentially weighted (half-life
-  `baseline_half_life` intervals, a running mean over the first ones), learnt while normal.
-  Expected views = share x the platform's views: the daily and weekly swing cancels out.
+  `baseline_half_life` intervals; a running mean over the first ones of an unknown past), learnt
+  while normal. Expected views = share x the platform's views: the daily and weekly swing cancels out.
 - floor: expected views are never below `floor_share_of_mean` x the platform's mean views per
   active video, so a jump from 0 to 3 views of an obscure video is not news at any size.
 - score: the Anscombe z of the views over the last `short_intervals` intervals against the
@@ -32,8 +32,10 @@ States (hysteresis; growth = views / expected):
 A video whose past is unknown must not page by that fact alone. A video has a zero past (so a
 surge from nothing pages) when it was uploaded less than `warmup_intervals` before the book first
 sees it, or is first seen after the book has watched the platform for `warmup_intervals` (it had
-no views in all that time; an evicted video had none for `idle_ttl`). Any other (seen in the
-book's first intervals: a fresh start over a backlog) must show `warmup_intervals` of its own.
+no views in all that time; an evicted video had none for `idle_ttl`). Its baseline then learns
+at the steady rate from its first view, as if those zeros went back as far as the baseline
+remembers. Any other (seen in the book's first intervals: a fresh start over a backlog) must show
+`warmup_intervals` of its own, learnt as a running mean.
 
 Ranking damping, while rising or super_spike: once the views since the rise reach
 `massive_reach`, the factor halves every `half_life` (down to `floor`); skips weigh `skip_weight`.
@@ -87,6 +89,12 @@ class SpikeRules:
     @property
     def alpha(self) -> float:
         return 1.0 - 0.5 ** (1.0 / self.baseline_half_life)
+
+    @property
+    def zero_past_intervals(self) -> int:
+        """Intervals a zero past counts as seen: enough that its baseline learns at `alpha` at once
+        (the running mean's 1 / (seen + 1) is no larger), and at least the warmup."""
+        return max(self.warmup_intervals, math.ceil(1.0 / self.alpha))
 
 
 def anscombe_z(x, e):
@@ -324,7 +332,11 @@ class SpikeBook:
             # no views in all that time (or none for idle_ttl, if it was evicted): its past is zeros
             zero_past = fresh | (self.stepped >= r.warmup_intervals)
             c["known"][s] = zero_past
-            c["seen"][s] = np.where(zero_past, r.warmup_intervals, 0)  # zeros for a past: a slow start
+            # a zero past is as long as the baseline remembers: its share learns at the steady rate
+            # from the first view, not as a running mean over a few intervals, which on a quiet
+            # platform (a few views a minute per video) took the first minutes of a climb as the
+            # new normal before it reached super_growth (bench.spike_quality --sizes 1)
+            c["seen"][s] = np.where(zero_past, r.zero_past_intervals, 0)
         return slots
 
     def _allocate(self, video: str) -> int:

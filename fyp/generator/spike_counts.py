@@ -7,7 +7,7 @@ The platform: `videos` videos with Zipf popularity whose log-popularity drifts a
 (`drift_per_hour`), a daily curve (`diurnal_amplitude`) and a weekly one (`weekly_amplitude`),
 per video-minute noise beyond Poisson (gamma, shape `dispersion`), and new uploads arriving all
 the time with ordinary popularity. On top, `spikes_per_day` labelled super-spikes of four shapes
-on obscure videos or new uploads, each peaking at `peak_multiple` (log-uniform in a range) times
+on obscure videos (each its own) or new uploads, each peaking at `peak_multiple` (log-uniform in a range) times
 the platform's mean views per active video:
 - step: the video jumps to its peak in one minute;
 - ramp: linear to the peak over 10 to 30 minutes;
@@ -142,6 +142,7 @@ def generate_counts(spec: CountTrafficSpec) -> CountTraffic:
     obscure = obscure[born[obscure] == 0]
     t = np.arange(n_min)
     clustered = round(spec.event_share * n_spikes) if spec.event_at_hours is not None else 0
+    spiked = set()
     for k in range(n_spikes):
         shape = spec.shapes[k % len(spec.shapes)]
         onset = int(rng.integers(120, max(121, n_min - 60)))  # two hours of history before any onset
@@ -157,6 +158,11 @@ def generate_counts(spec: CountTrafficSpec) -> CountTraffic:
             caps[row] = np.where(t >= onset, 3, 0)
         else:
             row = int(rng.choice(obscure))
+            while row in spiked and len(spiked) < len(obscure):
+                # a video of its own per spike: a second surge of one video within the alerter's
+                # cooldown would be silenced by design and scored as a miss
+                row = int(rng.choice(obscure))
+            spiked.add(row)
             base = lam[row]
             ramp_len = int(rng.integers(10, 31)) if shape == "ramp" else 1
             up = np.clip((t - onset + 1) / ramp_len, 0, 1)

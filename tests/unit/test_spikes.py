@@ -84,6 +84,25 @@ def test_the_same_surge_pages_on_a_small_and_a_large_platform_with_one_config():
         assert all(t["video_id"] == "x" for t in transitions), rate
 
 
+def test_a_climb_on_a_quiet_platform_pages_and_its_steady_traffic_does_not():
+    # about two views a minute per active video: a video the book never saw climbs from nothing
+    # to 10 views a minute in 30 minutes. Its baseline learns at the steady rate from its first
+    # view; as a running mean over a few intervals it took the climb's first minutes as its normal
+    # and never paged.
+    base = platform(300, 120, videos=300, seed=3)
+    target = np.zeros(300, dtype=np.int64)
+    target[150:220] = np.round(np.minimum(np.arange(1, 71) / 30, 1.0) * 10)
+    transitions, _, _ = replay(intervals(base, {"x": target}), RULES)
+    assert [s[1] for s in states_of(transitions, "x")] == [RISING, SUPER_SPIKE, NORMAL]
+    assert states_of(transitions, "x")[1][2] < 150 + 30  # before the climb's top
+    assert {t["video_id"] for t in transitions} == {"x"}
+    # a day of the quiet platform with noise: videos come and go, none pages
+    counts = platform(1440, 120, videos=2000, seed=6, swing=0.6)
+    counts = np.random.default_rng(7).poisson(counts * np.random.default_rng(8).gamma(5, 1 / 5, counts.shape))
+    transitions, _, _ = replay(intervals(counts), RULES)
+    assert [t for t in transitions if t["state"] == SUPER_SPIKE] == []
+
+
 def test_a_fresh_start_over_busy_videos_does_not_page_but_a_new_upload_that_takes_off_does():
     base = platform(60, 6000)
     busy = np.full(60, 2000)  # popular before the job started: first seen busy, past unknown
