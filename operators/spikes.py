@@ -154,6 +154,7 @@ class SpikeBook:
         self.tick = -1  # the rings' newest column is tick mod their length
         self.stepped = 0  # intervals stepped since the book began (restores included)
         self.dispersion = 0.0  # the platform's noise beyond Poisson: var = e + dispersion x e^2
+        self.dispersion_seen = 0  # intervals it was learnt from
         self.ids: list = []  # slot -> video id (None: free)
         self.index: dict = {}  # video id -> slot
         self.free: list = []
@@ -280,8 +281,11 @@ class SpikeBook:
 
     def _learn_dispersion(self, views: np.ndarray, expected: np.ndarray, use: np.ndarray) -> None:
         """Moment estimate of the noise beyond Poisson over the platform's normal videos
-        (E[(x - e)^2 - x] = dispersion x e^2), exponentially weighted like the baselines. Videos far
-        outside the current noise (a surge starting) are left out."""
+        (E[(x - e)^2 - x] = dispersion x e^2), exponentially weighted like the baselines, and like
+        an unknown past a running mean over the first intervals: from 0 at the steady rate, noisy
+        traffic (per-minute counts with a coefficient of variation of 1) looked Poisson for the
+        first hours after a fresh start and paged on its noise. Videos far outside the current
+        noise (a surge starting) are left out."""
         x, e = views[use].astype(np.float64), expected[use]
         if not len(x):
             return
@@ -293,7 +297,8 @@ class SpikeBook:
         if den <= 0:
             return
         estimate = max(0.0, math.fsum(((x - e) ** 2 - x).tolist()) / den)
-        self.dispersion += self.rules.alpha * (estimate - self.dispersion)
+        self.dispersion_seen += 1
+        self.dispersion += max(1.0 / self.dispersion_seen, self.rules.alpha) * (estimate - self.dispersion)
 
     def _evict(self, start: int) -> None:
         n = len(self.ids)
@@ -389,7 +394,8 @@ class SpikeBook:
             chrono = ring[live][:, [(self.tick - j) % k for j in range(k - 1, -1, -1)]] if len(live) else ring[:0]
             cols[name] = pa.FixedSizeListArray.from_arrays(pa.array(chrono.ravel()), k)
         meta = {"format": "fyp-spike-book-1", "interval": "" if self.interval is None else str(self.interval),
-                "stepped": str(self.stepped), "dispersion": repr(self.dispersion)}
+                "stepped": str(self.stepped), "dispersion": repr(self.dispersion),
+                "dispersion_seen": str(self.dispersion_seen)}
         table = pa.table(cols).replace_schema_metadata(meta)
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, table.schema, options=SNAPSHOT_IPC) as writer:
@@ -404,6 +410,8 @@ class SpikeBook:
         book.interval = int(meta["interval"]) if meta.get("interval") else None
         book.stepped = int(meta.get("stepped", 0))
         book.dispersion = float(meta.get("dispersion", 0.0))
+        # a book written before the count: its dispersion has been learning at the steady rate
+        book.dispersion_seen = int(meta.get("dispersion_seen", rules.zero_past_intervals))
         n = table.num_rows
         book.ids = table.column("video_id").to_pylist()
         book.index = {v: s for s, v in enumerate(book.ids)}

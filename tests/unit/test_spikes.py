@@ -103,6 +103,18 @@ def test_a_climb_on_a_quiet_platform_pages_and_its_steady_traffic_does_not():
     assert [t for t in transitions if t["state"] == SUPER_SPIKE] == []
 
 
+def test_the_platform_noise_is_learnt_within_the_first_half_hour_of_a_fresh_start():
+    # per-minute noise with a coefficient of variation of 0.7 (dispersion 0.5): learnt from 0 at
+    # the steady rate, the book took it for Poisson noise for hours and paged on it
+    counts = platform(240, 60_000, videos=300, seed=1)
+    counts = np.random.default_rng(11).poisson(counts * np.random.default_rng(21).gamma(2, 1 / 2, counts.shape))
+    book, learnt = SpikeBook(RULES), []
+    for iv in intervals(counts):
+        book.step(iv)
+        learnt.append(book.dispersion)
+    assert learnt[29] >= 0.5 * learnt[-1] > 0.1
+
+
 def test_a_fresh_start_over_busy_videos_does_not_page_but_a_new_upload_that_takes_off_does():
     base = platform(60, 6000)
     busy = np.full(60, 2000)  # popular before the job started: first seen busy, past unknown
