@@ -9,7 +9,8 @@ A spike is judged against the video's own past and the platform, with no absolut
 config serves a platform of 1K and of 100K events/s:
 - baseline: the video's share of the platform's views, exponentially weighted (half-life
   `baseline_half_life` intervals; a running mean over the first ones of an unknown past), learnt
-  while normal. Expected views = share x the platform's views: the daily and weekly swing cancels out.
+  while normal. Expected views = share x the platform's views: the daily and weekly swing cancels
+  out.
 - floor: expected views are never below `floor_share_of_mean` x the platform's mean views per
   active video, so a jump from 0 to 3 views of an obscure video is not news at any size.
 - score: the Anscombe z of the views over the last `short_intervals` intervals against the

@@ -7,8 +7,8 @@ The platform: `videos` videos with Zipf popularity whose log-popularity drifts a
 (`drift_per_hour`), a daily curve (`diurnal_amplitude`) and a weekly one (`weekly_amplitude`),
 per video-minute noise beyond Poisson (gamma, shape `dispersion`), and new uploads arriving all
 the time with ordinary popularity. On top, `spikes_per_day` labelled super-spikes of four shapes
-on obscure videos (each its own) or new uploads, each peaking at `peak_multiple` (log-uniform in a range) times
-the platform's mean views per active video:
+on obscure videos (each its own) or new uploads, each peaking at `peak_multiple` (log-uniform in a
+range) times the platform's mean views per active video:
 - step: the video jumps to its peak in one minute;
 - ramp: linear to the peak over 10 to 30 minutes;
 - spread: a quarter of the peak in one region for 10 to 20 minutes, then the peak in five;
