@@ -33,7 +33,8 @@ States (hysteresis; growth = views / expected):
 A video whose past is unknown must not page by that fact alone. A video has a zero past (so a
 surge from nothing pages) when it was uploaded less than `warmup_intervals` before the book first
 sees it, or is first seen after the book has watched the platform for `warmup_intervals` (it had
-no views in all that time; an evicted video had none for `idle_ttl`). Its baseline then learns
+no views in all that time; an evicted video had none for `idle_ttl`; after a silence of the whole
+platform that long the book watches afresh, as after a fresh start). Its baseline then learns
 at the steady rate from its first view, as if those zeros went back as far as the baseline
 remembers. Any other (seen in the book's first intervals: a fresh start over a backlog) must show
 `warmup_intervals` of its own, learnt as a running mean.
@@ -153,7 +154,10 @@ class SpikeBook:
         self.rules = rules
         self.interval: int | None = None  # start of the newest interval stepped
         self.tick = -1  # the rings' newest column is tick mod their length
-        self.stepped = 0  # intervals stepped since the book began (restores included)
+        # intervals stepped since the book began (restores included) or since the platform was last
+        # silent for idle_ttl
+        self.watched = 0
+        self.silent = 0  # intervals without a view on the platform just before the newest one
         self.dispersion = 0.0  # the platform's noise beyond Poisson: var = e + dispersion x e^2
         self.dispersion_seen = 0  # intervals it was learnt from
         self.ids: list = []  # slot -> video id (None: free)
@@ -174,13 +178,22 @@ class SpikeBook:
                        if (u := self.correct(v, iv.start, int(iv.views[i]))) is not None]
             return [], updates
         transitions = []
+        silence = self.silent
         if self.interval is not None:
             gap = (iv.start - self.interval) // r.interval_ms - 1
+            silence += max(0, gap)
             # empty intervals (the platform had no views); past this many nothing changes any more
             for _ in range(min(gap, max(r.history, r.calm_intervals, r.rise_window) + 1)):
                 transitions += self._advance(self.interval + r.interval_ms, None, 0, 0)[0]
             if gap > 0:
                 self.interval = iv.start - r.interval_ms
+        if iv.platform_views and silence * r.interval_ms >= r.idle_ttl_ms:
+            # the whole platform was silent for idle_ttl (an outage upstream, a night with no
+            # traffic): every video went idle and is evicted below, and the book saw nothing of
+            # them meanwhile. It watches afresh, as after a fresh start: the videos it sees first
+            # have an unknown past, not a zero one (a zero past paged on every popular video)
+            self.watched = 0
+        self.silent = 0 if iv.platform_views else silence + 1
         self._evict(iv.start)
         iv = iv.sorted()  # slots are taken in video order: the same state whatever the batch's order
         slots = self._admit(iv)
@@ -193,7 +206,7 @@ class SpikeBook:
         r, c, n = self.rules, self.c, len(self.ids)
         self.interval = start
         self.tick += 1
-        self.stepped += 1
+        self.watched += 1
         pos = self.tick % r.history
         live = self.live[:n]
         views = np.zeros(n, dtype=np.int64)
@@ -336,7 +349,7 @@ class SpikeBook:
             fresh = (uploaded != UNKNOWN_UPLOAD) & (iv.start - uploaded < r.warmup_intervals * r.interval_ms)
             # once the book has watched the platform for the warmup, a video it has not seen had
             # no views in all that time (or none for idle_ttl, if it was evicted): its past is zeros
-            zero_past = fresh | (self.stepped >= r.warmup_intervals)
+            zero_past = fresh | (self.watched >= r.warmup_intervals)
             c["known"][s] = zero_past
             # a zero past is as long as the baseline remembers: its share learns at the steady rate
             # from the first view, not as a running mean over a few intervals, which on a quiet
@@ -395,7 +408,7 @@ class SpikeBook:
             chrono = ring[live][:, [(self.tick - j) % k for j in range(k - 1, -1, -1)]] if len(live) else ring[:0]
             cols[name] = pa.FixedSizeListArray.from_arrays(pa.array(chrono.ravel()), k)
         meta = {"format": "fyp-spike-book-1", "interval": "" if self.interval is None else str(self.interval),
-                "stepped": str(self.stepped), "dispersion": repr(self.dispersion),
+                "watched": str(self.watched), "silent": str(self.silent), "dispersion": repr(self.dispersion),
                 "dispersion_seen": str(self.dispersion_seen)}
         table = pa.table(cols).replace_schema_metadata(meta)
         sink = pa.BufferOutputStream()
@@ -409,7 +422,8 @@ class SpikeBook:
         meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
         book = cls(rules, capacity=max(1024, table.num_rows))
         book.interval = int(meta["interval"]) if meta.get("interval") else None
-        book.stepped = int(meta.get("stepped", 0))
+        book.watched = int(meta.get("watched", meta.get("stepped", 0)))  # "stepped": books before silences counted
+        book.silent = int(meta.get("silent", 0))
         book.dispersion = float(meta.get("dispersion", 0.0))
         # a book written before the count: its dispersion has been learning at the steady rate
         book.dispersion_seen = int(meta.get("dispersion_seen", rules.zero_past_intervals))

@@ -130,6 +130,25 @@ def test_a_fresh_start_over_busy_videos_does_not_page_but_a_new_upload_that_take
     assert states_of(transitions, "new") == []
 
 
+def test_a_silence_of_the_whole_platform_longer_than_idle_ttl_is_a_fresh_start():
+    # three hours without a view anywhere (an outage upstream): every video is evicted, and the
+    # book saw nothing of them meanwhile; their return is not a surge from nothing
+    counts = platform(120, 6000, seed=1)
+    new = np.zeros(120, dtype=np.int64)
+    new[100:] = 2000  # uploaded after the silence, popular from its first minute: still pages
+    ivs = intervals(counts[:, :60]) + intervals(counts[:, 60:], {"new": new[60:]}, {"new": (180 + 100) * MIN},
+                                                start=(60 + 180) * MIN)
+    transitions, _, book = replay(ivs, RULES)
+    assert {t["video_id"] for t in transitions} == {"new"}
+    assert states_of(transitions, "new")[0][1:] == (SUPER_SPIKE, 180 + 100)
+    # the same through a restore in the middle of the silence's aftermath
+    book = SpikeBook(RULES)
+    for iv in ivs[:61]:
+        book.step(iv)
+    book = SpikeBook.from_bytes(RULES, book.to_bytes())
+    assert [t for iv in ivs[61:] for t in book.step(iv)[0]] == transitions
+
+
 def test_a_busy_video_after_its_warmup_pages_on_a_surge():
     base = platform(60, 6000)
     busy = np.full(60, 200)
