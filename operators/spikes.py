@@ -34,10 +34,10 @@ A video whose past is unknown must not page by that fact alone. A video has a ze
 surge from nothing pages) when it was uploaded less than `warmup_intervals` before the book first
 sees it, or is first seen after the book has watched the platform for `warmup_intervals` (it had
 no views in all that time; an evicted video had none for `idle_ttl`; after a silence of the whole
-platform that long the book watches afresh, as after a fresh start). Its baseline then learns
-at the steady rate from its first view, as if those zeros went back as far as the baseline
-remembers. Any other (seen in the book's first intervals: a fresh start over a backlog) must show
-`warmup_intervals` of its own, learnt as a running mean.
+platform that evicted every video the book watches afresh, as after a fresh start). Its baseline
+then learns at the steady rate from its first view, as if those zeros went back as far as the
+baseline remembers. Any other (seen in the book's first intervals: a fresh start over a backlog)
+must show `warmup_intervals` of its own, learnt as a running mean.
 
 Ranking damping, while rising or super_spike: once the views since the rise reach
 `massive_reach`, the factor halves every `half_life` (down to `floor`); skips weigh `skip_weight`.
@@ -157,7 +157,9 @@ class SpikeBook:
         # intervals stepped since the book began (restores included) or since the platform was last
         # silent for idle_ttl
         self.watched = 0
-        self.silent = 0  # intervals without a view on the platform just before the newest one
+        # consecutive intervals without a view on the platform, up to and including the newest (the
+        # job sends only intervals with views, so there its silences are the gaps between them)
+        self.silent = 0
         self.dispersion = 0.0  # the platform's noise beyond Poisson: var = e + dispersion x e^2
         self.dispersion_seen = 0  # intervals it was learnt from
         self.ids: list = []  # slot -> video id (None: free)
@@ -187,9 +189,10 @@ class SpikeBook:
                 transitions += self._advance(self.interval + r.interval_ms, None, 0, 0)[0]
             if gap > 0:
                 self.interval = iv.start - r.interval_ms
-        if iv.platform_views and silence * r.interval_ms >= r.idle_ttl_ms:
-            # the whole platform was silent for idle_ttl (an outage upstream, a night with no
-            # traffic): every video went idle and is evicted below, and the book saw nothing of
+        # its videos' last views are at least silence + 1 intervals old: all of them go below
+        if iv.platform_views and (silence + 1) * r.interval_ms >= r.idle_ttl_ms:
+            # the whole platform was silent so long (an outage upstream, a night with no
+            # traffic) that every video went idle and is evicted below, and the book saw nothing of
             # them meanwhile. It watches afresh, as after a fresh start: the videos it sees first
             # have an unknown past, not a zero one (a zero past paged on every popular video)
             self.watched = 0
@@ -409,6 +412,7 @@ class SpikeBook:
             cols[name] = pa.FixedSizeListArray.from_arrays(pa.array(chrono.ravel()), k)
         meta = {"format": "fyp-spike-book-1", "interval": "" if self.interval is None else str(self.interval),
                 "watched": str(self.watched), "silent": str(self.silent), "dispersion": repr(self.dispersion),
+                "stepped": str(self.watched),  # what a build before "watched" reads, should it be rolled back to
                 "dispersion_seen": str(self.dispersion_seen)}
         table = pa.table(cols).replace_schema_metadata(meta)
         sink = pa.BufferOutputStream()
@@ -425,8 +429,9 @@ class SpikeBook:
         book.watched = int(meta.get("watched", meta.get("stepped", 0)))  # "stepped": books before silences counted
         book.silent = int(meta.get("silent", 0))
         book.dispersion = float(meta.get("dispersion", 0.0))
-        # a book written before the count: its dispersion has been learning at the steady rate
-        book.dispersion_seen = int(meta.get("dispersion_seen", rules.zero_past_intervals))
+        # a book written before the count: it learnt the noise for at most as many intervals as it
+        # stepped, at the steady rate once that is as long as the baseline remembers
+        book.dispersion_seen = int(meta.get("dispersion_seen", min(book.watched, rules.zero_past_intervals)))
         n = table.num_rows
         book.ids = table.column("video_id").to_pylist()
         book.index = {v: s for s, v in enumerate(book.ids)}

@@ -3,6 +3,7 @@ uploads, hysteresis, calm-down without views, damping, corrections, eviction, st
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from operators.spikes import (NORMAL, RISING, SUPER_SPIKE, UNKNOWN_UPLOAD, Interval, SpikeBook, SpikeRules,
@@ -130,23 +131,46 @@ def test_a_fresh_start_over_busy_videos_does_not_page_but_a_new_upload_that_take
     assert states_of(transitions, "new") == []
 
 
-def test_a_silence_of_the_whole_platform_longer_than_idle_ttl_is_a_fresh_start():
-    # three hours without a view anywhere (an outage upstream): every video is evicted, and the
-    # book saw nothing of them meanwhile; their return is not a surge from nothing
+@pytest.mark.parametrize("silent_minutes", [119, 180])
+def test_a_silence_of_the_whole_platform_as_long_as_idle_ttl_is_a_fresh_start(silent_minutes):
+    # no view anywhere (an outage upstream) until every video is evicted (119 empty minutes: the
+    # last views are 120 minutes old when the platform's next interval comes); the book saw
+    # nothing of them meanwhile, so their return is not a surge from nothing
     counts = platform(120, 6000, seed=1)
     new = np.zeros(120, dtype=np.int64)
     new[100:] = 2000  # uploaded after the silence, popular from its first minute: still pages
-    ivs = intervals(counts[:, :60]) + intervals(counts[:, 60:], {"new": new[60:]}, {"new": (180 + 100) * MIN},
-                                                start=(60 + 180) * MIN)
-    transitions, _, book = replay(ivs, RULES)
+    after = 60 + silent_minutes
+    ivs = intervals(counts[:, :60]) + intervals(counts[:, 60:], {"new": new[60:]}, {"new": (after + 40) * MIN},
+                                                start=after * MIN)
+    transitions, _, _ = replay(ivs, RULES)
     assert {t["video_id"] for t in transitions} == {"new"}
-    assert states_of(transitions, "new")[0][1:] == (SUPER_SPIKE, 180 + 100)
-    # the same through a restore in the middle of the silence's aftermath
-    book = SpikeBook(RULES)
-    for iv in ivs[:61]:
-        book.step(iv)
+    assert states_of(transitions, "new")[0][1:] == (SUPER_SPIKE, after + 40)
+    # the same when the silence comes as intervals without views, through a restore in the middle
+    empty = [Interval(m * MIN, [], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64),
+                      np.zeros(0, dtype=np.int64), 0, 0) for m in range(60, after)]
+    book, seen = SpikeBook(RULES), []
+    for iv in ivs[:60] + empty[:50]:
+        seen += book.step(iv)[0]
     book = SpikeBook.from_bytes(RULES, book.to_bytes())
-    assert [t for iv in ivs[61:] for t in book.step(iv)[0]] == transitions
+    assert book.silent == 50
+    seen += [t for iv in empty[50:] + ivs[60:] for t in book.step(iv)[0]]
+    assert seen == transitions
+
+
+def test_a_book_written_before_the_watch_and_noise_counts_restores():
+    base = platform(30, 6000, seed=2)
+    book = SpikeBook(RULES)
+    for iv in intervals(base):
+        book.step(iv)
+    table = pa.ipc.open_stream(book.to_bytes()).read_all()
+    meta = {k.decode(): v.decode() for k, v in table.schema.metadata.items()}
+    old = {k: meta[k] for k in ("format", "interval", "dispersion")} | {"stepped": "30"}
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema.with_metadata(old)) as writer:
+        writer.write_table(table.replace_schema_metadata(old))
+    restored = SpikeBook.from_bytes(RULES, sink.getvalue().to_pybytes())
+    assert (restored.watched, restored.silent, restored.dispersion_seen) == (30, 0, 30)
+    assert restored.dispersion == book.dispersion and len(restored) == len(book)
 
 
 def test_a_busy_video_after_its_warmup_pages_on_a_surge():
