@@ -154,8 +154,8 @@ class SpikeBook:
         self.rules = rules
         self.interval: int | None = None  # start of the newest interval stepped
         self.tick = -1  # the rings' newest column is tick mod their length
-        # intervals stepped since the book began (restores included) or since the platform was last
-        # silent for idle_ttl
+        # intervals stepped since the book began (restores included) or since the last silence of the
+        # whole platform that evicted every video (step)
         self.watched = 0
         # consecutive intervals without a view on the platform, up to and including the newest (the
         # job sends only intervals with views, so there its silences are the gaps between them)
